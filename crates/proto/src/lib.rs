@@ -1,0 +1,31 @@
+//! Wire types between Hearth clients and `hearth-server`.
+//!
+//! Signalling travels as JSON text frames over a WebSocket. Every frame carries the
+//! protocol version in `v` and its kind in `type`, for example
+//! `{"v":1,"type":"invite","call_id":"…","callee":"bob"}`. The HTTP token endpoint
+//! follows OAuth 2.0 (RFC 6749). `docs/protocol.md` describes the exchange.
+
+pub mod oauth;
+pub mod signal;
+
+pub use signal::{
+    CallId, ClientFrame, ClientMessage, ErrorCode, IceCandidate, ServerFrame, ServerMessage,
+};
+
+/// Version of the signalling protocol that this crate speaks.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Maximum size in bytes of one signalling frame. An SDP offer with many
+/// candidates stays well below it.
+pub const MAX_FRAME_BYTES: usize = 64 * 1024;
+
+/// Path of the OAuth 2.0 token endpoint.
+pub const TOKEN_PATH: &str = "/oauth/token";
+
+/// Path of the signalling WebSocket. It takes the access token as a bearer token
+/// in the `Authorization` header.
+pub const SIGNAL_PATH: &str = "/api/v1/signal";
+
+/// Path of the health check, which returns `200 OK` with no authentication.
+pub const HEALTH_PATH: &str = "/healthz";
+pub use signal::CallMedia;
