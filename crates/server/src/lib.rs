@@ -1,1 +1,20 @@
+//! `hearth-server`: accounts, OAuth 2.0 tokens and call signalling over HTTPS.
+//!
+//! [`start`] runs a server on the current tokio runtime. The `hearth-server` binary
+//! and the tests use it, and so does `hearth demo`, which embeds a server.
 
+pub mod accounts;
+pub mod config;
+mod db;
+mod http;
+mod secret;
+mod server;
+pub mod signal;
+mod tls;
+mod tokens;
+
+pub use accounts::{AccountError, Accounts, UserSummary};
+pub use config::{Config, ConfigError};
+pub use http::REVOKE_PATH;
+pub use secret::Secret;
+pub use server::{RunningServer, install_crypto_provider, start};

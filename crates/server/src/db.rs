@@ -1,0 +1,112 @@
+//! SQLite storage: opening the database and applying migrations.
+
+use std::path::Path;
+use std::time::Duration;
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
+
+/// File name of the database inside the data directory.
+pub const DATABASE_FILE: &str = "hearth.db";
+
+/// How long a statement waits for another connection's write lock before it fails
+/// with `SQLITE_BUSY`.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Forward-only migrations, applied in order. Each entry runs once and its version
+/// is recorded in `schema_migrations`. Never edit or reorder a released entry: add a
+/// new one instead.
+const MIGRATIONS: &[(i64, &str)] = &[(
+    1,
+    "CREATE TABLE users (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        password_hash TEXT NOT NULL,
+        disabled INTEGER NOT NULL DEFAULT 0,
+        created_at INTEGER NOT NULL
+    );
+    CREATE TABLE refresh_tokens (
+        token_hash BLOB PRIMARY KEY,
+        user_id INTEGER NOT NULL REFERENCES users(id),
+        family_id TEXT NOT NULL,
+        expires_at INTEGER NOT NULL,
+        revoked INTEGER NOT NULL DEFAULT 0,
+        replaced_by BLOB,
+        created_at INTEGER NOT NULL
+    );
+    CREATE INDEX refresh_tokens_family ON refresh_tokens(family_id);
+    CREATE INDEX refresh_tokens_user ON refresh_tokens(user_id);
+    CREATE TABLE access_tokens (
+        token_hash BLOB PRIMARY KEY,
+        user_id INTEGER NOT NULL REFERENCES users(id),
+        family_id TEXT NOT NULL,
+        expires_at INTEGER NOT NULL,
+        revoked INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX access_tokens_family ON access_tokens(family_id);
+    CREATE INDEX access_tokens_user ON access_tokens(user_id);",
+)];
+
+/// Opens (creating if missing) `hearth.db` in `data_dir` and applies pending
+/// migrations.
+pub async fn open(data_dir: &Path) -> anyhow::Result<SqlitePool> {
+    use anyhow::Context as _;
+
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("failed to create data directory {}", data_dir.display()))?;
+    let path = data_dir.join(DATABASE_FILE);
+    let options = SqliteConnectOptions::new()
+        .filename(&path)
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .busy_timeout(BUSY_TIMEOUT)
+        .foreign_keys(true);
+    let pool = SqlitePoolOptions::new()
+        .max_connections(4)
+        .connect_with(options)
+        .await
+        .with_context(|| format!("failed to open database {}", path.display()))?;
+    migrate(&pool)
+        .await
+        .with_context(|| format!("failed to migrate database {}", path.display()))?;
+    Ok(pool)
+}
+
+async fn migrate(pool: &SqlitePool) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (
+            version INTEGER PRIMARY KEY,
+            applied_at INTEGER NOT NULL
+        )",
+    )
+    .execute(pool)
+    .await?;
+
+    for &(version, sql) in MIGRATIONS {
+        let mut tx = pool.begin().await?;
+        let applied: Option<(i64,)> =
+            sqlx::query_as("SELECT version FROM schema_migrations WHERE version = ?")
+                .bind(version)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if applied.is_some() {
+            continue;
+        }
+        sqlx::raw_sql(sql).execute(&mut *tx).await?;
+        sqlx::query("INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)")
+            .bind(version)
+            .bind(unix_now())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        tracing::info!(version, "applied database migration");
+    }
+    Ok(())
+}
+
+/// Current time in whole seconds since the Unix epoch.
+pub fn unix_now() -> i64 {
+    let since_epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    i64::try_from(since_epoch.as_secs()).unwrap_or(i64::MAX)
+}

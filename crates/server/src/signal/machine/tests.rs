@@ -1,0 +1,367 @@
+use std::collections::HashSet;
+
+use hearth_proto::IceCandidate;
+
+use super::*;
+
+const ALICE: ConnId = ConnId(1);
+const BOB: ConnId = ConnId(2);
+const CAROL: ConnId = ConnId(3);
+
+struct Users(HashSet<&'static str>);
+
+impl Directory for Users {
+    fn user_exists(&self, name: &str) -> bool {
+        self.0.contains(name)
+    }
+}
+
+fn users() -> Users {
+    Users(["alice", "bob", "carol", "dave"].into_iter().collect())
+}
+
+fn online() -> Signalling {
+    let mut signalling = Signalling::new();
+    signalling.connect(ALICE, "alice");
+    signalling.connect(BOB, "bob");
+    signalling.connect(CAROL, "carol");
+    signalling
+}
+
+fn send(signalling: &mut Signalling, from: ConnId, message: ClientMessage) -> Vec<Outgoing> {
+    signalling.handle(from, message, &users())
+}
+
+fn invite(signalling: &mut Signalling, from: ConnId, callee: &str) -> (CallId, Vec<Outgoing>) {
+    let call_id = CallId::new_v4();
+    let message = ClientMessage::Invite {
+        call_id,
+        callee: callee.to_owned(),
+        media: CallMedia::Video,
+    };
+    (call_id, send(signalling, from, message))
+}
+
+fn active_call(signalling: &mut Signalling) -> CallId {
+    let (call_id, _) = invite(signalling, ALICE, "bob");
+    send(signalling, BOB, ClientMessage::Accept { call_id });
+    call_id
+}
+
+fn error_code(out: &[Outgoing]) -> Option<ErrorCode> {
+    match out {
+        [Outgoing {
+            message: ServerMessage::Error { code, .. },
+            ..
+        }] => Some(*code),
+        _ => None,
+    }
+}
+
+#[test]
+fn connect_sends_hello() {
+    let mut signalling = Signalling::new();
+    let out = signalling.connect(ALICE, "alice");
+    let hello = ServerMessage::Hello {
+        user: "alice".into(),
+        protocol_version: hearth_proto::PROTOCOL_VERSION,
+    };
+    assert_eq!(out, vec![Outgoing { to: ALICE, message: hello }]);
+}
+
+#[test]
+fn ping_returns_pong_to_sender() {
+    let mut signalling = online();
+    let out = send(&mut signalling, ALICE, ClientMessage::Ping { nonce: 7 });
+    let pong = ServerMessage::Pong { nonce: 7 };
+    assert_eq!(out, vec![Outgoing { to: ALICE, message: pong }]);
+}
+
+#[test]
+fn invite_sends_incoming_to_callee() {
+    let mut signalling = online();
+    let (call_id, out) = invite(&mut signalling, ALICE, "bob");
+    let incoming = ServerMessage::Incoming {
+        call_id,
+        caller: "alice".into(),
+        media: CallMedia::Video,
+    };
+    assert_eq!(out, vec![Outgoing { to: BOB, message: incoming }]);
+}
+
+#[test]
+fn invite_goes_to_latest_connection() {
+    let mut signalling = online();
+    let bob_second = ConnId(9);
+    signalling.connect(bob_second, "bob");
+    let (_, out) = invite(&mut signalling, ALICE, "bob");
+    assert_eq!(out[0].to, bob_second);
+}
+
+#[test]
+fn invite_unknown_user_fails() {
+    let mut signalling = online();
+    let (_, out) = invite(&mut signalling, ALICE, "mallory");
+    assert_eq!(error_code(&out), Some(ErrorCode::UserNotFound));
+}
+
+#[test]
+fn invite_offline_user_fails() {
+    let mut signalling = online();
+    let (_, out) = invite(&mut signalling, ALICE, "dave");
+    assert_eq!(error_code(&out), Some(ErrorCode::UserOffline));
+}
+
+#[test]
+fn invite_self_fails() {
+    let mut signalling = online();
+    let (_, out) = invite(&mut signalling, ALICE, "alice");
+    assert_eq!(error_code(&out), Some(ErrorCode::SelfCall));
+}
+
+#[test]
+fn invite_busy_callee_fails() {
+    let mut signalling = online();
+    active_call(&mut signalling);
+    let (_, out) = invite(&mut signalling, CAROL, "bob");
+    assert_eq!(error_code(&out), Some(ErrorCode::UserBusy));
+}
+
+#[test]
+fn invite_ringing_callee_fails() {
+    let mut signalling = online();
+    invite(&mut signalling, ALICE, "bob");
+    let (_, out) = invite(&mut signalling, CAROL, "bob");
+    assert_eq!(error_code(&out), Some(ErrorCode::UserBusy));
+}
+
+#[test]
+fn invite_while_in_call_fails() {
+    let mut signalling = online();
+    active_call(&mut signalling);
+    let (_, out) = invite(&mut signalling, ALICE, "carol");
+    assert_eq!(error_code(&out), Some(ErrorCode::InvalidState));
+}
+
+#[test]
+fn invite_duplicate_call_id_fails() {
+    let mut signalling = online();
+    let (call_id, _) = invite(&mut signalling, ALICE, "bob");
+    let again = ClientMessage::Invite {
+        call_id,
+        callee: "carol".into(),
+        media: CallMedia::Audio,
+    };
+    let out = send(&mut signalling, ALICE, again);
+    assert_eq!(error_code(&out), Some(ErrorCode::DuplicateCall));
+}
+
+#[test]
+fn ringing_reaches_caller() {
+    let mut signalling = online();
+    let (call_id, _) = invite(&mut signalling, ALICE, "bob");
+    let out = send(&mut signalling, BOB, ClientMessage::Ringing { call_id });
+    let ringing = ServerMessage::Ringing { call_id };
+    assert_eq!(out, vec![Outgoing { to: ALICE, message: ringing }]);
+}
+
+#[test]
+fn ringing_moves_to_ringing_state() {
+    let mut signalling = online();
+    let (call_id, _) = invite(&mut signalling, ALICE, "bob");
+    send(&mut signalling, BOB, ClientMessage::Ringing { call_id });
+    assert_eq!(signalling.call_state(call_id), Some(CallState::Ringing));
+}
+
+#[test]
+fn accept_reaches_caller() {
+    let mut signalling = online();
+    let (call_id, _) = invite(&mut signalling, ALICE, "bob");
+    let out = send(&mut signalling, BOB, ClientMessage::Accept { call_id });
+    let accepted = ServerMessage::Accepted { call_id };
+    assert_eq!(out, vec![Outgoing { to: ALICE, message: accepted }]);
+}
+
+#[test]
+fn accept_by_caller_fails() {
+    let mut signalling = online();
+    let (call_id, _) = invite(&mut signalling, ALICE, "bob");
+    let out = send(&mut signalling, ALICE, ClientMessage::Accept { call_id });
+    assert_eq!(error_code(&out), Some(ErrorCode::InvalidState));
+}
+
+#[test]
+fn accept_twice_fails() {
+    let mut signalling = online();
+    let call_id = active_call(&mut signalling);
+    let out = send(&mut signalling, BOB, ClientMessage::Accept { call_id });
+    assert_eq!(error_code(&out), Some(ErrorCode::InvalidState));
+}
+
+#[test]
+fn decline_reaches_caller_and_ends_call() {
+    let mut signalling = online();
+    let (call_id, _) = invite(&mut signalling, ALICE, "bob");
+    let decline = ClientMessage::Decline {
+        call_id,
+        reason: Some("busy".into()),
+    };
+    let out = send(&mut signalling, BOB, decline);
+    let declined = ServerMessage::Declined {
+        call_id,
+        reason: Some("busy".into()),
+    };
+    assert_eq!(out, vec![Outgoing { to: ALICE, message: declined }]);
+    assert_eq!(signalling.call_state(call_id), None);
+}
+
+#[test]
+fn cancel_reaches_callee_and_ends_call() {
+    let mut signalling = online();
+    let (call_id, _) = invite(&mut signalling, ALICE, "bob");
+    let out = send(&mut signalling, ALICE, ClientMessage::Cancel { call_id });
+    let cancelled = ServerMessage::Cancelled { call_id };
+    assert_eq!(out, vec![Outgoing { to: BOB, message: cancelled }]);
+    assert_eq!(signalling.call_state(call_id), None);
+}
+
+#[test]
+fn cancel_after_accept_fails() {
+    let mut signalling = online();
+    let call_id = active_call(&mut signalling);
+    let out = send(&mut signalling, ALICE, ClientMessage::Cancel { call_id });
+    assert_eq!(error_code(&out), Some(ErrorCode::InvalidState));
+}
+
+#[test]
+fn offer_before_accept_fails() {
+    let mut signalling = online();
+    let (call_id, _) = invite(&mut signalling, ALICE, "bob");
+    let offer = ClientMessage::Offer {
+        call_id,
+        sdp: "v=0".into(),
+    };
+    let out = send(&mut signalling, ALICE, offer);
+    assert_eq!(error_code(&out), Some(ErrorCode::InvalidState));
+}
+
+#[test]
+fn offer_is_forwarded_to_callee() {
+    let mut signalling = online();
+    let call_id = active_call(&mut signalling);
+    let offer = ClientMessage::Offer {
+        call_id,
+        sdp: "v=0".into(),
+    };
+    let out = send(&mut signalling, ALICE, offer);
+    let forwarded = ServerMessage::Offer {
+        call_id,
+        sdp: "v=0".into(),
+    };
+    assert_eq!(out, vec![Outgoing { to: BOB, message: forwarded }]);
+}
+
+#[test]
+fn candidate_is_forwarded_to_caller() {
+    let mut signalling = online();
+    let call_id = active_call(&mut signalling);
+    let candidate = IceCandidate {
+        candidate: "candidate:1 1 udp 1 127.0.0.1 5000 typ host".into(),
+        sdp_mid: Some("0".into()),
+        sdp_mline_index: Some(0),
+    };
+    let message = ClientMessage::Candidate {
+        call_id,
+        candidate: candidate.clone(),
+    };
+    let out = send(&mut signalling, BOB, message);
+    let forwarded = ServerMessage::Candidate { call_id, candidate };
+    assert_eq!(out, vec![Outgoing { to: ALICE, message: forwarded }]);
+}
+
+#[test]
+fn offer_from_non_participant_fails() {
+    let mut signalling = online();
+    let call_id = active_call(&mut signalling);
+    let offer = ClientMessage::Offer {
+        call_id,
+        sdp: "v=0".into(),
+    };
+    let out = send(&mut signalling, CAROL, offer);
+    assert_eq!(error_code(&out), Some(ErrorCode::NotInCall));
+}
+
+#[test]
+fn answer_for_unknown_call_fails() {
+    let mut signalling = online();
+    let answer = ClientMessage::Answer {
+        call_id: CallId::new_v4(),
+        sdp: "v=0".into(),
+    };
+    let out = send(&mut signalling, ALICE, answer);
+    assert_eq!(error_code(&out), Some(ErrorCode::CallNotFound));
+}
+
+#[test]
+fn error_goes_to_sender_only() {
+    let mut signalling = online();
+    let out = send(&mut signalling, CAROL, ClientMessage::HangUp { call_id: CallId::new_v4() });
+    assert_eq!(out[0].to, CAROL);
+}
+
+#[test]
+fn hang_up_reaches_peer_and_ends_call() {
+    let mut signalling = online();
+    let call_id = active_call(&mut signalling);
+    let out = send(&mut signalling, BOB, ClientMessage::HangUp { call_id });
+    let hung_up = ServerMessage::HungUp { call_id };
+    assert_eq!(out, vec![Outgoing { to: ALICE, message: hung_up }]);
+    assert_eq!(signalling.call_state(call_id), None);
+}
+
+#[test]
+fn hang_up_by_caller_before_accept_cancels() {
+    let mut signalling = online();
+    let (call_id, _) = invite(&mut signalling, ALICE, "bob");
+    let out = send(&mut signalling, ALICE, ClientMessage::HangUp { call_id });
+    assert_eq!(out[0].message, ServerMessage::Cancelled { call_id });
+}
+
+#[test]
+fn disconnect_in_active_call_sends_hung_up() {
+    let mut signalling = online();
+    let call_id = active_call(&mut signalling);
+    let out = signalling.disconnect(ALICE);
+    let hung_up = ServerMessage::HungUp { call_id };
+    assert_eq!(out, vec![Outgoing { to: BOB, message: hung_up }]);
+}
+
+#[test]
+fn disconnect_while_ringing_sends_cancelled() {
+    let mut signalling = online();
+    let (call_id, _) = invite(&mut signalling, ALICE, "bob");
+    let out = signalling.disconnect(BOB);
+    let cancelled = ServerMessage::Cancelled { call_id };
+    assert_eq!(out, vec![Outgoing { to: ALICE, message: cancelled }]);
+}
+
+#[test]
+fn disconnect_frees_callee_for_new_call() {
+    let mut signalling = online();
+    active_call(&mut signalling);
+    signalling.disconnect(ALICE);
+    let (_, out) = invite(&mut signalling, CAROL, "bob");
+    assert_eq!(out[0].to, BOB);
+}
+
+#[test]
+fn other_connection_of_callee_is_not_in_call() {
+    let mut signalling = online();
+    let bob_old = ConnId(8);
+    signalling.connect(bob_old, "bob");
+    let bob_new = ConnId(9);
+    signalling.connect(bob_new, "bob");
+    let (call_id, _) = invite(&mut signalling, ALICE, "bob");
+    let out = send(&mut signalling, bob_old, ClientMessage::Accept { call_id });
+    assert_eq!(error_code(&out), Some(ErrorCode::NotInCall));
+}
