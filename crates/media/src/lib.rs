@@ -1,1 +1,19 @@
+//! Hearth's native media engine: file sources, H.264 and Opus codecs, peer
+//! connections with the `webrtc` crate, receive paths, sinks and statistics.
+//! It knows nothing about chat or the server; signalling is the caller's job.
 
+pub mod codec;
+pub mod error;
+pub mod frame;
+pub mod negotiate;
+pub mod peer;
+pub mod quality;
+pub mod receive;
+pub mod send;
+pub mod sink;
+pub mod source;
+pub mod stats;
+
+pub use error::{MediaError, Result};
+pub use frame::VideoFrame;
+pub use peer::{Candidate, MediaPeer, PeerConfig, PeerEvent, RemoteSinks, SendMedia};

@@ -1,0 +1,70 @@
+//! Errors of the media engine.
+
+use std::path::PathBuf;
+
+/// Failures of the media engine. Bad input files and bad remote SDP are errors,
+/// never panics.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum MediaError {
+    #[error("cannot open media file {path}: {source}")]
+    Open {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+
+    #[error("media file {path} is truncated: {detail}; re-export or re-copy the file")]
+    Truncated { path: PathBuf, detail: String },
+
+    #[error("media file {path} is invalid: {detail}")]
+    InvalidFile { path: PathBuf, detail: String },
+
+    #[error(
+        "Y4M file {path} uses colour space {colorspace}, which is not supported; \
+         convert it to 4:2:0, for example with `ffmpeg -i IN -pix_fmt yuv420p OUT.y4m`"
+    )]
+    UnsupportedColorSpace { path: PathBuf, colorspace: String },
+
+    #[error(
+        "H.264 file {path} contains B-frames (first at frame {frame}); WebRTC needs \
+         Constrained Baseline without B-frames, so re-encode it, for example with \
+         `ffmpeg -i IN -c:v libx264 -profile:v baseline -bf 0 OUT.264`"
+    )]
+    BFrames { path: PathBuf, frame: usize },
+
+    #[error("unsupported media file {path}: {detail}")]
+    UnsupportedFormat { path: PathBuf, detail: String },
+
+    #[error("H.264 encoder failed: {0}")]
+    H264Encode(String),
+
+    #[error("H.264 decoder failed: {0}")]
+    H264Decode(String),
+
+    #[error("Opus codec failed: {0}")]
+    Opus(#[from] opus::Error),
+
+    #[error("resampling from {from_hz} Hz to {to_hz} Hz failed: {detail}")]
+    Resample {
+        from_hz: u32,
+        to_hz: u32,
+        detail: String,
+    },
+
+    #[error("invalid SDP: {0}")]
+    InvalidSdp(String),
+
+    #[error("no common codec: {0}")]
+    NoCommonCodec(String),
+
+    #[error("peer connection failed: {0}")]
+    Peer(#[from] webrtc::error::Error),
+
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+pub type Result<T, E = MediaError> = std::result::Result<T, E>;

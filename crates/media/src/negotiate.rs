@@ -1,0 +1,1 @@
+//! Codec negotiation checks on SDP.

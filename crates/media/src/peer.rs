@@ -1,0 +1,473 @@
+//! A peer connection carrying one video and one audio stream each way, built on
+//! the `webrtc` crate.
+//!
+//! The caller creates the offer and the callee answers; candidates trickle both
+//! ways through whatever signalling the application uses. Local candidates and
+//! connection state changes arrive as [`PeerEvent`]s. Received media is decoded
+//! by the tasks in [`crate::receive`] and delivered on the channels given in
+//! [`RemoteSinks`].
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use rtc::media_stream::MediaStreamTrack;
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters,
+    RTCRtpEncodingParameters, RtpCodecKind,
+};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use webrtc::media_stream::track_local::TrackLocal;
+use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
+use webrtc::media_stream::track_local::static_sample::TrackLocalStaticSample;
+use webrtc::media_stream::track_remote::TrackRemote;
+use webrtc::peer_connection::{
+    MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler,
+    RTCConfigurationBuilder, RTCIceCandidateInit, RTCIceServer, RTCPeerConnectionIceEvent,
+    RTCPeerConnectionState, RTCSessionDescription, Registry, SettingEngineBuilder,
+    SrtpProtectionProfile, register_default_interceptors,
+};
+use webrtc::rtp_transceiver::RtpSender;
+
+use crate::error::{MediaError, Result};
+use crate::receive::{self, DecodedAudio, DecodedVideo};
+use crate::send::{self, AudioSendInfo, VideoSendInfo};
+use crate::source::VideoClip;
+use crate::source::wav::AudioClip;
+use crate::stats::{CallStats, StatsCounters};
+
+pub const MIME_TYPE_H264: &str = "video/H264";
+pub const MIME_TYPE_OPUS: &str = "audio/opus";
+
+/// Payload types offered for H.264 (Constrained Baseline, then Baseline) and Opus.
+const H264_CONSTRAINED_BASELINE_PT: u8 = 102;
+const H264_BASELINE_PT: u8 = 127;
+const OPUS_PT: u8 = 111;
+
+/// The fmtp lines offered for H.264. The encoder emits Constrained Baseline,
+/// which is also valid Baseline, so both are offered; packetization mode 1
+/// allows FU-A fragmentation and STAP-A aggregation.
+pub const H264_FMTP_CONSTRAINED_BASELINE: &str =
+    "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f";
+pub const H264_FMTP_BASELINE: &str =
+    "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42001f";
+pub const OPUS_FMTP: &str = "minptime=10;useinbandfec=1";
+
+/// Network and security settings of a peer connection.
+#[derive(Debug, Clone)]
+pub struct PeerConfig {
+    /// Local UDP addresses to gather host candidates on. A wildcard address
+    /// means every non-loopback interface, so loopback must be listed
+    /// explicitly when the peers share a machine.
+    pub udp_addrs: Vec<SocketAddr>,
+    /// STUN and TURN URLs.
+    pub ice_servers: Vec<String>,
+    /// DTLS-SRTP protection profiles to offer; `None` keeps the library default.
+    pub srtp_profiles: Option<Vec<SrtpProtectionProfile>>,
+}
+
+impl Default for PeerConfig {
+    fn default() -> Self {
+        Self {
+            udp_addrs: vec![
+                SocketAddr::from(([127, 0, 0, 1], 0)),
+                SocketAddr::from(([0, 0, 0, 0], 0)),
+            ],
+            ice_servers: Vec::new(),
+            srtp_profiles: None,
+        }
+    }
+}
+
+/// An ICE candidate as it travels through signalling (`RTCIceCandidateInit`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Candidate {
+    pub candidate: String,
+    pub sdp_mid: Option<String>,
+    pub sdp_mline_index: Option<u16>,
+}
+
+/// Something that happened on the peer connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PeerEvent {
+    /// A local candidate to send to the other peer.
+    LocalCandidate(Candidate),
+    Connected,
+    /// ICE lost the path; it may come back.
+    Disconnected,
+    /// ICE or DTLS failed, for example because the peers share no DTLS-SRTP
+    /// protection profile. The call cannot continue.
+    Failed,
+    Closed,
+}
+
+/// Which media this side sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SendMedia {
+    pub video: bool,
+    pub audio: bool,
+}
+
+/// Where decoded remote media goes. A missing sender discards that kind.
+#[derive(Debug, Default)]
+pub struct RemoteSinks {
+    pub video: Option<mpsc::Sender<DecodedVideo>>,
+    pub audio: Option<mpsc::Sender<DecodedAudio>>,
+}
+
+/// One side of a call.
+pub struct MediaPeer {
+    connection: Arc<dyn PeerConnection>,
+    events: mpsc::UnboundedReceiver<PeerEvent>,
+    stats: Arc<StatsCounters>,
+    video: Option<(Arc<TrackLocalStaticRTP>, Arc<dyn RtpSender>, u32)>,
+    audio: Option<(Arc<TrackLocalStaticSample>, Arc<dyn RtpSender>, u32)>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl MediaPeer {
+    /// Builds the peer connection and adds the local tracks. Nothing is sent
+    /// until [`start_video`](Self::start_video) and [`start_audio`](Self::start_audio).
+    pub async fn new(config: &PeerConfig, send: SendMedia, sinks: RemoteSinks) -> Result<Self> {
+        let mut media_engine = MediaEngine::default();
+        for (codec, kind) in supported_codecs() {
+            media_engine.register_codec(codec, kind)?;
+        }
+        let registry = register_default_interceptors(Registry::new(), &mut media_engine)?;
+
+        let mut setting_engine = SettingEngineBuilder::new();
+        if let Some(profiles) = &config.srtp_profiles {
+            setting_engine = setting_engine.with_srtp_protection_profiles(profiles.clone());
+        }
+        let setting_engine = setting_engine.build();
+
+        let configuration = RTCConfigurationBuilder::new()
+            .with_ice_servers(
+                config
+                    .ice_servers
+                    .iter()
+                    .map(|url| RTCIceServer {
+                        urls: vec![url.clone()],
+                        ..Default::default()
+                    })
+                    .collect(),
+            )
+            .build();
+
+        let (event_tx, events) = mpsc::unbounded_channel();
+        let stats = Arc::new(StatsCounters::default());
+        let handler = Arc::new(Handler {
+            events: event_tx,
+            stats: Arc::clone(&stats),
+            video_sink: sinks.video,
+            audio_sink: sinks.audio,
+        });
+
+        let connection = PeerConnectionBuilder::new()
+            .with_configuration(configuration)
+            .with_media_engine(media_engine)
+            .with_setting_engine(setting_engine)
+            .with_interceptor_registry(registry)
+            .with_handler(handler as Arc<dyn PeerConnectionEventHandler>)
+            .with_udp_addrs(config.udp_addrs.clone())
+            .build()
+            .await?;
+        let connection: Arc<dyn PeerConnection> = Arc::new(connection);
+
+        let mut peer = Self {
+            connection,
+            events,
+            stats,
+            video: None,
+            audio: None,
+            tasks: Vec::new(),
+        };
+        if send.video {
+            let codec = h264_codec(H264_FMTP_CONSTRAINED_BASELINE);
+            let (track, ssrc) = local_track(RtpCodecKind::Video, codec);
+            let track = Arc::new(TrackLocalStaticRTP::new(track));
+            let sender = peer
+                .connection
+                .add_track(Arc::clone(&track) as Arc<dyn TrackLocal>)
+                .await?;
+            peer.video = Some((track, sender, ssrc));
+        }
+        if send.audio {
+            let (track, ssrc) = local_track(RtpCodecKind::Audio, opus_codec());
+            let track = Arc::new(TrackLocalStaticSample::new(std::time::Instant::now(), track)?);
+            let sender = peer
+                .connection
+                .add_track(Arc::clone(&track) as Arc<dyn TrackLocal>)
+                .await?;
+            peer.audio = Some((track, sender, ssrc));
+        }
+        Ok(peer)
+    }
+
+    /// Creates the offer, sets it as the local description and returns its SDP.
+    pub async fn create_offer(&self) -> Result<String> {
+        let offer = self.connection.create_offer(None).await?;
+        let sdp = offer.sdp.clone();
+        self.connection.set_local_description(offer).await?;
+        Ok(sdp)
+    }
+
+    /// Applies the remote offer and returns the SDP of the local answer.
+    pub async fn accept_offer(&self, sdp: &str) -> Result<String> {
+        let offer = RTCSessionDescription::offer(sdp.to_owned())
+            .map_err(|err| MediaError::InvalidSdp(err.to_string()))?;
+        self.connection
+            .set_remote_description(offer)
+            .await
+            .map_err(|err| MediaError::InvalidSdp(err.to_string()))?;
+        let answer = self.connection.create_answer(None).await?;
+        let answer_sdp = answer.sdp.clone();
+        self.connection.set_local_description(answer).await?;
+        Ok(answer_sdp)
+    }
+
+    /// Applies the remote answer to our offer.
+    pub async fn set_answer(&self, sdp: &str) -> Result<()> {
+        let answer = RTCSessionDescription::answer(sdp.to_owned())
+            .map_err(|err| MediaError::InvalidSdp(err.to_string()))?;
+        self.connection
+            .set_remote_description(answer)
+            .await
+            .map_err(|err| MediaError::InvalidSdp(err.to_string()))
+    }
+
+    pub async fn add_remote_candidate(&self, candidate: Candidate) -> Result<()> {
+        let init = RTCIceCandidateInit {
+            candidate: candidate.candidate,
+            sdp_mid: candidate.sdp_mid,
+            sdp_mline_index: candidate.sdp_mline_index,
+            ..Default::default()
+        };
+        self.connection.add_ice_candidate(init).await?;
+        Ok(())
+    }
+
+    /// Waits for the next event. Returns `None` once the connection is gone.
+    pub async fn next_event(&mut self) -> Option<PeerEvent> {
+        self.events.recv().await
+    }
+
+    /// Starts sending the clip's frames in a loop for `seconds`, paced at the
+    /// clip's frame rate.
+    pub async fn start_video(
+        &mut self,
+        clip: Arc<VideoClip>,
+        seconds: f64,
+        bitrate_bps: u32,
+    ) -> Result<VideoSendInfo> {
+        let (track, sender, ssrc) = self
+            .video
+            .clone()
+            .ok_or_else(|| MediaError::NoCommonCodec("this peer sends no video".into()))?;
+        let payload_type = negotiated_payload_type(&sender, "video").await?;
+        let (info, task) = send::spawn_video(
+            track,
+            ssrc,
+            payload_type,
+            clip,
+            seconds,
+            bitrate_bps,
+            Arc::clone(&self.stats),
+        )?;
+        self.tasks.push(task);
+        Ok(info)
+    }
+
+    /// Starts sending speech as 20 ms Opus packets for `seconds`, looping the clip.
+    pub async fn start_audio(&mut self, clip: Arc<AudioClip>, seconds: f64) -> Result<AudioSendInfo> {
+        let (track, sender, ssrc) = self
+            .audio
+            .clone()
+            .ok_or_else(|| MediaError::NoCommonCodec("this peer sends no audio".into()))?;
+        let payload_type = negotiated_payload_type(&sender, "audio").await?;
+        let (info, task) = send::spawn_audio(
+            track,
+            ssrc,
+            payload_type,
+            clip,
+            seconds,
+            Arc::clone(&self.stats),
+        )?;
+        self.tasks.push(task);
+        Ok(info)
+    }
+
+    /// Waits until every started send task has sent its last frame.
+    pub async fn wait_sent(&mut self) {
+        for task in self.tasks.drain(..) {
+            if let Err(err) = task.await {
+                tracing::warn!(error = %err, "media send task failed");
+            }
+        }
+    }
+
+    pub fn stats(&self) -> CallStats {
+        self.stats.snapshot()
+    }
+
+    pub fn counters(&self) -> Arc<StatsCounters> {
+        Arc::clone(&self.stats)
+    }
+
+    /// Stops sending and closes the connection.
+    pub async fn close(mut self) {
+        for task in self.tasks.drain(..) {
+            task.abort();
+        }
+        if let Err(err) = self.connection.close().await {
+            tracing::debug!(error = %err, "closing the peer connection failed");
+        }
+    }
+}
+
+/// The codecs this engine sends and receives, in order of preference.
+pub fn supported_codecs() -> Vec<(RTCRtpCodecParameters, RtpCodecKind)> {
+    vec![
+        (
+            RTCRtpCodecParameters {
+                rtp_codec: h264_codec(H264_FMTP_CONSTRAINED_BASELINE),
+                payload_type: H264_CONSTRAINED_BASELINE_PT,
+                ..Default::default()
+            },
+            RtpCodecKind::Video,
+        ),
+        (
+            RTCRtpCodecParameters {
+                rtp_codec: h264_codec(H264_FMTP_BASELINE),
+                payload_type: H264_BASELINE_PT,
+                ..Default::default()
+            },
+            RtpCodecKind::Video,
+        ),
+        (
+            RTCRtpCodecParameters {
+                rtp_codec: opus_codec(),
+                payload_type: OPUS_PT,
+                ..Default::default()
+            },
+            RtpCodecKind::Audio,
+        ),
+    ]
+}
+
+fn h264_codec(fmtp: &str) -> RTCRtpCodec {
+    let feedback = |typ: &str, parameter: &str| RTCPFeedback {
+        typ: typ.to_owned(),
+        parameter: parameter.to_owned(),
+    };
+    RTCRtpCodec {
+        mime_type: MIME_TYPE_H264.to_owned(),
+        clock_rate: 90_000,
+        channels: 0,
+        sdp_fmtp_line: fmtp.to_owned(),
+        rtcp_feedback: vec![
+            feedback("goog-remb", ""),
+            feedback("transport-cc", ""),
+            feedback("ccm", "fir"),
+            feedback("nack", ""),
+            feedback("nack", "pli"),
+        ],
+    }
+}
+
+fn opus_codec() -> RTCRtpCodec {
+    RTCRtpCodec {
+        mime_type: MIME_TYPE_OPUS.to_owned(),
+        clock_rate: 48_000,
+        channels: 2,
+        sdp_fmtp_line: OPUS_FMTP.to_owned(),
+        rtcp_feedback: vec![RTCPFeedback {
+            typ: "transport-cc".to_owned(),
+            parameter: String::new(),
+        }],
+    }
+}
+
+fn local_track(kind: RtpCodecKind, codec: RTCRtpCodec) -> (MediaStreamTrack, u32) {
+    let ssrc = rand::random::<u32>();
+    let track = MediaStreamTrack::new(
+        "hearth".to_owned(),
+        format!("hearth-{kind}"),
+        format!("hearth-{kind}"),
+        kind,
+        vec![RTCRtpEncodingParameters {
+            rtp_coding_parameters: RTCRtpCodingParameters {
+                ssrc: Some(ssrc),
+                ..Default::default()
+            },
+            codec,
+            ..Default::default()
+        }],
+    );
+    (track, ssrc)
+}
+
+async fn negotiated_payload_type(sender: &Arc<dyn RtpSender>, kind: &str) -> Result<u8> {
+    sender
+        .get_parameters()
+        .await?
+        .rtp_parameters
+        .codecs
+        .first()
+        .map(|codec| codec.payload_type)
+        .ok_or_else(|| MediaError::NoCommonCodec(format!("the remote peer accepted no {kind} codec")))
+}
+
+struct Handler {
+    events: mpsc::UnboundedSender<PeerEvent>,
+    stats: Arc<StatsCounters>,
+    video_sink: Option<mpsc::Sender<DecodedVideo>>,
+    audio_sink: Option<mpsc::Sender<DecodedAudio>>,
+}
+
+impl Handler {
+    fn emit(&self, event: PeerEvent) {
+        // The receiver is gone once the call ended; late events are irrelevant then.
+        let _ = self.events.send(event);
+    }
+}
+
+#[async_trait::async_trait]
+impl PeerConnectionEventHandler for Handler {
+    async fn on_ice_candidate(&self, event: RTCPeerConnectionIceEvent) {
+        match event.candidate.to_json() {
+            Ok(init) => self.emit(PeerEvent::LocalCandidate(Candidate {
+                candidate: init.candidate,
+                sdp_mid: init.sdp_mid,
+                sdp_mline_index: init.sdp_mline_index,
+            })),
+            Err(err) => tracing::warn!(error = %err, "cannot serialise a local ICE candidate"),
+        }
+    }
+
+    async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
+        tracing::debug!(%state, "peer connection state changed");
+        match state {
+            RTCPeerConnectionState::Connected => self.emit(PeerEvent::Connected),
+            RTCPeerConnectionState::Disconnected => self.emit(PeerEvent::Disconnected),
+            RTCPeerConnectionState::Failed => self.emit(PeerEvent::Failed),
+            RTCPeerConnectionState::Closed => self.emit(PeerEvent::Closed),
+            _ => {}
+        }
+    }
+
+    async fn on_track(&self, track: Arc<dyn TrackRemote>) {
+        let kind = track.kind().await;
+        let stats = Arc::clone(&self.stats);
+        match kind {
+            RtpCodecKind::Video => {
+                tokio::spawn(receive::receive_video(track, stats, self.video_sink.clone()));
+            }
+            RtpCodecKind::Audio => {
+                tokio::spawn(receive::receive_audio(track, stats, self.audio_sink.clone()));
+            }
+            _ => tracing::warn!(?kind, "ignoring a remote track of unknown kind"),
+        }
+    }
+}

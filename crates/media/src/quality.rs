@@ -1,0 +1,137 @@
+//! Objective quality measures for tests and call reports.
+
+use crate::frame::VideoFrame;
+
+/// PSNR of the luma plane in dB, capped at 100 dB for identical pictures.
+/// Returns `None` when the sizes differ.
+pub fn psnr_luma(reference: &VideoFrame, received: &VideoFrame) -> Option<f64> {
+    if (reference.width, reference.height) != (received.width, received.height) {
+        return None;
+    }
+    let (reference_y, _, _) = reference.planes();
+    let (received_y, _, _) = received.planes();
+    let squared_error: u64 = reference_y
+        .iter()
+        .zip(received_y)
+        .map(|(&a, &b)| {
+            let diff = i64::from(a) - i64::from(b);
+            (diff * diff) as u64
+        })
+        .sum();
+    if squared_error == 0 {
+        return Some(100.0);
+    }
+    let mse = squared_error as f64 / reference_y.len() as f64;
+    Some((10.0 * (255.0f64 * 255.0 / mse).log10()).min(100.0))
+}
+
+/// Finds the lag, in samples, at which `received` best matches `sent`:
+/// `received[n]` is most like `sent[n + lag]`. Searches lags in
+/// `-max_lag..=max_lag` by normalised cross-correlation and returns the lag
+/// with its correlation coefficient.
+pub fn best_lag(sent: &[f32], received: &[f32], max_lag: usize) -> Option<(i64, f64)> {
+    // Decimate by 8 (48 kHz to 6 kHz) for a coarse search, then refine at full rate.
+    const DECIMATION: usize = 8;
+    let coarse_sent: Vec<f32> = decimate(sent, DECIMATION);
+    let coarse_received: Vec<f32> = decimate(received, DECIMATION);
+    let coarse_max = (max_lag / DECIMATION) as i64;
+    let (coarse_lag, _) = search(&coarse_sent, &coarse_received, -coarse_max..=coarse_max)?;
+
+    let center = coarse_lag * DECIMATION as i64;
+    let span = 2 * DECIMATION as i64;
+    search(sent, received, (center - span)..=(center + span))
+}
+
+fn decimate(samples: &[f32], factor: usize) -> Vec<f32> {
+    samples
+        .chunks(factor)
+        .map(|chunk| chunk.iter().sum::<f32>() / chunk.len() as f32)
+        .collect()
+}
+
+fn search(
+    sent: &[f32],
+    received: &[f32],
+    lags: std::ops::RangeInclusive<i64>,
+) -> Option<(i64, f64)> {
+    let mut best: Option<(i64, f64)> = None;
+    for lag in lags {
+        let Some(score) = correlation(sent, received, lag) else {
+            continue;
+        };
+        if best.is_none_or(|(_, best_score)| score > best_score) {
+            best = Some((lag, score));
+        }
+    }
+    best
+}
+
+/// Normalised correlation of `received[n]` with `sent[n + lag]` over the overlap.
+fn correlation(sent: &[f32], received: &[f32], lag: i64) -> Option<f64> {
+    let (mut dot, mut energy_sent, mut energy_received) = (0.0f64, 0.0f64, 0.0f64);
+    let mut overlap = 0usize;
+    for (n, &r) in received.iter().enumerate() {
+        let index = n as i64 + lag;
+        if index < 0 {
+            continue;
+        }
+        let Some(&s) = sent.get(index as usize) else {
+            break;
+        };
+        dot += f64::from(s) * f64::from(r);
+        energy_sent += f64::from(s) * f64::from(s);
+        energy_received += f64::from(r) * f64::from(r);
+        overlap += 1;
+    }
+    // Require a quarter of a second of overlap at 48 kHz (less after decimation)
+    // so that a tiny overlap at the edge cannot win by chance.
+    if overlap < received.len().min(sent.len()) / 4 || energy_sent == 0.0 || energy_received == 0.0
+    {
+        return None;
+    }
+    Some(dot / (energy_sent * energy_received).sqrt())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn psnr_of_identical_frames_is_capped() {
+        let frame = VideoFrame {
+            width: 4,
+            height: 2,
+            data: vec![128; VideoFrame::i420_len(4, 2)],
+        };
+        assert_eq!(psnr_luma(&frame, &frame), Some(100.0));
+    }
+
+    #[test]
+    fn psnr_of_offset_frame() {
+        let reference = VideoFrame {
+            width: 4,
+            height: 2,
+            data: vec![100; VideoFrame::i420_len(4, 2)],
+        };
+        let mut received = reference.clone();
+        for value in &mut received.data[..8] {
+            *value = 110;
+        }
+        // MSE 100 -> 10 * log10(65025 / 100) = 28.13 dB
+        let psnr = psnr_luma(&reference, &received).unwrap();
+        assert!((psnr - 28.13).abs() < 0.01, "psnr {psnr}");
+    }
+
+    #[test]
+    fn lag_of_delayed_noise_is_found() {
+        let sent: Vec<f32> = (0..48_000)
+            .map(|n| ((n as f32 * 0.37).sin() * (n as f32 * 0.011).cos()))
+            .collect();
+        let delay = 1234;
+        let mut received = vec![0.0; delay];
+        received.extend_from_slice(&sent[..40_000]);
+        let (lag, score) = best_lag(&sent, &received, 4800).unwrap();
+        assert_eq!(lag, -(delay as i64));
+        assert!(score > 0.99, "score {score}");
+    }
+}

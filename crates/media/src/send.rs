@@ -1,0 +1,241 @@
+//! Send tasks: encode, packetize and pace local media onto the tracks.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use rtc::media::Sample;
+use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
+use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtp::codec::h264::H264Payloader;
+use rtc::rtp::packetizer::Payloader;
+use tokio::task::JoinHandle;
+use tokio::time::MissedTickBehavior;
+use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
+use webrtc::media_stream::track_local::static_sample::TrackLocalStaticSample;
+use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
+
+use crate::codec::h264::{H264Encoder, H264EncoderConfig};
+use crate::codec::opus::{DEFAULT_OPUS_BITRATE_BPS, OpusEncoder};
+use crate::error::Result;
+use crate::frame::{AUDIO_FRAME_SAMPLES, AUDIO_RATE};
+use crate::source::VideoClip;
+use crate::source::wav::AudioClip;
+use crate::stats::{StatsCounters, add};
+
+/// RTP payload size limit, leaving room for SRTP, header extensions and a
+/// TURN or VPN envelope within a 1500-byte MTU.
+const RTP_PAYLOAD_MTU: usize = 1150;
+
+/// RTP clock rate of video, in Hz.
+pub const VIDEO_CLOCK_RATE: u32 = 90_000;
+
+/// What the receiver needs to match received frames to sent ones.
+#[derive(Debug, Clone, Copy)]
+pub struct VideoSendInfo {
+    pub ssrc: u32,
+    /// RTP timestamp of frame 0. Frame `i` carries
+    /// `rtp_timestamp_base + round(i * 90000 / fps)`.
+    pub rtp_timestamp_base: u32,
+    pub fps: f64,
+    pub frame_count: usize,
+}
+
+impl VideoSendInfo {
+    /// Returns the index of the sent frame that carried this RTP timestamp.
+    pub fn frame_index(&self, rtp_timestamp: u32) -> usize {
+        let ticks = rtp_timestamp.wrapping_sub(self.rtp_timestamp_base);
+        (f64::from(ticks) * self.fps / f64::from(VIDEO_CLOCK_RATE)).round() as usize
+    }
+}
+
+/// When the audio sender started, for measuring mouth-to-ear delay.
+#[derive(Debug, Clone, Copy)]
+pub struct AudioSendInfo {
+    pub ssrc: u32,
+    /// Instant the first 20 ms packet left; packet `n` leaves `n * 20 ms` later.
+    pub started_at: Instant,
+    pub packet_count: usize,
+}
+
+pub(crate) fn spawn_video(
+    track: Arc<TrackLocalStaticRTP>,
+    ssrc: u32,
+    payload_type: u8,
+    clip: Arc<VideoClip>,
+    seconds: f64,
+    bitrate_bps: u32,
+    stats: Arc<StatsCounters>,
+) -> Result<(VideoSendInfo, JoinHandle<()>)> {
+    let encoder = H264Encoder::new(H264EncoderConfig {
+        bitrate_bps,
+        max_fps: clip.fps as f32,
+        keyframe_interval: 0,
+    })?;
+    let info = VideoSendInfo {
+        ssrc,
+        rtp_timestamp_base: rand::random(),
+        fps: clip.fps,
+        frame_count: (seconds * clip.fps).round().max(1.0) as usize,
+    };
+
+    let keyframe_requested = Arc::new(AtomicBool::new(false));
+    tokio::spawn(watch_keyframe_requests(
+        Arc::clone(&track),
+        Arc::clone(&keyframe_requested),
+        Arc::clone(&stats),
+    ));
+    let task = tokio::spawn(async move {
+        let sender = VideoSender {
+            track,
+            info,
+            payload_type,
+            clip,
+            stats,
+            keyframe_requested,
+        };
+        if let Err(err) = sender.run(encoder).await {
+            tracing::warn!(error = %err, "video sending stopped");
+        }
+    });
+    Ok((info, task))
+}
+
+struct VideoSender {
+    track: Arc<TrackLocalStaticRTP>,
+    info: VideoSendInfo,
+    payload_type: u8,
+    clip: Arc<VideoClip>,
+    stats: Arc<StatsCounters>,
+    keyframe_requested: Arc<AtomicBool>,
+}
+
+impl VideoSender {
+    async fn run(self, mut encoder: H264Encoder) -> Result<()> {
+        let mut payloader = H264Payloader::default();
+        let mut sequence_number: u16 = rand::random();
+        let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / self.info.fps));
+        ticker.set_missed_tick_behavior(MissedTickBehavior::Burst);
+
+        for index in 0..self.info.frame_count {
+            ticker.tick().await;
+            if self.keyframe_requested.swap(false, Ordering::Relaxed) {
+                encoder.request_keyframe();
+            }
+            let frame = self.clip.frames[index % self.clip.frames.len()].clone();
+            // Encoding takes milliseconds of CPU, so it runs off the async workers.
+            let (returned, encoded) = tokio::task::spawn_blocking(move || {
+                let encoded = encoder.encode(&frame);
+                (encoder, encoded)
+            })
+            .await
+            .expect("the encoder task does not panic");
+            encoder = returned;
+            let Some(encoded) = encoded? else {
+                continue;
+            };
+
+            let timestamp = self.info.rtp_timestamp_base.wrapping_add(
+                (index as f64 * f64::from(VIDEO_CLOCK_RATE) / self.info.fps).round() as u32,
+            );
+            let payloads = payloader.payload(RTP_PAYLOAD_MTU, &Bytes::from(encoded.data))?;
+            let last = payloads.len().saturating_sub(1);
+            for (position, payload) in payloads.into_iter().enumerate() {
+                add(&self.stats.video_bytes_sent, payload.len() as u64);
+                let packet = rtc::rtp::Packet {
+                    header: rtc::rtp::header::Header {
+                        version: 2,
+                        marker: position == last,
+                        payload_type: self.payload_type,
+                        sequence_number,
+                        timestamp,
+                        ssrc: self.info.ssrc,
+                        ..Default::default()
+                    },
+                    payload,
+                };
+                sequence_number = sequence_number.wrapping_add(1);
+                self.track.write_rtp(packet).await?;
+                add(&self.stats.video_packets_sent, 1);
+            }
+            add(&self.stats.video_frames_sent, 1);
+            if encoded.keyframe {
+                add(&self.stats.video_keyframes_sent, 1);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Sets `flag` whenever the receiver asks for a keyframe with PLI or FIR.
+async fn watch_keyframe_requests(
+    track: Arc<TrackLocalStaticRTP>,
+    flag: Arc<AtomicBool>,
+    stats: Arc<StatsCounters>,
+) {
+    while let Some(event) = track.poll().await {
+        let TrackLocalEvent::OnRtcpPacket(packets) = event else {
+            continue;
+        };
+        for packet in packets {
+            let any = packet.as_any();
+            if any.is::<PictureLossIndication>() || any.is::<FullIntraRequest>() {
+                tracing::debug!("keyframe requested by the receiver");
+                add(&stats.keyframe_requests_received, 1);
+                flag.store(true, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+pub(crate) fn spawn_audio(
+    track: Arc<TrackLocalStaticSample>,
+    ssrc: u32,
+    payload_type: u8,
+    clip: Arc<AudioClip>,
+    seconds: f64,
+    stats: Arc<StatsCounters>,
+) -> Result<(AudioSendInfo, JoinHandle<()>)> {
+    let mut encoder = OpusEncoder::new(DEFAULT_OPUS_BITRATE_BPS)?;
+    let packet_count = (seconds * f64::from(AUDIO_RATE) / AUDIO_FRAME_SAMPLES as f64).round() as usize;
+    let frame_duration = Duration::from_millis(20);
+    let mut ticker = tokio::time::interval(frame_duration);
+    ticker.set_missed_tick_behavior(MissedTickBehavior::Burst);
+    let started_at = Instant::now();
+    let info = AudioSendInfo {
+        ssrc,
+        started_at,
+        packet_count,
+    };
+
+    let task = tokio::spawn(async move {
+        let samples = &clip.samples;
+        let mut frame = vec![0.0f32; AUDIO_FRAME_SAMPLES];
+        for index in 0..packet_count {
+            ticker.tick().await;
+            for (offset, slot) in frame.iter_mut().enumerate() {
+                *slot = samples[(index * AUDIO_FRAME_SAMPLES + offset) % samples.len()];
+            }
+            let packet = match encoder.encode(&frame) {
+                Ok(packet) => packet,
+                Err(err) => {
+                    tracing::warn!(error = %err, "audio sending stopped");
+                    return;
+                }
+            };
+            add(&stats.audio_bytes_sent, packet.len() as u64);
+            let sample = Sample {
+                data: Bytes::from(packet),
+                duration: frame_duration,
+                ..Sample::new(Instant::now())
+            };
+            if let Err(err) = track.sample_writer(ssrc, payload_type).write_sample(&sample).await {
+                tracing::warn!(error = %err, "audio sending stopped");
+                return;
+            }
+            add(&stats.audio_packets_sent, 1);
+        }
+    });
+    Ok((info, task))
+}
