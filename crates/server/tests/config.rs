@@ -1,0 +1,116 @@
+use std::path::PathBuf;
+use std::process::Command;
+
+use hearth_server::config::{self, ConfigError, Sources};
+
+fn write_file(dir: &tempfile::TempDir, text: &str) -> PathBuf {
+    let path = dir.path().join("hearth.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn defaults_listen_on_loopback() {
+    let config = config::resolve(&Sources::default()).unwrap();
+    assert_eq!(config.listen.to_string(), "127.0.0.1:7443");
+}
+
+#[test]
+fn defaults_token_lifetimes() {
+    let config = config::resolve(&Sources::default()).unwrap();
+    assert_eq!(config.access_token_ttl_secs, 900);
+    assert_eq!(config.refresh_token_ttl_secs, 30 * 24 * 60 * 60);
+}
+
+#[test]
+fn file_overrides_defaults() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_file(&dir, "listen = \"127.0.0.1:9000\"\naccess_token_ttl_secs = 60\n");
+    let sources = Sources { file: Some(file), ..Sources::default() };
+    let config = config::resolve(&sources).unwrap();
+    assert_eq!(config.listen.port(), 9000);
+    assert_eq!(config.access_token_ttl_secs, 60);
+}
+
+#[test]
+fn env_overrides_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_file(&dir, "listen = \"127.0.0.1:9000\"\n");
+    let sources = Sources {
+        file: Some(file),
+        env_listen: Some("127.0.0.1:9001".into()),
+        ..Sources::default()
+    };
+    assert_eq!(config::resolve(&sources).unwrap().listen.port(), 9001);
+}
+
+#[test]
+fn flag_overrides_env() {
+    let sources = Sources {
+        env_listen: Some("127.0.0.1:9001".into()),
+        flag_listen: Some("127.0.0.1:9002".into()),
+        env_data_dir: Some("/from/env".into()),
+        flag_data_dir: Some("/from/flag".into()),
+        ..Sources::default()
+    };
+    let config = config::resolve(&sources).unwrap();
+    assert_eq!(config.listen.port(), 9002);
+    assert_eq!(config.data_dir, PathBuf::from("/from/flag"));
+}
+
+#[test]
+fn invalid_listen_names_value_and_fix() {
+    let sources = Sources { flag_listen: Some("foo".into()), ..Sources::default() };
+    let message = config::resolve(&sources).unwrap_err().to_string();
+    assert!(message.contains("\"foo\""), "message {message:?} does not name the value");
+    assert!(message.contains("ADDR:PORT"), "message {message:?} does not say the format");
+}
+
+#[test]
+fn unknown_key_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_file(&dir, "listne = \"127.0.0.1:9000\"\n");
+    let sources = Sources { file: Some(file), ..Sources::default() };
+    let message = config::resolve(&sources).unwrap_err().to_string();
+    assert!(message.contains("listne"), "message {message:?} does not name the key");
+}
+
+#[test]
+fn missing_file_is_read_error() {
+    let sources = Sources {
+        file: Some(PathBuf::from("/nonexistent/hearth.toml")),
+        ..Sources::default()
+    };
+    let error = config::resolve(&sources).unwrap_err();
+    assert!(matches!(error, ConfigError::ReadFile { .. }), "got {error:?}");
+}
+
+#[test]
+fn cert_without_key_is_rejected() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_file(&dir, "tls_cert = \"cert.pem\"\n");
+    let sources = Sources { file: Some(file), ..Sources::default() };
+    let error = config::resolve(&sources).unwrap_err();
+    assert!(matches!(error, ConfigError::InvalidValue { .. }), "got {error:?}");
+}
+
+#[test]
+fn zero_access_ttl_is_rejected() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_file(&dir, "access_token_ttl_secs = 0\n");
+    let sources = Sources { file: Some(file), ..Sources::default() };
+    assert!(config::resolve(&sources).is_err());
+}
+
+#[test]
+fn binary_rejects_bad_listen_without_panic() {
+    let output = Command::new(env!("CARGO_BIN_EXE_hearth-server"))
+        .args(["--listen", "foo"])
+        .env_remove("HEARTH_LISTEN")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr.contains("invalid listen address \"foo\""), "stderr: {stderr}");
+    assert!(!stderr.contains("panicked"), "stderr: {stderr}");
+}
