@@ -1,7 +1,7 @@
 //! User accounts: names, Argon2id password hashes and the disabled flag.
 
-use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use argon2::Argon2;
+use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use sqlx::SqlitePool;
 
 use crate::db::unix_now;
@@ -14,9 +14,7 @@ pub const MAX_NAME_LEN: usize = 64;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum AccountError {
-    #[error(
-        "invalid user name {name:?}: use 1 to {MAX_NAME_LEN} letters, digits, '.', '_' or '-'"
-    )]
+    #[error("invalid user name {name:?}: use 1 to {MAX_NAME_LEN} letters, digits, '.', '_' or '-'")]
     InvalidName { name: String },
     #[error("invalid password: the password must not be empty")]
     EmptyPassword,
@@ -122,12 +120,16 @@ impl Accounts {
     }
 
     /// Disables an account and revokes all its access and refresh tokens.
+    ///
+    /// NOTE: signalling connections that the user opened before stay open until
+    /// they close, because this storage layer cannot reach the running server.
     pub async fn disable_user(&self, name: &str) -> Result<(), AccountError> {
         let mut tx = self.pool.begin().await?;
-        let row: Option<(i64,)> = sqlx::query_as("UPDATE users SET disabled = 1 WHERE name = ? RETURNING id")
-            .bind(name)
-            .fetch_optional(&mut *tx)
-            .await?;
+        let row: Option<(i64,)> =
+            sqlx::query_as("UPDATE users SET disabled = 1 WHERE name = ? RETURNING id")
+                .bind(name)
+                .fetch_optional(&mut *tx)
+                .await?;
         let Some((user_id,)) = row else {
             return Err(AccountError::NotFound {
                 name: name.to_owned(),
@@ -173,7 +175,9 @@ impl Accounts {
         };
         let matches = check_password(password.clone(), stored_hash).await?;
         match row {
-            Some((id, name, _, disabled)) if matches => Ok(Some(VerifiedUser { id, name, disabled })),
+            Some((id, name, _, disabled)) if matches => {
+                Ok(Some(VerifiedUser { id, name, disabled }))
+            }
             _ => Ok(None),
         }
     }
@@ -200,8 +204,8 @@ async fn check_password(password: Secret, stored_hash: String) -> Result<bool, A
     .map_err(|error| AccountError::Hash(error.to_string()))
 }
 
-/// A hash of a random password, verified against for unknown users so that they
-/// cost the same Argon2 work as known ones.
+/// Returns the hash of a random password. Unknown users are verified against it so
+/// that they cost the same Argon2 work as known ones.
 async fn dummy_hash() -> Result<String, AccountError> {
     static DUMMY: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
     let hash = DUMMY

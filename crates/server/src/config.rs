@@ -54,9 +54,9 @@ impl Default for Config {
     }
 }
 
-/// The per-user data directory of the platform, for example
-/// `~/.local/share/hearth-server` on Linux. Falls back to `./hearth-data` when the
-/// platform has no home directory.
+/// Returns the platform's per-user data directory, for example
+/// `~/.local/share/hearth-server` on Linux, or `./hearth-data` when the platform
+/// has no home directory.
 pub fn default_data_dir() -> PathBuf {
     directories::ProjectDirs::from("org", "Hearth", "hearth-server")
         .map(|dirs| dirs.data_dir().to_path_buf())
@@ -74,7 +74,9 @@ pub enum ConfigError {
     },
     #[error("invalid config file {path}: {message}")]
     ParseFile { path: PathBuf, message: String },
-    #[error("invalid listen address {value:?} from {origin}: expected ADDR:PORT such as 0.0.0.0:7443")]
+    #[error(
+        "invalid listen address {value:?} from {origin}: expected ADDR:PORT such as 0.0.0.0:7443"
+    )]
     InvalidListen { value: String, origin: String },
     #[error("invalid {key} in {origin}: {message}")]
     InvalidValue {
@@ -128,7 +130,11 @@ pub fn resolve(sources: &Sources) -> Result<Config, ConfigError> {
         apply_file(&mut config, path)?;
     }
 
-    if let Some(dir) = sources.env_data_dir.as_deref().filter(|dir| !dir.is_empty()) {
+    if let Some(dir) = sources
+        .env_data_dir
+        .as_deref()
+        .filter(|dir| !dir.is_empty())
+    {
         config.data_dir = PathBuf::from(dir);
     }
     if let Some(listen) = &sources.env_listen {
@@ -157,7 +163,7 @@ fn apply_file(config: &mut Config, path: &Path) -> Result<(), ConfigError> {
     let origin = path.display().to_string();
 
     // Relative paths in the file are relative to the file, not to the working
-    // directory of whoever starts the server.
+    // directory of the process that starts the server.
     let base = path.parent().unwrap_or(Path::new("."));
     if let Some(dir) = file.data_dir {
         config.data_dir = base.join(dir);
@@ -189,10 +195,13 @@ fn describe_toml_error(text: &str, error: &toml::de::Error) -> String {
 }
 
 fn parse_listen(value: &str, origin: &str) -> Result<SocketAddr, ConfigError> {
-    value.trim().parse().map_err(|_| ConfigError::InvalidListen {
-        value: value.to_owned(),
-        origin: origin.to_owned(),
-    })
+    value
+        .trim()
+        .parse()
+        .map_err(|_| ConfigError::InvalidListen {
+            value: value.to_owned(),
+            origin: origin.to_owned(),
+        })
 }
 
 fn validate(config: &Config) -> Result<(), ConfigError> {

@@ -3,8 +3,8 @@
 
 use std::sync::Arc;
 
-use axum::extract::ws::{WebSocketUpgrade, rejection::WebSocketUpgradeRejection};
 use axum::extract::State;
+use axum::extract::ws::{WebSocketUpgrade, rejection::WebSocketUpgradeRejection};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -100,8 +100,9 @@ fn parse_form(headers: &HeaderMap, body: &[u8]) -> Result<Vec<(String, String)>,
             "expected Content-Type: application/x-www-form-urlencoded",
         ));
     }
-    let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(body)
-        .map_err(|error| OAuthFailure::new("invalid_request", format!("invalid form body: {error}")))?;
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(body).map_err(|error| {
+        OAuthFailure::new("invalid_request", format!("invalid form body: {error}"))
+    })?;
     for (index, (key, _)) in pairs.iter().enumerate() {
         if pairs[..index].iter().any(|(earlier, _)| earlier == key) {
             return Err(OAuthFailure::new(
@@ -120,7 +121,11 @@ fn form_value<'a>(pairs: &'a [(String, String)], key: &str) -> Option<&'a str> {
         .map(|(_, value)| value.as_str())
 }
 
-async fn token(State(state): State<AppState>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
+async fn token(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
     match grant_tokens(&state, &headers, &body).await {
         Ok(issued) => {
             let response = TokenResponse {
@@ -135,40 +140,62 @@ async fn token(State(state): State<AppState>, headers: HeaderMap, body: axum::bo
     }
 }
 
-async fn grant_tokens(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<IssuedTokens, OAuthFailure> {
+async fn grant_tokens(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<IssuedTokens, OAuthFailure> {
     let pairs = parse_form(headers, body)?;
     match form_value(&pairs, "grant_type") {
-        None => return Err(OAuthFailure::new("invalid_request", "missing parameter \"grant_type\"")),
+        None => {
+            return Err(OAuthFailure::new(
+                "invalid_request",
+                "missing parameter \"grant_type\"",
+            ));
+        }
         Some("password" | "refresh_token") => {}
         Some(other) => {
             return Err(OAuthFailure::new(
                 "unsupported_grant_type",
-                format!("grant_type {other:?} is not supported; use \"password\" or \"refresh_token\""),
+                format!(
+                    "grant_type {other:?} is not supported; use \"password\" or \"refresh_token\""
+                ),
             ));
         }
     }
-    let request: TokenRequest = serde_urlencoded::from_bytes(body)
-        .map_err(|error| OAuthFailure::new("invalid_request", format!("invalid token request: {error}")))?;
+    let request: TokenRequest = serde_urlencoded::from_bytes(body).map_err(|error| {
+        OAuthFailure::new("invalid_request", format!("invalid token request: {error}"))
+    })?;
 
     match request {
-        TokenRequest::Password { username, password, .. } => {
-            password_grant(state, &username, &Secret::new(password)).await
-        }
+        TokenRequest::Password {
+            username, password, ..
+        } => password_grant(state, &username, &Secret::new(password)).await,
         TokenRequest::RefreshToken { refresh_token, .. } => {
             refresh_grant(state, &Secret::new(refresh_token)).await
         }
     }
 }
 
-async fn password_grant(state: &AppState, username: &str, password: &Secret) -> Result<IssuedTokens, OAuthFailure> {
+async fn password_grant(
+    state: &AppState,
+    username: &str,
+    password: &Secret,
+) -> Result<IssuedTokens, OAuthFailure> {
     let verified = state
         .accounts
         .verify_password(username, password)
         .await
         .map_err(|error| OAuthFailure::server_error("failed to verify password", &error))?;
     let Some(user) = verified else {
-        tracing::info!(user = username, "rejected password grant: unknown user or wrong password");
-        return Err(OAuthFailure::new("invalid_grant", "invalid username or password"));
+        tracing::info!(
+            user = username,
+            "rejected password grant: unknown user or wrong password"
+        );
+        return Err(OAuthFailure::new(
+            "invalid_grant",
+            "invalid username or password",
+        ));
     };
     if user.disabled {
         tracing::info!(user = %user.name, "rejected password grant: account disabled");
@@ -183,12 +210,16 @@ async fn password_grant(state: &AppState, username: &str, password: &Secret) -> 
     Ok(issued)
 }
 
-async fn refresh_grant(state: &AppState, refresh_token: &Secret) -> Result<IssuedTokens, OAuthFailure> {
+async fn refresh_grant(
+    state: &AppState,
+    refresh_token: &Secret,
+) -> Result<IssuedTokens, OAuthFailure> {
     match state.tokens.refresh(refresh_token).await {
         Ok(issued) => Ok(issued),
-        Err(RefreshError::Database(error)) => {
-            Err(OAuthFailure::server_error("failed to refresh tokens", &error))
-        }
+        Err(RefreshError::Database(error)) => Err(OAuthFailure::server_error(
+            "failed to refresh tokens",
+            &error,
+        )),
         Err(error) => {
             tracing::info!(reason = %error, "rejected refresh token grant");
             Err(OAuthFailure::new("invalid_grant", error.to_string()))
@@ -196,9 +227,13 @@ async fn refresh_grant(state: &AppState, refresh_token: &Secret) -> Result<Issue
     }
 }
 
-/// Revokes a token (RFC 7009). Answers 200 for unknown tokens too, so the
+/// Revokes a token (RFC 7009). Returns 200 for unknown tokens too, so the
 /// endpoint does not reveal which tokens exist.
-async fn revoke(State(state): State<AppState>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
+async fn revoke(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
     let pairs = match parse_form(&headers, &body) {
         Ok(pairs) => pairs,
         Err(failure) => return failure.into_response(),
@@ -212,7 +247,8 @@ async fn revoke(State(state): State<AppState>, headers: HeaderMap, body: axum::b
     }
 }
 
-/// A 401 response for a missing or invalid bearer token (RFC 6750 section 3).
+/// Builds the 401 response for a missing or invalid bearer token (RFC 6750
+/// section 3).
 fn unauthorized(description: &str) -> Response {
     let body = OAuthError {
         error: "invalid_token".to_owned(),
@@ -228,7 +264,9 @@ fn unauthorized(description: &str) -> Response {
 
 async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<TokenOwner, Response> {
     let Some(value) = headers.get(header::AUTHORIZATION) else {
-        return Err(unauthorized("missing Authorization header; send \"Authorization: Bearer <access token>\""));
+        return Err(unauthorized(
+            "missing Authorization header; send \"Authorization: Bearer <access token>\"",
+        ));
     };
     let token = value
         .to_str()
@@ -237,7 +275,9 @@ async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<TokenOwne
         .map(str::trim)
         .filter(|token| !token.is_empty());
     let Some(token) = token else {
-        return Err(unauthorized("invalid Authorization header; expected \"Bearer <access token>\""));
+        return Err(unauthorized(
+            "invalid Authorization header; expected \"Bearer <access token>\"",
+        ));
     };
 
     match state.tokens.authenticate(&Secret::new(token)).await {
@@ -268,5 +308,7 @@ async fn signal(
     upgrade
         .max_message_size(MAX_WEBSOCKET_MESSAGE_BYTES)
         .max_frame_size(MAX_WEBSOCKET_MESSAGE_BYTES)
-        .on_upgrade(move |socket| crate::signal::serve_connection(socket, hub, accounts, owner.name))
+        .on_upgrade(move |socket| {
+            crate::signal::serve_connection(socket, hub, accounts, owner.name)
+        })
 }

@@ -158,9 +158,13 @@ fn read_password(from_stdin: bool) -> anyhow::Result<Secret> {
         return Ok(Secret::new(password));
     }
     if !std::io::stdin().is_terminal() {
-        anyhow::bail!("stdin is not a terminal; pass --password-stdin to read the password from stdin");
+        anyhow::bail!(
+            "stdin is not a terminal; pass --password-stdin to read the password from stdin"
+        );
     }
-    let first = Secret::new(rpassword::prompt_password("Password: ").context("failed to read the password")?);
+    let first = Secret::new(
+        rpassword::prompt_password("Password: ").context("failed to read the password")?,
+    );
     let second = Secret::new(
         rpassword::prompt_password("Repeat password: ").context("failed to read the password")?,
     );

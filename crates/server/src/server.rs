@@ -49,10 +49,16 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     listener
         .set_nonblocking(true)
         .context("failed to make the listening socket non-blocking")?;
-    let local_addr = listener.local_addr().context("failed to read the bound address")?;
+    let local_addr = listener
+        .local_addr()
+        .context("failed to read the bound address")?;
 
     let accounts = Accounts::new(pool.clone());
-    let tokens = Tokens::new(pool, config.access_token_ttl_secs, config.refresh_token_ttl_secs);
+    let tokens = Tokens::new(
+        pool,
+        config.access_token_ttl_secs,
+        config.refresh_token_ttl_secs,
+    );
     let hub = Arc::new(Hub::new());
     let app = router(AppState {
         accounts: accounts.clone(),
@@ -61,9 +67,10 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     });
 
     let handle = axum_server::Handle::new();
-    let server = axum_server::from_tcp_rustls(listener, RustlsConfig::from_config(tls.server_config))
-        .context("failed to set up the TLS listener")?
-        .handle(handle.clone());
+    let server =
+        axum_server::from_tcp_rustls(listener, RustlsConfig::from_config(tls.server_config))
+            .context("failed to set up the TLS listener")?
+            .handle(handle.clone());
     let task = tokio::spawn(async move {
         if let Err(error) = server.serve(app.into_make_service()).await {
             tracing::error!(%error, "server stopped with an error");

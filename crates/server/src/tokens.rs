@@ -40,7 +40,7 @@ pub struct TokenOwner {
     pub name: String,
 }
 
-/// Why a refresh token was rejected. The endpoint maps every case to
+/// Reason a refresh token was rejected. The endpoint maps every case to
 /// `invalid_grant`.
 #[derive(Debug, thiserror::Error)]
 pub enum RefreshError {
@@ -87,8 +87,8 @@ impl Tokens {
         let now = unix_now();
         let mut tx = self.pool.begin().await?;
 
-        // Claim the old token with a write first: of two concurrent refreshes with
-        // the same token only one sees an affected row, and the write lock is taken
+        // Claim the old token with a write first. Of two concurrent refreshes with
+        // the same token only one gets an updated row back, and the write lock is taken
         // before any read in this transaction.
         let claimed: Option<(i64, String, bool)> = sqlx::query_as(
             "UPDATE refresh_tokens SET replaced_by = x'00'
@@ -149,7 +149,10 @@ impl Tokens {
 
     /// Returns the owner of an access token that exists, is not revoked, has not
     /// expired and belongs to an enabled account.
-    pub async fn authenticate(&self, access_token: &Secret) -> Result<Option<TokenOwner>, sqlx::Error> {
+    pub async fn authenticate(
+        &self,
+        access_token: &Secret,
+    ) -> Result<Option<TokenOwner>, sqlx::Error> {
         let row: Option<(i64, String)> = sqlx::query_as(
             "SELECT users.id, users.name FROM access_tokens
              JOIN users ON users.id = access_tokens.user_id
@@ -226,7 +229,10 @@ impl Tokens {
     }
 }
 
-async fn revoke_family(tx: &mut sqlx::SqliteConnection, family_id: &str) -> Result<(), sqlx::Error> {
+async fn revoke_family(
+    tx: &mut sqlx::SqliteConnection,
+    family_id: &str,
+) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE refresh_tokens SET revoked = 1 WHERE family_id = ?")
         .bind(family_id)
         .execute(&mut *tx)

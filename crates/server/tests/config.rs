@@ -25,8 +25,14 @@ fn defaults_token_lifetimes() {
 #[test]
 fn file_overrides_defaults() {
     let dir = tempfile::tempdir().unwrap();
-    let file = write_file(&dir, "listen = \"127.0.0.1:9000\"\naccess_token_ttl_secs = 60\n");
-    let sources = Sources { file: Some(file), ..Sources::default() };
+    let file = write_file(
+        &dir,
+        "listen = \"127.0.0.1:9000\"\naccess_token_ttl_secs = 60\n",
+    );
+    let sources = Sources {
+        file: Some(file),
+        ..Sources::default()
+    };
     let config = config::resolve(&sources).unwrap();
     assert_eq!(config.listen.port(), 9000);
     assert_eq!(config.access_token_ttl_secs, 60);
@@ -60,19 +66,34 @@ fn flag_overrides_env() {
 
 #[test]
 fn invalid_listen_names_value_and_fix() {
-    let sources = Sources { flag_listen: Some("foo".into()), ..Sources::default() };
+    let sources = Sources {
+        flag_listen: Some("foo".into()),
+        ..Sources::default()
+    };
     let message = config::resolve(&sources).unwrap_err().to_string();
-    assert!(message.contains("\"foo\""), "message {message:?} does not name the value");
-    assert!(message.contains("ADDR:PORT"), "message {message:?} does not say the format");
+    assert!(
+        message.contains("\"foo\""),
+        "message {message:?} does not name the value"
+    );
+    assert!(
+        message.contains("ADDR:PORT"),
+        "message {message:?} does not say the format"
+    );
 }
 
 #[test]
 fn unknown_key_is_named() {
     let dir = tempfile::tempdir().unwrap();
     let file = write_file(&dir, "listne = \"127.0.0.1:9000\"\n");
-    let sources = Sources { file: Some(file), ..Sources::default() };
+    let sources = Sources {
+        file: Some(file),
+        ..Sources::default()
+    };
     let message = config::resolve(&sources).unwrap_err().to_string();
-    assert!(message.contains("listne"), "message {message:?} does not name the key");
+    assert!(
+        message.contains("listne"),
+        "message {message:?} does not name the key"
+    );
 }
 
 #[test]
@@ -82,23 +103,35 @@ fn missing_file_is_read_error() {
         ..Sources::default()
     };
     let error = config::resolve(&sources).unwrap_err();
-    assert!(matches!(error, ConfigError::ReadFile { .. }), "got {error:?}");
+    assert!(
+        matches!(error, ConfigError::ReadFile { .. }),
+        "got {error:?}"
+    );
 }
 
 #[test]
 fn cert_without_key_is_rejected() {
     let dir = tempfile::tempdir().unwrap();
     let file = write_file(&dir, "tls_cert = \"cert.pem\"\n");
-    let sources = Sources { file: Some(file), ..Sources::default() };
+    let sources = Sources {
+        file: Some(file),
+        ..Sources::default()
+    };
     let error = config::resolve(&sources).unwrap_err();
-    assert!(matches!(error, ConfigError::InvalidValue { .. }), "got {error:?}");
+    assert!(
+        matches!(error, ConfigError::InvalidValue { .. }),
+        "got {error:?}"
+    );
 }
 
 #[test]
 fn zero_access_ttl_is_rejected() {
     let dir = tempfile::tempdir().unwrap();
     let file = write_file(&dir, "access_token_ttl_secs = 0\n");
-    let sources = Sources { file: Some(file), ..Sources::default() };
+    let sources = Sources {
+        file: Some(file),
+        ..Sources::default()
+    };
     assert!(config::resolve(&sources).is_err());
 }
 
@@ -111,6 +144,9 @@ fn binary_rejects_bad_listen_without_panic() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1));
-    assert!(stderr.contains("invalid listen address \"foo\""), "stderr: {stderr}");
+    assert!(
+        stderr.contains("invalid listen address \"foo\""),
+        "stderr: {stderr}"
+    );
     assert!(!stderr.contains("panicked"), "stderr: {stderr}");
 }

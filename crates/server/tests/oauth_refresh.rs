@@ -4,7 +4,10 @@ use common::TestServer;
 use hearth_proto::oauth::{OAuthError, TokenResponse};
 
 async fn refresh(test: &TestServer, refresh_token: &str) -> reqwest::Response {
-    let form = [("grant_type", "refresh_token"), ("refresh_token", refresh_token)];
+    let form = [
+        ("grant_type", "refresh_token"),
+        ("refresh_token", refresh_token),
+    ];
     test.post_token(&form).await
 }
 
@@ -23,7 +26,11 @@ async fn refresh_rotates_tokens() {
 async fn rotated_refresh_token_works_again() {
     let test = TestServer::start().await;
     let first = test.sign_in("alice").await;
-    let second: TokenResponse = refresh(&test, &first.refresh_token).await.json().await.unwrap();
+    let second: TokenResponse = refresh(&test, &first.refresh_token)
+        .await
+        .json()
+        .await
+        .unwrap();
     let response = refresh(&test, &second.refresh_token).await;
     assert_eq!(response.status(), 200);
 }
@@ -43,7 +50,11 @@ async fn replayed_refresh_token_is_invalid_grant() {
 async fn replay_revokes_newest_refresh_token() {
     let test = TestServer::start().await;
     let first = test.sign_in("alice").await;
-    let second: TokenResponse = refresh(&test, &first.refresh_token).await.json().await.unwrap();
+    let second: TokenResponse = refresh(&test, &first.refresh_token)
+        .await
+        .json()
+        .await
+        .unwrap();
     refresh(&test, &first.refresh_token).await;
     let response = refresh(&test, &second.refresh_token).await;
     assert_eq!(response.status(), 400);
@@ -53,10 +64,17 @@ async fn replay_revokes_newest_refresh_token() {
 async fn replay_revokes_access_tokens_of_family() {
     let test = TestServer::start().await;
     let first = test.sign_in("alice").await;
-    let second: TokenResponse = refresh(&test, &first.refresh_token).await.json().await.unwrap();
+    let second: TokenResponse = refresh(&test, &first.refresh_token)
+        .await
+        .json()
+        .await
+        .unwrap();
     refresh(&test, &first.refresh_token).await;
     let result = test.connect_with_token(&second.access_token).await;
-    assert!(result.is_err(), "revoked access token still opened the WebSocket");
+    assert!(
+        result.is_err(),
+        "revoked access token still opened the WebSocket"
+    );
 }
 
 #[tokio::test]

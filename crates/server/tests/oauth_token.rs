@@ -10,7 +10,11 @@ async fn oauth_error(response: reqwest::Response) -> OAuthError {
 #[tokio::test]
 async fn password_grant_issues_bearer_tokens() {
     let test = TestServer::start().await;
-    let form = [("grant_type", "password"), ("username", "alice"), ("password", PASSWORD)];
+    let form = [
+        ("grant_type", "password"),
+        ("username", "alice"),
+        ("password", PASSWORD),
+    ];
     let response = test.post_token(&form).await;
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["cache-control"], "no-store");
@@ -24,7 +28,11 @@ async fn password_grant_issues_bearer_tokens() {
 #[tokio::test]
 async fn wrong_password_is_invalid_grant() {
     let test = TestServer::start().await;
-    let form = [("grant_type", "password"), ("username", "alice"), ("password", "nope")];
+    let form = [
+        ("grant_type", "password"),
+        ("username", "alice"),
+        ("password", "nope"),
+    ];
     let response = test.post_token(&form).await;
     assert_eq!(response.status(), 400);
     assert_eq!(response.headers()["cache-control"], "no-store");
@@ -34,8 +42,16 @@ async fn wrong_password_is_invalid_grant() {
 #[tokio::test]
 async fn unknown_user_looks_like_wrong_password() {
     let test = TestServer::start().await;
-    let wrong_password = [("grant_type", "password"), ("username", "alice"), ("password", "nope")];
-    let unknown_user = [("grant_type", "password"), ("username", "zed"), ("password", "nope")];
+    let wrong_password = [
+        ("grant_type", "password"),
+        ("username", "alice"),
+        ("password", "nope"),
+    ];
+    let unknown_user = [
+        ("grant_type", "password"),
+        ("username", "zed"),
+        ("password", "nope"),
+    ];
     let for_wrong_password = oauth_error(test.post_token(&wrong_password).await).await;
     let for_unknown_user = oauth_error(test.post_token(&unknown_user).await).await;
     assert_eq!(for_unknown_user, for_wrong_password);
@@ -45,7 +61,11 @@ async fn unknown_user_looks_like_wrong_password() {
 async fn disabled_user_is_invalid_grant() {
     let test = TestServer::start().await;
     test.server.accounts().disable_user("alice").await.unwrap();
-    let form = [("grant_type", "password"), ("username", "alice"), ("password", PASSWORD)];
+    let form = [
+        ("grant_type", "password"),
+        ("username", "alice"),
+        ("password", PASSWORD),
+    ];
     let response = test.post_token(&form).await;
     assert_eq!(oauth_error(response).await.error, "invalid_grant");
 }
@@ -61,7 +81,9 @@ async fn missing_grant_type_is_invalid_request() {
 #[tokio::test]
 async fn unknown_grant_type_is_unsupported() {
     let test = TestServer::start().await;
-    let response = test.post_token(&[("grant_type", "client_credentials")]).await;
+    let response = test
+        .post_token(&[("grant_type", "client_credentials")])
+        .await;
     assert_eq!(oauth_error(response).await.error, "unsupported_grant_type");
 }
 
@@ -103,6 +125,11 @@ async fn json_body_is_invalid_request() {
 #[tokio::test]
 async fn health_check_returns_ok() {
     let test = TestServer::start().await;
-    let response = test.http.get(test.url(hearth_proto::HEALTH_PATH)).send().await.unwrap();
+    let response = test
+        .http
+        .get(test.url(hearth_proto::HEALTH_PATH))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 200);
 }

@@ -44,7 +44,10 @@ async fn private_key_is_owner_only() {
         ..hearth_server::Config::default()
     };
     let server = hearth_server::start(config).await.unwrap();
-    let mode = std::fs::metadata(data_dir.path().join("tls/key.pem")).unwrap().permissions().mode();
+    let mode = std::fs::metadata(data_dir.path().join("tls/key.pem"))
+        .unwrap()
+        .permissions()
+        .mode();
     assert_eq!(mode & 0o777, 0o600);
     server.shutdown().await;
 }
@@ -67,14 +70,20 @@ async fn data_dir_is_created_with_parents() {
 async fn duplicate_user_is_rejected() {
     let test = TestServer::start().await;
     let error = test.server.add_user("alice", "another").await.unwrap_err();
-    assert!(matches!(error, hearth_server::AccountError::AlreadyExists { .. }), "got {error:?}");
+    assert!(
+        matches!(error, hearth_server::AccountError::AlreadyExists { .. }),
+        "got {error:?}"
+    );
 }
 
 #[tokio::test]
 async fn invalid_user_name_is_rejected() {
     let test = TestServer::start().await;
     let error = test.server.add_user("no spaces", "pw").await.unwrap_err();
-    assert!(matches!(error, hearth_server::AccountError::InvalidName { .. }), "got {error:?}");
+    assert!(
+        matches!(error, hearth_server::AccountError::InvalidName { .. }),
+        "got {error:?}"
+    );
 }
 
 #[tokio::test]
@@ -115,5 +124,8 @@ async fn corrupted_database_fails_with_error() {
     let Err(error) = hearth_server::start(config).await else {
         panic!("a corrupted database file was accepted");
     };
-    assert!(format!("{error:#}").contains("hearth.db"), "error {error:#} does not name the file");
+    assert!(
+        format!("{error:#}").contains("hearth.db"),
+        "error {error:#} does not name the file"
+    );
 }

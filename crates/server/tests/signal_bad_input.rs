@@ -8,7 +8,10 @@ async fn invalid_json_is_invalid_frame() {
     let test = TestServer::start().await;
     let mut alice = test.connect("alice").await;
     alice.send_text("{not json").await;
-    assert_eq!(error_code(&alice.receive().await), Some(ErrorCode::InvalidFrame));
+    assert_eq!(
+        error_code(&alice.receive().await),
+        Some(ErrorCode::InvalidFrame)
+    );
 }
 
 #[tokio::test]
@@ -19,7 +22,10 @@ async fn invalid_frame_message_includes_parse_error() {
     let ServerMessage::Error { message, .. } = alice.receive().await else {
         panic!("expected an error message");
     };
-    assert!(message.contains("teleport"), "message {message:?} does not name the type");
+    assert!(
+        message.contains("teleport"),
+        "message {message:?} does not name the type"
+    );
 }
 
 #[tokio::test]
@@ -36,8 +42,15 @@ async fn oversized_frame_is_frame_too_large() {
     let test = TestServer::start().await;
     let mut alice = test.connect("alice").await;
     let padding = "x".repeat(MAX_FRAME_BYTES + 1);
-    alice.send_text(&format!(r#"{{"v":1,"type":"ping","nonce":1,"pad":"{padding}"}}"#)).await;
-    assert_eq!(error_code(&alice.receive().await), Some(ErrorCode::FrameTooLarge));
+    alice
+        .send_text(&format!(
+            r#"{{"v":1,"type":"ping","nonce":1,"pad":"{padding}"}}"#
+        ))
+        .await;
+    assert_eq!(
+        error_code(&alice.receive().await),
+        Some(ErrorCode::FrameTooLarge)
+    );
 }
 
 #[tokio::test]
@@ -48,7 +61,10 @@ async fn frame_too_large_message_names_limit() {
     let ServerMessage::Error { message, .. } = alice.receive().await else {
         panic!("expected an error message");
     };
-    assert!(message.contains(&MAX_FRAME_BYTES.to_string()), "message {message:?} does not name the limit");
+    assert!(
+        message.contains(&MAX_FRAME_BYTES.to_string()),
+        "message {message:?} does not name the limit"
+    );
 }
 
 #[tokio::test]
@@ -77,7 +93,10 @@ async fn other_version_is_unsupported() {
     let test = TestServer::start().await;
     let mut alice = test.connect("alice").await;
     alice.send_text(r#"{"v":99,"type":"ping","nonce":1}"#).await;
-    assert_eq!(error_code(&alice.receive().await), Some(ErrorCode::UnsupportedVersion));
+    assert_eq!(
+        error_code(&alice.receive().await),
+        Some(ErrorCode::UnsupportedVersion)
+    );
 }
 
 #[tokio::test]
@@ -85,7 +104,10 @@ async fn binary_frame_is_invalid_frame() {
     let test = TestServer::start().await;
     let mut alice = test.connect("alice").await;
     alice.send_binary(vec![1, 2, 3]).await;
-    assert_eq!(error_code(&alice.receive().await), Some(ErrorCode::InvalidFrame));
+    assert_eq!(
+        error_code(&alice.receive().await),
+        Some(ErrorCode::InvalidFrame)
+    );
 }
 
 #[tokio::test]

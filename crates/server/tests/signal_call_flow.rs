@@ -44,20 +44,49 @@ async fn full_call_between_two_users() {
     assert_eq!(alice.receive().await, ServerMessage::Accepted { call_id });
 
     let offer_sdp = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\n".to_owned();
-    alice.send(ClientMessage::Offer { call_id, sdp: offer_sdp.clone() }).await;
-    assert_eq!(bob.receive().await, ServerMessage::Offer { call_id, sdp: offer_sdp });
+    alice
+        .send(ClientMessage::Offer {
+            call_id,
+            sdp: offer_sdp.clone(),
+        })
+        .await;
+    assert_eq!(
+        bob.receive().await,
+        ServerMessage::Offer {
+            call_id,
+            sdp: offer_sdp
+        }
+    );
 
     let answer_sdp = "v=0\r\no=- 2 1 IN IP4 127.0.0.1\r\n".to_owned();
-    bob.send(ClientMessage::Answer { call_id, sdp: answer_sdp.clone() }).await;
-    assert_eq!(alice.receive().await, ServerMessage::Answer { call_id, sdp: answer_sdp });
+    bob.send(ClientMessage::Answer {
+        call_id,
+        sdp: answer_sdp.clone(),
+    })
+    .await;
+    assert_eq!(
+        alice.receive().await,
+        ServerMessage::Answer {
+            call_id,
+            sdp: answer_sdp
+        }
+    );
 
     let candidate = IceCandidate {
         candidate: "candidate:1 1 udp 2130706431 127.0.0.1 5000 typ host".into(),
         sdp_mid: Some("0".into()),
         sdp_mline_index: Some(0),
     };
-    alice.send(ClientMessage::Candidate { call_id, candidate: candidate.clone() }).await;
-    assert_eq!(bob.receive().await, ServerMessage::Candidate { call_id, candidate });
+    alice
+        .send(ClientMessage::Candidate {
+            call_id,
+            candidate: candidate.clone(),
+        })
+        .await;
+    assert_eq!(
+        bob.receive().await,
+        ServerMessage::Candidate { call_id, candidate }
+    );
 
     bob.send(ClientMessage::HangUp { call_id }).await;
     assert_eq!(alice.receive().await, ServerMessage::HungUp { call_id });
@@ -70,8 +99,18 @@ async fn decline_reaches_caller() {
     let mut bob = test.connect("bob").await;
     let call_id = invite(&mut alice, "bob").await;
     bob.receive().await;
-    bob.send(ClientMessage::Decline { call_id, reason: None }).await;
-    assert_eq!(alice.receive().await, ServerMessage::Declined { call_id, reason: None });
+    bob.send(ClientMessage::Decline {
+        call_id,
+        reason: None,
+    })
+    .await;
+    assert_eq!(
+        alice.receive().await,
+        ServerMessage::Declined {
+            call_id,
+            reason: None
+        }
+    );
 }
 
 #[tokio::test]
@@ -90,7 +129,10 @@ async fn calling_unknown_user_fails() {
     let test = TestServer::start().await;
     let mut alice = test.connect("alice").await;
     invite(&mut alice, "nobody").await;
-    assert_eq!(error_code(&alice.receive().await), Some(ErrorCode::UserNotFound));
+    assert_eq!(
+        error_code(&alice.receive().await),
+        Some(ErrorCode::UserNotFound)
+    );
 }
 
 #[tokio::test]
@@ -98,7 +140,10 @@ async fn calling_offline_user_fails() {
     let test = TestServer::start().await;
     let mut alice = test.connect("alice").await;
     invite(&mut alice, "bob").await;
-    assert_eq!(error_code(&alice.receive().await), Some(ErrorCode::UserOffline));
+    assert_eq!(
+        error_code(&alice.receive().await),
+        Some(ErrorCode::UserOffline)
+    );
 }
 
 #[tokio::test]
@@ -109,7 +154,10 @@ async fn calling_busy_user_fails() {
     let mut carol = test.connect("carol").await;
     accepted_call(&mut alice, &mut bob).await;
     invite(&mut carol, "bob").await;
-    assert_eq!(error_code(&carol.receive().await), Some(ErrorCode::UserBusy));
+    assert_eq!(
+        error_code(&carol.receive().await),
+        Some(ErrorCode::UserBusy)
+    );
 }
 
 #[tokio::test]
@@ -117,7 +165,10 @@ async fn calling_self_fails() {
     let test = TestServer::start().await;
     let mut alice = test.connect("alice").await;
     invite(&mut alice, "alice").await;
-    assert_eq!(error_code(&alice.receive().await), Some(ErrorCode::SelfCall));
+    assert_eq!(
+        error_code(&alice.receive().await),
+        Some(ErrorCode::SelfCall)
+    );
 }
 
 #[tokio::test]
@@ -127,8 +178,16 @@ async fn offer_before_accept_fails() {
     let mut bob = test.connect("bob").await;
     let call_id = invite(&mut alice, "bob").await;
     bob.receive().await;
-    alice.send(ClientMessage::Offer { call_id, sdp: "v=0".into() }).await;
-    assert_eq!(error_code(&alice.receive().await), Some(ErrorCode::InvalidState));
+    alice
+        .send(ClientMessage::Offer {
+            call_id,
+            sdp: "v=0".into(),
+        })
+        .await;
+    assert_eq!(
+        error_code(&alice.receive().await),
+        Some(ErrorCode::InvalidState)
+    );
 }
 
 #[tokio::test]
@@ -138,16 +197,31 @@ async fn offer_from_non_participant_fails() {
     let mut bob = test.connect("bob").await;
     let mut carol = test.connect("carol").await;
     let call_id = accepted_call(&mut alice, &mut bob).await;
-    carol.send(ClientMessage::Offer { call_id, sdp: "v=0".into() }).await;
-    assert_eq!(error_code(&carol.receive().await), Some(ErrorCode::NotInCall));
+    carol
+        .send(ClientMessage::Offer {
+            call_id,
+            sdp: "v=0".into(),
+        })
+        .await;
+    assert_eq!(
+        error_code(&carol.receive().await),
+        Some(ErrorCode::NotInCall)
+    );
 }
 
 #[tokio::test]
 async fn hang_up_of_unknown_call_fails() {
     let test = TestServer::start().await;
     let mut alice = test.connect("alice").await;
-    alice.send(ClientMessage::HangUp { call_id: CallId::new_v4() }).await;
-    assert_eq!(error_code(&alice.receive().await), Some(ErrorCode::CallNotFound));
+    alice
+        .send(ClientMessage::HangUp {
+            call_id: CallId::new_v4(),
+        })
+        .await;
+    assert_eq!(
+        error_code(&alice.receive().await),
+        Some(ErrorCode::CallNotFound)
+    );
 }
 
 #[tokio::test]

@@ -2,7 +2,7 @@
 
 use hearth_proto::{ClientFrame, ClientMessage, ErrorCode, MAX_FRAME_BYTES, PROTOCOL_VERSION};
 
-/// Why a frame was rejected, sent back as `error`.
+/// Reason a frame was rejected, sent back as `error`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FrameError {
     pub code: ErrorCode,
@@ -29,27 +29,32 @@ pub fn decode(text: &str) -> Result<ClientMessage, FrameError> {
         ));
     }
 
-    let value: serde_json::Value = serde_json::from_str(text)
-        .map_err(|error| FrameError::new(ErrorCode::InvalidFrame, format!("invalid JSON: {error}")))?;
+    let value: serde_json::Value = serde_json::from_str(text).map_err(|error| {
+        FrameError::new(ErrorCode::InvalidFrame, format!("invalid JSON: {error}"))
+    })?;
     let version = value.get("v").and_then(serde_json::Value::as_u64);
     match version {
         Some(v) if v == u64::from(PROTOCOL_VERSION) => {}
         Some(v) => {
             return Err(FrameError::new(
                 ErrorCode::UnsupportedVersion,
-                format!("protocol version {v} is not supported; this server speaks version {PROTOCOL_VERSION}"),
+                format!(
+                    "protocol version {v} is not supported; this server speaks version {PROTOCOL_VERSION}"
+                ),
             ));
         }
         None => {
             return Err(FrameError::new(
                 ErrorCode::InvalidFrame,
-                "missing or invalid field \"v\": expected the protocol version as a number".to_owned(),
+                "missing or invalid field \"v\": expected the protocol version as a number"
+                    .to_owned(),
             ));
         }
     }
 
-    let frame: ClientFrame = serde_json::from_value(value)
-        .map_err(|error| FrameError::new(ErrorCode::InvalidFrame, format!("invalid frame: {error}")))?;
+    let frame: ClientFrame = serde_json::from_value(value).map_err(|error| {
+        FrameError::new(ErrorCode::InvalidFrame, format!("invalid frame: {error}"))
+    })?;
     Ok(frame.message)
 }
 
@@ -65,13 +70,19 @@ mod tests {
 
     #[test]
     fn rejects_oversized_frame() {
-        let text = format!(r#"{{"v":1,"type":"ping","pad":"{}"}}"#, "x".repeat(MAX_FRAME_BYTES));
+        let text = format!(
+            r#"{{"v":1,"type":"ping","pad":"{}"}}"#,
+            "x".repeat(MAX_FRAME_BYTES)
+        );
         assert_eq!(decode(&text).unwrap_err().code, ErrorCode::FrameTooLarge);
     }
 
     #[test]
     fn rejects_invalid_json() {
-        assert_eq!(decode("{not json").unwrap_err().code, ErrorCode::InvalidFrame);
+        assert_eq!(
+            decode("{not json").unwrap_err().code,
+            ErrorCode::InvalidFrame
+        );
     }
 
     #[test]

@@ -41,6 +41,9 @@
 //! - When a participant's connection closes, the call ends and the other
 //!   participant gets `hung_up`, or `cancelled` if the callee had not accepted yet.
 //!
+//! TODO: calls have no ring timeout yet. A call stays in `Inviting` or `Ringing`
+//! until `accept`, `decline`, `cancel` or a disconnect.
+//!
 //! A message for an unknown call id fails with `call_not_found`, from a connection
 //! that is not bound to the call with `not_in_call`, and in a state where it does
 //! not fit (for example an `offer` before `accept`, or an `accept` from the caller)
@@ -67,7 +70,7 @@ pub struct Outgoing {
     pub message: ServerMessage,
 }
 
-/// Answers whether an account exists, so that `invite` can tell `user_not_found`
+/// Lookup of whether an account exists, so that `invite` can tell `user_not_found`
 /// from `user_offline`.
 pub trait Directory {
     fn user_exists(&self, name: &str) -> bool;
@@ -150,7 +153,10 @@ impl Signalling {
 
         let mut out = Vec::new();
         for call_id in ended {
-            let call = self.calls.remove(&call_id).expect("id was collected from calls");
+            let call = self
+                .calls
+                .remove(&call_id)
+                .expect("id was collected from calls");
             let message = if call.state == CallState::Active {
                 ServerMessage::HungUp { call_id }
             } else {
@@ -193,9 +199,11 @@ impl Signalling {
             ClientMessage::Answer { call_id, sdp } => {
                 self.forward(from, call_id, ServerMessage::Answer { call_id, sdp })
             }
-            ClientMessage::Candidate { call_id, candidate } => {
-                self.forward(from, call_id, ServerMessage::Candidate { call_id, candidate })
-            }
+            ClientMessage::Candidate { call_id, candidate } => self.forward(
+                from,
+                call_id,
+                ServerMessage::Candidate { call_id, candidate },
+            ),
         };
         result.unwrap_or_else(|rejection| {
             vec![Outgoing {
@@ -212,7 +220,9 @@ impl Signalling {
 
     /// Returns the user of a connection.
     pub fn user_of(&self, conn: ConnId) -> Option<&str> {
-        self.connections.get(&conn).map(|connection| connection.user.as_str())
+        self.connections
+            .get(&conn)
+            .map(|connection| connection.user.as_str())
     }
 
     fn invite(
@@ -227,19 +237,34 @@ impl Signalling {
         let reject = |code, message: String| Rejection::new(code, message, call_id);
 
         if self.calls.contains_key(&call_id) {
-            return Err(reject(ErrorCode::DuplicateCall, format!("call {call_id} already exists")));
+            return Err(reject(
+                ErrorCode::DuplicateCall,
+                format!("call {call_id} already exists"),
+            ));
         }
         if callee == caller {
-            return Err(reject(ErrorCode::SelfCall, "you cannot call yourself".to_owned()));
+            return Err(reject(
+                ErrorCode::SelfCall,
+                "you cannot call yourself".to_owned(),
+            ));
         }
         if !directory.user_exists(callee) {
-            return Err(reject(ErrorCode::UserNotFound, format!("user {callee:?} not found")));
+            return Err(reject(
+                ErrorCode::UserNotFound,
+                format!("user {callee:?} not found"),
+            ));
         }
         let Some(callee_conn) = self.latest_connection_of(callee) else {
-            return Err(reject(ErrorCode::UserOffline, format!("user {callee:?} is offline")));
+            return Err(reject(
+                ErrorCode::UserOffline,
+                format!("user {callee:?} is offline"),
+            ));
         };
         if self.user_in_call(callee) {
-            return Err(reject(ErrorCode::UserBusy, format!("user {callee:?} is in another call")));
+            return Err(reject(
+                ErrorCode::UserBusy,
+                format!("user {callee:?} is in another call"),
+            ));
         }
         if self.user_in_call(&caller) {
             return Err(reject(
@@ -266,7 +291,11 @@ impl Signalling {
 
     fn ringing(&mut self, from: ConnId, call_id: CallId) -> Result<Vec<Outgoing>, Rejection> {
         let call = self.participant_call(from, call_id)?;
-        require(call.callee == from, call_id, "only the callee sends ringing")?;
+        require(
+            call.callee == from,
+            call_id,
+            "only the callee sends ringing",
+        )?;
         require(
             matches!(call.state, CallState::Inviting | CallState::Ringing),
             call_id,
@@ -282,7 +311,11 @@ impl Signalling {
     fn accept(&mut self, from: ConnId, call_id: CallId) -> Result<Vec<Outgoing>, Rejection> {
         let call = self.participant_call(from, call_id)?;
         require(call.callee == from, call_id, "only the callee can accept")?;
-        require(call.state != CallState::Active, call_id, "the call is already accepted")?;
+        require(
+            call.state != CallState::Active,
+            call_id,
+            "the call is already accepted",
+        )?;
         call.state = CallState::Active;
         Ok(vec![Outgoing {
             to: call.caller,
@@ -297,7 +330,11 @@ impl Signalling {
         reason: Option<String>,
     ) -> Result<Vec<Outgoing>, Rejection> {
         let call = self.participant_call(from, call_id)?;
-        require(call.callee == from, call_id, "only the callee can decline; the caller cancels")?;
+        require(
+            call.callee == from,
+            call_id,
+            "only the callee can decline; the caller cancels",
+        )?;
         require(
             call.state != CallState::Active,
             call_id,
@@ -313,7 +350,11 @@ impl Signalling {
 
     fn cancel(&mut self, from: ConnId, call_id: CallId) -> Result<Vec<Outgoing>, Rejection> {
         let call = self.participant_call(from, call_id)?;
-        require(call.caller == from, call_id, "only the caller can cancel; the callee declines")?;
+        require(
+            call.caller == from,
+            call_id,
+            "only the caller can cancel; the callee declines",
+        )?;
         require(
             call.state != CallState::Active,
             call_id,
@@ -424,7 +465,11 @@ fn require(condition: bool, call_id: CallId, message: &str) -> Result<(), Reject
     if condition {
         Ok(())
     } else {
-        Err(Rejection::new(ErrorCode::InvalidState, message.to_owned(), call_id))
+        Err(Rejection::new(
+            ErrorCode::InvalidState,
+            message.to_owned(),
+            call_id,
+        ))
     }
 }
 

@@ -81,7 +81,12 @@ impl Hub {
         let mut state = self.lock();
         let out = state.machine.handle(conn, message, directory);
         for outgoing in &out {
-            if let ServerMessage::Error { code, message, call_id } = &outgoing.message {
+            if let ServerMessage::Error {
+                code,
+                message,
+                call_id,
+            } = &outgoing.message
+            {
                 tracing::warn!(%code, call_id = ?call_id, reason = %message, "rejected {kind}");
             }
         }
@@ -94,8 +99,10 @@ impl Hub {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HubState> {
         // A panic while the lock was held can only come from a bug in the state
-        // machine; keep serving the other connections with the state as it is.
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        // machine. Keep serving the other connections with the state as it is.
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -143,10 +150,13 @@ pub async fn serve_connection(socket: WebSocket, hub: Arc<Hub>, accounts: Accoun
                 _ = shutdown.wait_for(|closing| *closing) => break,
             };
             match received {
-                Some(Ok(Message::Text(text))) => on_text(&hub, &accounts, conn, text.as_str()).await,
+                Some(Ok(Message::Text(text))) => {
+                    on_text(&hub, &accounts, conn, text.as_str()).await
+                }
                 Some(Ok(Message::Binary(bytes))) => {
                     tracing::warn!(len = bytes.len(), "rejected binary frame");
-                    let message = "binary frames are not supported; send JSON text frames".to_owned();
+                    let message =
+                        "binary frames are not supported; send JSON text frames".to_owned();
                     hub.reply(conn, error_message(ErrorCode::InvalidFrame, message));
                 }
                 Some(Ok(Message::Close(_))) | None => break,

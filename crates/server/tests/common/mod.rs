@@ -77,7 +77,11 @@ impl TestServer {
 
     /// Signs in with the password grant and returns the tokens.
     pub async fn sign_in(&self, user: &str) -> TokenResponse {
-        let form = [("grant_type", "password"), ("username", user), ("password", PASSWORD)];
+        let form = [
+            ("grant_type", "password"),
+            ("username", user),
+            ("password", PASSWORD),
+        ];
         let response = self.post_token(&form).await;
         assert_eq!(response.status(), 200, "password grant for {user} failed");
         response.json().await.unwrap()
@@ -88,7 +92,9 @@ impl TestServer {
         &self,
         access_token: &str,
     ) -> Result<Socket, tungstenite::Error> {
-        let url = self.url(hearth_proto::SIGNAL_PATH).replacen("https", "wss", 1);
+        let url = self
+            .url(hearth_proto::SIGNAL_PATH)
+            .replacen("https", "wss", 1);
         let mut request = tungstenite::client::IntoClientRequest::into_client_request(url).unwrap();
         request.headers_mut().insert(
             "authorization",
@@ -106,7 +112,10 @@ impl TestServer {
         let tokens = self.sign_in(user).await;
         let mut socket = self.connect_with_token(&tokens.access_token).await.unwrap();
         let hello = socket.receive().await;
-        assert!(matches!(hello, ServerMessage::Hello { .. }), "expected hello, got {hello:?}");
+        assert!(
+            matches!(hello, ServerMessage::Hello { .. }),
+            "expected hello, got {hello:?}"
+        );
         socket
     }
 }

@@ -50,10 +50,12 @@ fn active_call(signalling: &mut Signalling) -> CallId {
 
 fn error_code(out: &[Outgoing]) -> Option<ErrorCode> {
     match out {
-        [Outgoing {
-            message: ServerMessage::Error { code, .. },
-            ..
-        }] => Some(*code),
+        [
+            Outgoing {
+                message: ServerMessage::Error { code, .. },
+                ..
+            },
+        ] => Some(*code),
         _ => None,
     }
 }
@@ -66,7 +68,13 @@ fn connect_sends_hello() {
         user: "alice".into(),
         protocol_version: hearth_proto::PROTOCOL_VERSION,
     };
-    assert_eq!(out, vec![Outgoing { to: ALICE, message: hello }]);
+    assert_eq!(
+        out,
+        vec![Outgoing {
+            to: ALICE,
+            message: hello
+        }]
+    );
 }
 
 #[test]
@@ -74,7 +82,13 @@ fn ping_returns_pong_to_sender() {
     let mut signalling = online();
     let out = send(&mut signalling, ALICE, ClientMessage::Ping { nonce: 7 });
     let pong = ServerMessage::Pong { nonce: 7 };
-    assert_eq!(out, vec![Outgoing { to: ALICE, message: pong }]);
+    assert_eq!(
+        out,
+        vec![Outgoing {
+            to: ALICE,
+            message: pong
+        }]
+    );
 }
 
 #[test]
@@ -86,7 +100,13 @@ fn invite_sends_incoming_to_callee() {
         caller: "alice".into(),
         media: CallMedia::Video,
     };
-    assert_eq!(out, vec![Outgoing { to: BOB, message: incoming }]);
+    assert_eq!(
+        out,
+        vec![Outgoing {
+            to: BOB,
+            message: incoming
+        }]
+    );
 }
 
 #[test]
@@ -162,7 +182,13 @@ fn ringing_reaches_caller() {
     let (call_id, _) = invite(&mut signalling, ALICE, "bob");
     let out = send(&mut signalling, BOB, ClientMessage::Ringing { call_id });
     let ringing = ServerMessage::Ringing { call_id };
-    assert_eq!(out, vec![Outgoing { to: ALICE, message: ringing }]);
+    assert_eq!(
+        out,
+        vec![Outgoing {
+            to: ALICE,
+            message: ringing
+        }]
+    );
 }
 
 #[test]
@@ -179,7 +205,13 @@ fn accept_reaches_caller() {
     let (call_id, _) = invite(&mut signalling, ALICE, "bob");
     let out = send(&mut signalling, BOB, ClientMessage::Accept { call_id });
     let accepted = ServerMessage::Accepted { call_id };
-    assert_eq!(out, vec![Outgoing { to: ALICE, message: accepted }]);
+    assert_eq!(
+        out,
+        vec![Outgoing {
+            to: ALICE,
+            message: accepted
+        }]
+    );
 }
 
 #[test]
@@ -211,7 +243,13 @@ fn decline_reaches_caller_and_ends_call() {
         call_id,
         reason: Some("busy".into()),
     };
-    assert_eq!(out, vec![Outgoing { to: ALICE, message: declined }]);
+    assert_eq!(
+        out,
+        vec![Outgoing {
+            to: ALICE,
+            message: declined
+        }]
+    );
     assert_eq!(signalling.call_state(call_id), None);
 }
 
@@ -221,7 +259,13 @@ fn cancel_reaches_callee_and_ends_call() {
     let (call_id, _) = invite(&mut signalling, ALICE, "bob");
     let out = send(&mut signalling, ALICE, ClientMessage::Cancel { call_id });
     let cancelled = ServerMessage::Cancelled { call_id };
-    assert_eq!(out, vec![Outgoing { to: BOB, message: cancelled }]);
+    assert_eq!(
+        out,
+        vec![Outgoing {
+            to: BOB,
+            message: cancelled
+        }]
+    );
     assert_eq!(signalling.call_state(call_id), None);
 }
 
@@ -258,7 +302,13 @@ fn offer_is_forwarded_to_callee() {
         call_id,
         sdp: "v=0".into(),
     };
-    assert_eq!(out, vec![Outgoing { to: BOB, message: forwarded }]);
+    assert_eq!(
+        out,
+        vec![Outgoing {
+            to: BOB,
+            message: forwarded
+        }]
+    );
 }
 
 #[test]
@@ -276,7 +326,13 @@ fn candidate_is_forwarded_to_caller() {
     };
     let out = send(&mut signalling, BOB, message);
     let forwarded = ServerMessage::Candidate { call_id, candidate };
-    assert_eq!(out, vec![Outgoing { to: ALICE, message: forwarded }]);
+    assert_eq!(
+        out,
+        vec![Outgoing {
+            to: ALICE,
+            message: forwarded
+        }]
+    );
 }
 
 #[test]
@@ -305,7 +361,13 @@ fn answer_for_unknown_call_fails() {
 #[test]
 fn error_goes_to_sender_only() {
     let mut signalling = online();
-    let out = send(&mut signalling, CAROL, ClientMessage::HangUp { call_id: CallId::new_v4() });
+    let out = send(
+        &mut signalling,
+        CAROL,
+        ClientMessage::HangUp {
+            call_id: CallId::new_v4(),
+        },
+    );
     assert_eq!(out[0].to, CAROL);
 }
 
@@ -315,7 +377,13 @@ fn hang_up_reaches_peer_and_ends_call() {
     let call_id = active_call(&mut signalling);
     let out = send(&mut signalling, BOB, ClientMessage::HangUp { call_id });
     let hung_up = ServerMessage::HungUp { call_id };
-    assert_eq!(out, vec![Outgoing { to: ALICE, message: hung_up }]);
+    assert_eq!(
+        out,
+        vec![Outgoing {
+            to: ALICE,
+            message: hung_up
+        }]
+    );
     assert_eq!(signalling.call_state(call_id), None);
 }
 
@@ -333,7 +401,13 @@ fn disconnect_in_active_call_sends_hung_up() {
     let call_id = active_call(&mut signalling);
     let out = signalling.disconnect(ALICE);
     let hung_up = ServerMessage::HungUp { call_id };
-    assert_eq!(out, vec![Outgoing { to: BOB, message: hung_up }]);
+    assert_eq!(
+        out,
+        vec![Outgoing {
+            to: BOB,
+            message: hung_up
+        }]
+    );
 }
 
 #[test]
@@ -342,7 +416,13 @@ fn disconnect_while_ringing_sends_cancelled() {
     let (call_id, _) = invite(&mut signalling, ALICE, "bob");
     let out = signalling.disconnect(BOB);
     let cancelled = ServerMessage::Cancelled { call_id };
-    assert_eq!(out, vec![Outgoing { to: ALICE, message: cancelled }]);
+    assert_eq!(
+        out,
+        vec![Outgoing {
+            to: ALICE,
+            message: cancelled
+        }]
+    );
 }
 
 #[test]
