@@ -72,6 +72,7 @@ pub(crate) fn spawn_video(
         bitrate_bps,
         max_fps: clip.fps as f32,
         keyframe_interval: 0,
+        threads: 0,
     })?;
     let info = VideoSendInfo {
         ssrc,

@@ -28,6 +28,8 @@ pub struct H264EncoderConfig {
     pub max_fps: f32,
     /// Frames between forced keyframes; 0 sends keyframes only on request.
     pub keyframe_interval: u32,
+    /// Encoder threads; 0 lets OpenH264 start one per CPU core.
+    pub threads: u16,
 }
 
 impl Default for H264EncoderConfig {
@@ -36,6 +38,7 @@ impl Default for H264EncoderConfig {
             bitrate_bps: DEFAULT_BITRATE_BPS,
             max_fps: 30.0,
             keyframe_interval: 0,
+            threads: 0,
         }
     }
 }
@@ -68,7 +71,8 @@ impl H264Encoder {
             .max_frame_rate(FrameRate::from_hz(config.max_fps))
             .skip_frames(false)
             .intra_frame_period(intra_period)
-            .max_slice_len(MAX_SLICE_BYTES);
+            .max_slice_len(MAX_SLICE_BYTES)
+            .num_threads(config.threads);
         let encoder = Encoder::with_api_config(OpenH264API::from_source(), encoder_config)
             .map_err(|err| MediaError::H264Encode(err.to_string()))?;
         Ok(Self {
