@@ -30,6 +30,7 @@ use webrtc::peer_connection::{
 use webrtc::rtp_transceiver::RtpSender;
 
 use crate::error::{MediaError, Result};
+use crate::negotiate;
 use crate::receive::{self, DecodedAudio, DecodedVideo};
 use crate::send::{self, AudioSendInfo, VideoSendInfo};
 use crate::source::VideoClip;
@@ -38,10 +39,14 @@ use crate::stats::{CallStats, StatsCounters};
 
 pub const MIME_TYPE_H264: &str = "video/H264";
 pub const MIME_TYPE_OPUS: &str = "audio/opus";
+pub const MIME_TYPE_RTX: &str = "video/rtx";
 
-/// Payload types offered for H.264 (Constrained Baseline, then Baseline) and Opus.
+/// Payload types offered for H.264 (Constrained Baseline, then Baseline), their
+/// RTX retransmission streams (RFC 4588), and Opus.
 const H264_CONSTRAINED_BASELINE_PT: u8 = 102;
+const H264_CONSTRAINED_BASELINE_RTX_PT: u8 = 103;
 const H264_BASELINE_PT: u8 = 127;
+const H264_BASELINE_RTX_PT: u8 = 125;
 const OPUS_PT: u8 = 111;
 
 /// The fmtp lines offered for H.264. The encoder emits Constrained Baseline,
@@ -215,13 +220,26 @@ impl MediaPeer {
 
     /// Applies the remote offer and returns the SDP of the local answer.
     pub async fn accept_offer(&self, sdp: &str) -> Result<String> {
-        let offer = RTCSessionDescription::offer(sdp.to_owned())
+        let prepared =
+            negotiate::prepare_offer(sdp, &[H264_FMTP_CONSTRAINED_BASELINE, H264_FMTP_BASELINE]);
+        let offer = RTCSessionDescription::offer(prepared)
             .map_err(|err| MediaError::InvalidSdp(err.to_string()))?;
         self.connection
             .set_remote_description(offer)
             .await
             .map_err(|err| MediaError::InvalidSdp(err.to_string()))?;
-        let answer = self.connection.create_answer(None).await?;
+        let answer = self
+            .connection
+            .create_answer(None)
+            .await
+            .map_err(|err| match err {
+                webrtc::error::Error::ErrSenderWithNoCodecs => MediaError::NoCommonCodec(format!(
+                    "the offer contains no codec that this peer can send (offered: {}); \
+                     offer H.264 Constrained Baseline or Baseline with packetization-mode=1, or Opus",
+                    negotiate::describe_offered_codecs(sdp)
+                )),
+                other => other.into(),
+            })?;
         let answer_sdp = answer.sdp.clone();
         self.connection.set_local_description(answer).await?;
         Ok(answer_sdp)
@@ -327,6 +345,10 @@ impl MediaPeer {
 }
 
 /// The codecs this engine sends and receives, in order of preference.
+///
+/// Each H.264 entry has an RTX entry whose `apt` names it: the `webrtc` crate
+/// answers an offered RTX payload type only when a registered RTX codec points
+/// at the H.264 entry that the offered `apt` matched, and drops it otherwise.
 pub fn supported_codecs() -> Vec<(RTCRtpCodecParameters, RtpCodecKind)> {
     vec![
         (
@@ -341,6 +363,22 @@ pub fn supported_codecs() -> Vec<(RTCRtpCodecParameters, RtpCodecKind)> {
             RTCRtpCodecParameters {
                 rtp_codec: h264_codec(H264_FMTP_BASELINE),
                 payload_type: H264_BASELINE_PT,
+                ..Default::default()
+            },
+            RtpCodecKind::Video,
+        ),
+        (
+            RTCRtpCodecParameters {
+                rtp_codec: rtx_codec(H264_CONSTRAINED_BASELINE_PT),
+                payload_type: H264_CONSTRAINED_BASELINE_RTX_PT,
+                ..Default::default()
+            },
+            RtpCodecKind::Video,
+        ),
+        (
+            RTCRtpCodecParameters {
+                rtp_codec: rtx_codec(H264_BASELINE_PT),
+                payload_type: H264_BASELINE_RTX_PT,
                 ..Default::default()
             },
             RtpCodecKind::Video,
@@ -373,6 +411,17 @@ fn h264_codec(fmtp: &str) -> RTCRtpCodec {
             feedback("nack", ""),
             feedback("nack", "pli"),
         ],
+    }
+}
+
+/// Builds the RTX codec that retransmits the codec with payload type `apt`.
+fn rtx_codec(apt: u8) -> RTCRtpCodec {
+    RTCRtpCodec {
+        mime_type: MIME_TYPE_RTX.to_owned(),
+        clock_rate: 90_000,
+        channels: 0,
+        sdp_fmtp_line: format!("apt={apt}"),
+        rtcp_feedback: Vec::new(),
     }
 }
 
