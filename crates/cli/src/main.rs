@@ -1,1 +1,169 @@
-fn main() {}
+//! `hearth`: the headless Hearth client. Signs in, places and answers calls
+//! with media from files, and runs `hearth demo`, a complete call between two
+//! users on an embedded server with a quality report.
+
+mod auth;
+mod demo;
+mod media_files;
+mod report;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "hearth", version, about = "Headless Hearth client: sign in, call, answer, demo")]
+struct Cli {
+    /// Log filter, for example `info` or `hearth_client=debug`.
+    #[arg(long, global = true, env = "HEARTH_LOG", default_value = "warn")]
+    log: String,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Sign in and keep the refresh token in the OS keyring.
+    Login(auth::LoginArgs),
+    /// Call a user and stream a video and a speech file.
+    Call(CallArgs),
+    /// Wait for a call, accept it and record what arrives.
+    Answer(AnswerArgs),
+    /// Run a call between two users on an embedded server and report its quality.
+    Demo(demo::DemoArgs),
+}
+
+#[derive(Args)]
+struct CallArgs {
+    /// User name to call.
+    callee: String,
+    /// Video file: Annex B H.264 (.264) or Y4M (.y4m).
+    #[arg(long)]
+    video: PathBuf,
+    /// Speech file: WAV at any common sample rate.
+    #[arg(long)]
+    audio: PathBuf,
+    /// How long to stream, in seconds; the clips loop.
+    #[arg(long, default_value_t = 10.0)]
+    seconds: f64,
+    /// Video bitrate in kbit/s.
+    #[arg(long, default_value_t = 1000)]
+    kbps: u32,
+    #[command(flatten)]
+    session: auth::SessionArgs,
+}
+
+#[derive(Args)]
+struct AnswerArgs {
+    /// Folder for video.y4m and audio.wav; created if missing.
+    #[arg(long)]
+    record: PathBuf,
+    #[command(flatten)]
+    session: auth::SessionArgs,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(&cli.log))
+        .with_writer(std::io::stderr)
+        .init();
+
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("error: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Login(args) => auth::login(args).await,
+            Command::Call(args) => call(args).await,
+            Command::Answer(args) => answer(args).await,
+            Command::Demo(args) => demo::run(args).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn call(args: CallArgs) -> anyhow::Result<()> {
+    let media = media_files::load(&args.video, &args.audio)?;
+    let session = auth::open_session(&args.session).await?;
+    let options = hearth_client::call::CallOptions {
+        send: hearth_media::SendMedia { video: true, audio: true },
+        ..Default::default()
+    };
+    let mut call = hearth_client::call::place_call(session.signal, &args.callee, options).await?;
+    println!("connected to {}", call.remote_user);
+
+    let video = call
+        .peer
+        .start_video(media.video, args.seconds, args.kbps * 1000)
+        .await?;
+    call.peer.start_audio(media.audio, args.seconds).await?;
+    let mut end_watcher = call.end_watcher();
+    tokio::select! {
+        () = call.peer.wait_sent() => {}
+        end = end_watcher.wait() => println!("call ended early: {end:?}"),
+    }
+    let stats = call.peer.stats();
+    println!(
+        "sent {} video frames ({} keyframes, {} keyframe requests), {} audio packets; rtp timestamp base {}",
+        stats.video_frames_sent,
+        stats.video_keyframes_sent,
+        stats.keyframe_requests_received,
+        stats.audio_packets_sent,
+        video.rtp_timestamp_base
+    );
+    if call.end_state().is_none() {
+        call.hang_up().await?;
+    }
+    Ok(())
+}
+
+async fn answer(args: AnswerArgs) -> anyhow::Result<()> {
+    let mut session = auth::open_session(&args.session).await?;
+    println!("signed in as {}; waiting for a call", session.signal.user());
+    let incoming = hearth_client::call::wait_for_incoming(&mut session.signal).await?;
+    println!("call from {}", incoming.caller);
+
+    let (sinks, recorder) = report::Recorder::start(&args.record);
+    let options = hearth_client::call::CallOptions {
+        sinks,
+        ..Default::default()
+    };
+    let mut call = hearth_client::call::answer_call(session.signal, &incoming, options).await?;
+    let end = call.ended().await;
+    let stats = call.peer.stats();
+    let first_frame = stats_first_frame(&call);
+    call.peer.close().await;
+    let summary = recorder.finish().await?;
+    println!("call ended: {end:?}");
+    if let Some(setup) = first_frame {
+        println!("first video frame {} ms after accepting", setup.as_millis());
+    }
+    println!(
+        "decoded {} video frames ({} bytes), received {:.1} s of audio; recorded to {}",
+        stats.video_frames_decoded,
+        stats.video_bytes_received,
+        summary.audio.len() as f64 / 48_000.0,
+        args.record.display()
+    );
+    Ok(())
+}
+
+fn stats_first_frame(call: &hearth_client::call::ActiveCall) -> Option<std::time::Duration> {
+    call.peer
+        .counters()
+        .first_video_frame_at()
+        .map(|at| at.saturating_duration_since(call.accepted_at))
+}

@@ -9,6 +9,7 @@ pub mod negotiate;
 pub mod peer;
 pub mod quality;
 pub mod receive;
+pub mod record;
 pub mod send;
 pub mod sink;
 pub mod source;

@@ -49,6 +49,9 @@ const H264_BASELINE_PT: u8 = 127;
 const H264_BASELINE_RTX_PT: u8 = 125;
 const OPUS_PT: u8 = 111;
 
+const ICE_CHECK_INTERVAL: std::time::Duration = std::time::Duration::from_millis(50);
+const ICE_MAX_BINDING_REQUESTS: u16 = 28;
+
 /// The fmtp lines offered for H.264. The encoder emits Constrained Baseline,
 /// which is also valid Baseline, so both are offered; packetization mode 1
 /// allows FU-A fragmentation and STAP-A aggregation.
@@ -141,7 +144,13 @@ impl MediaPeer {
         }
         let registry = register_default_interceptors(Registry::new(), &mut media_engine)?;
 
-        let mut setting_engine = SettingEngineBuilder::new();
+        // Checks every 50 ms instead of the library's 200 ms, with four times the
+        // attempts so that a candidate is still tried for 1.4 s: on a LAN the
+        // first working pair then connects within tens of milliseconds.
+        let mut setting_engine = SettingEngineBuilder::new().with_ice_connection_attempts(
+            Some(ICE_CHECK_INTERVAL),
+            Some(ICE_MAX_BINDING_REQUESTS),
+        );
         if let Some(profiles) = &config.srtp_profiles {
             setting_engine = setting_engine.with_srtp_protection_profiles(profiles.clone());
         }
@@ -222,12 +231,17 @@ impl MediaPeer {
     pub async fn accept_offer(&self, sdp: &str) -> Result<String> {
         let prepared =
             negotiate::prepare_offer(sdp, &[H264_FMTP_CONSTRAINED_BASELINE, H264_FMTP_BASELINE]);
-        let offer = RTCSessionDescription::offer(prepared)
-            .map_err(|err| MediaError::InvalidSdp(err.to_string()))?;
+        let invalid_offer = |err: webrtc::error::Error| {
+            MediaError::InvalidSdp(format!(
+                "the remote offer was rejected ({err}); pass on the SDP exactly as the \
+                 remote peer's createOffer produced it"
+            ))
+        };
+        let offer = RTCSessionDescription::offer(prepared).map_err(invalid_offer)?;
         self.connection
             .set_remote_description(offer)
             .await
-            .map_err(|err| MediaError::InvalidSdp(err.to_string()))?;
+            .map_err(invalid_offer)?;
         let answer = self
             .connection
             .create_answer(None)
@@ -256,19 +270,27 @@ impl MediaPeer {
     }
 
     pub async fn add_remote_candidate(&self, candidate: Candidate) -> Result<()> {
-        let init = RTCIceCandidateInit {
-            candidate: candidate.candidate,
-            sdp_mid: candidate.sdp_mid,
-            sdp_mline_index: candidate.sdp_mline_index,
-            ..Default::default()
-        };
-        self.connection.add_ice_candidate(init).await?;
-        Ok(())
+        self.remote_candidates().add(candidate).await
     }
 
-    /// Waits for the next event. Returns `None` once the connection is gone.
+    /// Waits for the next event. Returns `None` once the connection is gone
+    /// or after [`take_events`](Self::take_events).
     pub async fn next_event(&mut self) -> Option<PeerEvent> {
         self.events.recv().await
+    }
+
+    /// Moves the event stream out, so that another task can follow it while
+    /// this peer keeps sending.
+    pub fn take_events(&mut self) -> mpsc::UnboundedReceiver<PeerEvent> {
+        let (_, closed) = mpsc::unbounded_channel();
+        std::mem::replace(&mut self.events, closed)
+    }
+
+    /// Returns a handle that adds remote candidates from another task.
+    pub fn remote_candidates(&self) -> RemoteCandidates {
+        RemoteCandidates {
+            connection: Arc::clone(&self.connection),
+        }
     }
 
     /// Starts sending the clip's frames in a loop for `seconds`, paced at the
@@ -341,6 +363,25 @@ impl MediaPeer {
         if let Err(err) = self.connection.close().await {
             tracing::debug!(error = %err, "closing the peer connection failed");
         }
+    }
+}
+
+/// Adds trickled remote candidates to a peer connection.
+#[derive(Clone)]
+pub struct RemoteCandidates {
+    connection: Arc<dyn PeerConnection>,
+}
+
+impl RemoteCandidates {
+    pub async fn add(&self, candidate: Candidate) -> Result<()> {
+        let init = RTCIceCandidateInit {
+            candidate: candidate.candidate,
+            sdp_mid: candidate.sdp_mid,
+            sdp_mline_index: candidate.sdp_mline_index,
+            ..Default::default()
+        };
+        self.connection.add_ice_candidate(init).await?;
+        Ok(())
     }
 }
 

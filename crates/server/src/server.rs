@@ -67,10 +67,16 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     });
 
     let handle = axum_server::Handle::new();
-    let server =
-        axum_server::from_tcp_rustls(listener, RustlsConfig::from_config(tls.server_config))
-            .context("failed to set up the TLS listener")?
-            .handle(handle.clone());
+    // Signalling frames are small and latency-bound, so Nagle's algorithm
+    // (with delayed ACKs, up to 40 ms per frame) must be off.
+    let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(RustlsConfig::from_config(
+        tls.server_config,
+    ))
+    .acceptor(axum_server::accept::NoDelayAcceptor::new());
+    let server = axum_server::from_tcp(listener)
+        .context("failed to set up the TLS listener")?
+        .acceptor(acceptor)
+        .handle(handle.clone());
     let task = tokio::spawn(async move {
         if let Err(error) = server.serve(app.into_make_service()).await {
             tracing::error!(%error, "server stopped with an error");

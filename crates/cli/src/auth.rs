@@ -1,0 +1,189 @@
+//! Sign-in for the CLI: `hearth login` keeps the refresh token in the OS
+//! keyring and the server address in a profile file; other commands either
+//! reuse that or sign in with `--user` and `--password-stdin`.
+
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use clap::Args;
+use hearth_client::ServerEndpoint;
+use hearth_client::credentials::Account;
+use hearth_client::signal::SignalConnection;
+use serde::{Deserialize, Serialize};
+
+#[derive(Args)]
+pub struct LoginArgs {
+    /// User name.
+    pub user: String,
+    /// Server address, for example https://chat.example.org:7443.
+    #[arg(long, env = "HEARTH_SERVER")]
+    pub server: String,
+    /// PEM file with the CA certificate (or the self-signed certificate) of the server.
+    #[arg(long, env = "HEARTH_CA_CERT")]
+    pub ca_cert: Option<PathBuf>,
+    /// Read the password from the first line of standard input instead of prompting.
+    #[arg(long)]
+    pub password_stdin: bool,
+}
+
+/// How a command signs in: the saved profile, or these flags.
+#[derive(Args, Default)]
+pub struct SessionArgs {
+    /// Server address; defaults to the one saved by `hearth login`.
+    #[arg(long, env = "HEARTH_SERVER")]
+    pub server: Option<String>,
+    /// PEM file with the CA certificate of the server.
+    #[arg(long, env = "HEARTH_CA_CERT")]
+    pub ca_cert: Option<PathBuf>,
+    /// Sign in as this user with a password instead of the saved session.
+    #[arg(long)]
+    pub user: Option<String>,
+    /// Read the password from the first line of standard input (needs --user).
+    #[arg(long, requires = "user")]
+    pub password_stdin: bool,
+}
+
+/// The server address saved by `hearth login`. The refresh token is not in it.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(default)]
+struct Profile {
+    server: String,
+    user: String,
+    ca_cert: Option<PathBuf>,
+}
+
+impl Default for Profile {
+    fn default() -> Self {
+        Self {
+            server: String::new(),
+            user: String::new(),
+            ca_cert: None,
+        }
+    }
+}
+
+/// A signed-in user with an open signalling connection.
+pub struct Session {
+    pub signal: SignalConnection,
+}
+
+pub async fn login(args: LoginArgs) -> anyhow::Result<()> {
+    let server = endpoint(&args.server, args.ca_cert.as_deref())?;
+    let password = read_password(args.password_stdin)?;
+    let tokens =
+        hearth_client::auth::sign_in_with_password(&server, &args.user, &password).await?;
+    let account = Account {
+        server: server.base_url().to_owned(),
+        user: args.user.clone(),
+    };
+    account.store_refresh_token(&tokens.refresh_token)?;
+    let profile = Profile {
+        server: server.base_url().to_owned(),
+        user: args.user.clone(),
+        ca_cert: args.ca_cert.map(|path| absolute(&path)),
+    };
+    save_profile(&profile)?;
+    println!("signed in as {} at {}", args.user, server.base_url());
+    Ok(())
+}
+
+/// Signs in as the command line says and opens the signalling connection.
+pub async fn open_session(args: &SessionArgs) -> anyhow::Result<Session> {
+    let profile = load_profile()?;
+    let server_url = match (&args.server, &profile) {
+        (Some(server), _) => server.clone(),
+        (None, Some(profile)) => profile.server.clone(),
+        (None, None) => bail!("no server given; run `hearth login USER --server URL` or pass --server"),
+    };
+    let ca_cert = args
+        .ca_cert
+        .clone()
+        .or_else(|| profile.as_ref().and_then(|p| p.ca_cert.clone()));
+    let server = endpoint(&server_url, ca_cert.as_deref())?;
+
+    let access_token = if let Some(user) = &args.user {
+        let password = read_password(args.password_stdin)?;
+        hearth_client::auth::sign_in_with_password(&server, user, &password)
+            .await?
+            .access_token
+    } else {
+        let Some(profile) = profile else {
+            bail!("not signed in; run `hearth login USER --server URL`, or pass --user and --password-stdin");
+        };
+        let account = Account {
+            server: server.base_url().to_owned(),
+            user: profile.user.clone(),
+        };
+        let refresh_token = account.load_refresh_token()?.with_context(|| {
+            format!("no saved session for {} in the OS keyring; run `hearth login {} --server {}`", profile.user, profile.user, profile.server)
+        })?;
+        let tokens = hearth_client::auth::refresh(&server, &refresh_token).await?;
+        // The old refresh token is spent now, so the new one must be kept.
+        account.store_refresh_token(&tokens.refresh_token)?;
+        tokens.access_token
+    };
+    let signal = SignalConnection::connect(&server, &access_token).await?;
+    Ok(Session { signal })
+}
+
+fn endpoint(url: &str, ca_cert: Option<&Path>) -> anyhow::Result<ServerEndpoint> {
+    let pem = match ca_cert {
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read the CA certificate {}", path.display()))?,
+        ),
+        None => None,
+    };
+    Ok(ServerEndpoint::new(url, pem.as_deref())?)
+}
+
+fn read_password(from_stdin: bool) -> anyhow::Result<String> {
+    let password = if from_stdin {
+        let mut line = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .context("cannot read the password from standard input")?;
+        line.trim_end_matches(['\r', '\n']).to_owned()
+    } else {
+        rpassword::prompt_password("password: ").context("cannot read the password")?
+    };
+    if password.is_empty() {
+        bail!("the password is empty");
+    }
+    Ok(password)
+}
+
+fn profile_path() -> anyhow::Result<PathBuf> {
+    if let Some(dir) = std::env::var_os("HEARTH_CONFIG_DIR") {
+        return Ok(PathBuf::from(dir).join("profile.toml"));
+    }
+    let dirs = directories::ProjectDirs::from("org", "Hearth", "hearth")
+        .context("cannot find the user's configuration folder; set HEARTH_CONFIG_DIR")?;
+    Ok(dirs.config_dir().join("profile.toml"))
+}
+
+fn load_profile() -> anyhow::Result<Option<Profile>> {
+    let path = profile_path()?;
+    match std::fs::read_to_string(&path) {
+        Ok(text) => Ok(Some(
+            toml::from_str(&text).with_context(|| format!("invalid profile {}", path.display()))?,
+        )),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(err) => Err(err).with_context(|| format!("cannot read {}", path.display())),
+    }
+}
+
+fn save_profile(profile: &Profile) -> anyhow::Result<()> {
+    let path = profile_path()?;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    std::fs::write(&path, toml::to_string(profile)?)
+        .with_context(|| format!("cannot write {}", path.display()))
+}
+
+fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_owned())
+}

@@ -1,0 +1,49 @@
+//! Loading the media files a call streams, and finding the default recordings.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use hearth_media::source::wav::{self, AudioClip};
+use hearth_media::source::{VideoClip, load_video};
+
+pub struct CallMedia {
+    pub video: Arc<VideoClip>,
+    pub audio: Arc<AudioClip>,
+}
+
+/// Loads and checks both files before any call is placed, so that a bad file
+/// fails fast with the file's name.
+pub fn load(video: &Path, audio: &Path) -> anyhow::Result<CallMedia> {
+    Ok(CallMedia {
+        video: Arc::new(load_video(video)?),
+        audio: Arc::new(wav::load(audio)?),
+    })
+}
+
+/// Default video and speech for `hearth demo`: the foreman clip and LibriVox
+/// speech from the shared media folder, or the CC0 city clip and LibriVox
+/// speech that the set-up script converts from Debian packages.
+pub fn default_media() -> anyhow::Result<(PathBuf, PathBuf)> {
+    let mut candidates: Vec<(PathBuf, PathBuf)> = Vec::new();
+    if let Some(dir) = std::env::var_os("HEARTH_MEDIA_DIR") {
+        let dir = PathBuf::from(dir);
+        candidates.push((dir.join("video/BA1_FT_C.264"), dir.join("speech/librivox_sense_and_sensibility_0870.wav")));
+        candidates.push((dir.join("city.y4m"), dir.join("speech.wav")));
+    }
+    for dir in ["../shared/media", "shared/media"] {
+        let dir = PathBuf::from(dir);
+        candidates.push((dir.join("video/BA1_FT_C.264"), dir.join("speech/librivox_sense_and_sensibility_0870.wav")));
+    }
+    if let Some(dirs) = directories::ProjectDirs::from("org", "Hearth", "hearth") {
+        let dir = dirs.cache_dir().join("media");
+        candidates.push((dir.join("city.y4m"), dir.join("speech.wav")));
+    }
+    candidates
+        .into_iter()
+        .find(|(video, audio)| video.exists() && audio.exists())
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "no default recordings found; pass --video and --audio, set HEARTH_MEDIA_DIR, or run scripts/fetch-media.sh"
+            )
+        })
+}

@@ -1,0 +1,74 @@
+//! Errors of the client core.
+
+use hearth_proto::ErrorCode;
+
+/// Failures a client operation can end with. `code()` gives a stable string
+/// for UIs to match on.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    #[error("invalid server address {url:?}: {detail}")]
+    InvalidServerUrl { url: String, detail: String },
+
+    #[error("invalid CA certificate: {0}")]
+    InvalidCertificate(String),
+
+    #[error("cannot reach the server at {url}: {detail}")]
+    Unreachable { url: String, detail: String },
+
+    #[error("sign-in failed: {description}")]
+    SignInRejected { error: String, description: String },
+
+    #[error("the server rejected the access token; sign in again")]
+    Unauthorized,
+
+    #[error("unexpected response from the server: {0}")]
+    Protocol(String),
+
+    #[error("{message}")]
+    Server { code: ErrorCode, message: String },
+
+    #[error("{callee} declined the call{}", reason.as_ref().map(|r| format!(": {r}")).unwrap_or_default())]
+    Declined {
+        callee: String,
+        reason: Option<String>,
+    },
+
+    #[error("the call ended: {0}")]
+    CallEnded(String),
+
+    #[error("timed out after {seconds} s waiting for {what}")]
+    Timeout { what: String, seconds: u64 },
+
+    #[error("the signalling connection closed")]
+    Disconnected,
+
+    #[error("the OS keyring is unavailable: {0}")]
+    Keyring(String),
+
+    #[error(transparent)]
+    Media(#[from] hearth_media::MediaError),
+}
+
+impl ClientError {
+    /// Returns a stable, machine-readable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::InvalidServerUrl { .. } => "invalid_server_url",
+            Self::InvalidCertificate(_) => "invalid_certificate",
+            Self::Unreachable { .. } => "unreachable",
+            Self::SignInRejected { .. } => "sign_in_rejected",
+            Self::Unauthorized => "unauthorized",
+            Self::Protocol(_) => "protocol",
+            Self::Server { code, .. } => code.as_str(),
+            Self::Declined { .. } => "declined",
+            Self::CallEnded(_) => "call_ended",
+            Self::Timeout { .. } => "timeout",
+            Self::Disconnected => "disconnected",
+            Self::Keyring(_) => "keyring",
+            Self::Media(_) => "media",
+        }
+    }
+}
+
+pub type Result<T, E = ClientError> = std::result::Result<T, E>;
