@@ -7,7 +7,7 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum MediaError {
-    #[error("cannot open media file {path}: {source}")]
+    #[error("cannot open media file {path}: {source}; check the path and the file permissions")]
     Open {
         path: PathBuf,
         source: std::io::Error,
