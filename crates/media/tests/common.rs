@@ -48,14 +48,14 @@ pub async fn connect(caller: &mut MediaPeer, callee: &mut MediaPeer) -> (PeerEve
                 PeerEvent::LocalCandidate(candidate) => {
                     callee.add_remote_candidate(candidate).await.expect("callee candidate");
                 }
-                PeerEvent::Connected | PeerEvent::Failed => caller_state = Some(event_kind(true)),
+                state @ (PeerEvent::Connected | PeerEvent::Failed) => caller_state = Some(state),
                 _ => {}
             },
             event = callee.next_event() => match event.expect("callee events") {
                 PeerEvent::LocalCandidate(candidate) => {
                     caller.add_remote_candidate(candidate).await.expect("caller candidate");
                 }
-                PeerEvent::Connected | PeerEvent::Failed => callee_state = Some(event_kind(true)),
+                state @ (PeerEvent::Connected | PeerEvent::Failed) => callee_state = Some(state),
                 _ => {}
             },
             _ = tokio::time::sleep_until(deadline) => break,
