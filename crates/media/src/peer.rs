@@ -24,7 +24,7 @@ use webrtc::media_stream::track_remote::TrackRemote;
 use webrtc::peer_connection::{
     MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler,
     RTCConfigurationBuilder, RTCIceCandidateInit, RTCIceServer, RTCPeerConnectionIceEvent,
-    RTCPeerConnectionState, RTCSessionDescription, Registry, SettingEngineBuilder,
+    RTCIceConnectionState, RTCPeerConnectionState, RTCSessionDescription, Registry, SettingEngineBuilder,
     SrtpProtectionProfile, register_default_interceptors,
 };
 use webrtc::rtp_transceiver::RtpSender;
@@ -49,6 +49,8 @@ const H264_BASELINE_PT: u8 = 127;
 const H264_BASELINE_RTX_PT: u8 = 125;
 const OPUS_PT: u8 = 111;
 
+/// Longest time from ICE connected to DTLS connected before the call fails.
+const DTLS_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 const ICE_CHECK_INTERVAL: std::time::Duration = std::time::Duration::from_millis(50);
 const ICE_MAX_BINDING_REQUESTS: u16 = 28;
 
@@ -173,6 +175,7 @@ impl MediaPeer {
         let stats = Arc::new(StatsCounters::default());
         let handler = Arc::new(Handler {
             events: event_tx,
+            connected: Arc::default(),
             stats: Arc::clone(&stats),
             video_sink: sinks.video,
             audio_sink: sinks.audio,
@@ -511,6 +514,8 @@ async fn negotiated_payload_type(sender: &Arc<dyn RtpSender>, kind: &str) -> Res
 
 struct Handler {
     events: mpsc::UnboundedSender<PeerEvent>,
+    /// Set once the DTLS handshake completed and the connection is up.
+    connected: Arc<std::sync::atomic::AtomicBool>,
     stats: Arc<StatsCounters>,
     video_sink: Option<mpsc::Sender<DecodedVideo>>,
     audio_sink: Option<mpsc::Sender<DecodedAudio>>,
@@ -536,10 +541,35 @@ impl PeerConnectionEventHandler for Handler {
         }
     }
 
+    async fn on_ice_connection_state_change(&self, state: RTCIceConnectionState) {
+        if state != RTCIceConnectionState::Connected {
+            return;
+        }
+        // The library never reports a failed DTLS handshake (for example when
+        // the peers share no DTLS-SRTP protection profile): the connection stays
+        // "connecting". A watchdog turns that into `Failed`.
+        let connected = Arc::clone(&self.connected);
+        let events = self.events.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(DTLS_HANDSHAKE_TIMEOUT).await;
+            if !connected.load(std::sync::atomic::Ordering::Relaxed) {
+                tracing::warn!(
+                    timeout_ms = DTLS_HANDSHAKE_TIMEOUT.as_millis() as u64,
+                    "DTLS-SRTP handshake did not complete after ICE connected; \
+                     the peers may share no SRTP protection profile"
+                );
+                let _ = events.send(PeerEvent::Failed);
+            }
+        });
+    }
+
     async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
         tracing::debug!(%state, "peer connection state changed");
         match state {
-            RTCPeerConnectionState::Connected => self.emit(PeerEvent::Connected),
+            RTCPeerConnectionState::Connected => {
+                self.connected.store(true, std::sync::atomic::Ordering::Relaxed);
+                self.emit(PeerEvent::Connected);
+            }
             RTCPeerConnectionState::Disconnected => self.emit(PeerEvent::Disconnected),
             RTCPeerConnectionState::Failed => self.emit(PeerEvent::Failed),
             RTCPeerConnectionState::Closed => self.emit(PeerEvent::Closed),

@@ -124,8 +124,16 @@ mod tests {
 
     #[test]
     fn lag_of_delayed_noise_is_found() {
+        // Low-pass filtered pseudo-random noise: no period for a wrong lag to match.
+        let mut state = 12345u32;
+        let mut previous = 0.0f32;
         let sent: Vec<f32> = (0..48_000)
-            .map(|n| ((n as f32 * 0.37).sin() * (n as f32 * 0.011).cos()))
+            .map(|_| {
+                state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                let white = (state >> 8) as f32 / (1u32 << 24) as f32 - 0.5;
+                previous = 0.9 * previous + 0.1 * white;
+                previous
+            })
             .collect();
         let delay = 1234;
         let mut received = vec![0.0; delay];
