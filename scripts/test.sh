@@ -9,8 +9,7 @@ scripts/install-deps.sh
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/hearth-target}"
 export HEARTH_MEDIA_DIR="${HEARTH_MEDIA_DIR:-$root/../shared/media}"
 if [[ ! -d "$HEARTH_MEDIA_DIR" ]]; then
-  scripts/fetch-media.sh
-  echo "error: the tests need the shared recordings folder; set HEARTH_MEDIA_DIR to it" >&2
+  echo "error: the recordings folder $HEARTH_MEDIA_DIR is missing; set HEARTH_MEDIA_DIR to the shared media folder" >&2
   exit 1
 fi
 
