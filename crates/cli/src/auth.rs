@@ -5,11 +5,11 @@
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, bail};
+use anyhow::{Context, anyhow, bail};
 use clap::Args;
-use hearth_client::ServerEndpoint;
 use hearth_client::credentials::Account;
 use hearth_client::signal::SignalConnection;
+use hearth_client::{ClientError, ServerEndpoint};
 use serde::{Deserialize, Serialize};
 
 #[derive(Args)]
@@ -45,22 +45,12 @@ pub struct SessionArgs {
 }
 
 /// The server address saved by `hearth login`. The refresh token is not in it.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 #[serde(default)]
 struct Profile {
     server: String,
     user: String,
     ca_cert: Option<PathBuf>,
-}
-
-impl Default for Profile {
-    fn default() -> Self {
-        Self {
-            server: String::new(),
-            user: String::new(),
-            ca_cert: None,
-        }
-    }
 }
 
 /// A signed-in user with an open signalling connection.
@@ -71,8 +61,9 @@ pub struct Session {
 pub async fn login(args: LoginArgs) -> anyhow::Result<()> {
     let server = endpoint(&args.server, args.ca_cert.as_deref())?;
     let password = read_password(args.password_stdin)?;
-    let tokens =
-        hearth_client::auth::sign_in_with_password(&server, &args.user, &password).await?;
+    let tokens = hearth_client::auth::sign_in_with_password(&server, &args.user, &password)
+        .await
+        .map_err(|err| sign_in_error(&args.user, &server, err))?;
     let account = Account {
         server: server.base_url().to_owned(),
         user: args.user.clone(),
@@ -94,7 +85,9 @@ pub async fn open_session(args: &SessionArgs) -> anyhow::Result<Session> {
     let server_url = match (&args.server, &profile) {
         (Some(server), _) => server.clone(),
         (None, Some(profile)) => profile.server.clone(),
-        (None, None) => bail!("no server given; run `hearth login USER --server URL` or pass --server"),
+        (None, None) => {
+            bail!("no server given; run `hearth login USER --server URL` or pass --server")
+        }
     };
     let ca_cert = args
         .ca_cert
@@ -105,18 +98,24 @@ pub async fn open_session(args: &SessionArgs) -> anyhow::Result<Session> {
     let access_token = if let Some(user) = &args.user {
         let password = read_password(args.password_stdin)?;
         hearth_client::auth::sign_in_with_password(&server, user, &password)
-            .await?
+            .await
+            .map_err(|err| sign_in_error(user, &server, err))?
             .access_token
     } else {
         let Some(profile) = profile else {
-            bail!("not signed in; run `hearth login USER --server URL`, or pass --user and --password-stdin");
+            bail!(
+                "not signed in; run `hearth login USER --server URL`, or pass --user and --password-stdin"
+            );
         };
         let account = Account {
             server: server.base_url().to_owned(),
             user: profile.user.clone(),
         };
         let refresh_token = account.load_refresh_token()?.with_context(|| {
-            format!("no saved session for {} in the OS keyring; run `hearth login {} --server {}`", profile.user, profile.user, profile.server)
+            format!(
+                "no saved session for {} in the OS keyring; run `hearth login {} --server {}`",
+                profile.user, profile.user, profile.server
+            )
         })?;
         let tokens = hearth_client::auth::refresh(&server, &refresh_token).await?;
         // The old refresh token is spent now, so the new one must be kept.
@@ -129,13 +128,38 @@ pub async fn open_session(args: &SessionArgs) -> anyhow::Result<Session> {
 
 fn endpoint(url: &str, ca_cert: Option<&Path>) -> anyhow::Result<ServerEndpoint> {
     let pem = match ca_cert {
-        Some(path) => Some(
-            std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read the CA certificate {}", path.display()))?,
-        ),
+        Some(path) => Some(read_ca_cert(path)?),
         None => None,
     };
-    Ok(ServerEndpoint::new(url, pem.as_deref())?)
+    ServerEndpoint::new(url, pem.as_deref()).map_err(|err| match (err, ca_cert) {
+        (ClientError::InvalidCertificate(detail), Some(path)) => invalid_ca_cert(path, &detail),
+        (other, _) => other.into(),
+    })
+}
+
+fn read_ca_cert(path: &Path) -> anyhow::Result<String> {
+    let bytes = std::fs::read(path)
+        .with_context(|| format!("cannot read the CA certificate {}", path.display()))?;
+    String::from_utf8(bytes).map_err(|_| invalid_ca_cert(path, "the file is binary, not PEM text"))
+}
+
+fn invalid_ca_cert(path: &Path, detail: &str) -> anyhow::Error {
+    anyhow!(
+        "invalid CA certificate {}: {detail}; pass the server's PEM certificate, \
+         such as tls/cert.pem in the hearth-server data folder",
+        path.display()
+    )
+}
+
+/// Names the user and the fix when the server rejects the credentials.
+fn sign_in_error(user: &str, server: &ServerEndpoint, err: ClientError) -> anyhow::Error {
+    match err {
+        ClientError::SignInRejected { description, .. } => anyhow!(
+            "cannot sign in as {user} at {}: {description}; check the user name and password",
+            server.base_url()
+        ),
+        other => other.into(),
+    }
 }
 
 fn read_password(from_stdin: bool) -> anyhow::Result<String> {
@@ -167,9 +191,11 @@ fn profile_path() -> anyhow::Result<PathBuf> {
 fn load_profile() -> anyhow::Result<Option<Profile>> {
     let path = profile_path()?;
     match std::fs::read_to_string(&path) {
-        Ok(text) => Ok(Some(
-            toml::from_str(&text).with_context(|| format!("invalid profile {}", path.display()))?,
-        )),
+        Ok(text) => {
+            Ok(Some(toml::from_str(&text).with_context(|| {
+                format!("invalid profile {}", path.display())
+            })?))
+        }
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(err) => Err(err).with_context(|| format!("cannot read {}", path.display())),
     }

@@ -39,7 +39,10 @@ const CALLEE: &str = "bob";
 
 pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     if !(args.seconds > 0.0 && args.seconds <= 600.0) {
-        anyhow::bail!("invalid --seconds {}: expected a duration between 0 and 600", args.seconds);
+        anyhow::bail!(
+            "invalid --seconds {}: expected more than 0 and at most 600 seconds",
+            args.seconds
+        );
     }
     if args.kbps < 50 || args.kbps > 20_000 {
         anyhow::bail!("invalid --kbps {}: expected 50 to 20000", args.kbps);
@@ -48,7 +51,10 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         (Some(video), Some(audio)) => (video, audio),
         (video, audio) => {
             let (default_video, default_audio) = media_files::default_media()?;
-            (video.unwrap_or(default_video), audio.unwrap_or(default_audio))
+            (
+                video.unwrap_or(default_video),
+                audio.unwrap_or(default_audio),
+            )
         }
     };
     let media = media_files::load(&video_path, &audio_path)?;
@@ -82,7 +88,10 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
 
     let options = CallOptions {
         peer: loopback_peer(),
-        send: SendMedia { video: true, audio: true },
+        send: SendMedia {
+            video: true,
+            audio: true,
+        },
         ..Default::default()
     };
     let mut active = call::place_call(caller, CALLEE, options).await?;
@@ -90,7 +99,10 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         .peer
         .start_video(Arc::clone(&media.video), args.seconds, args.kbps * 1000)
         .await?;
-    let audio = active.peer.start_audio(Arc::clone(&media.audio), args.seconds).await?;
+    let audio = active
+        .peer
+        .start_audio(Arc::clone(&media.audio), args.seconds)
+        .await?;
     active.peer.wait_sent().await;
     // Let the last packets arrive before hanging up.
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -185,10 +197,19 @@ fn print_summary(report: &report::CallReport) {
         report.frames_decoded,
         report.decoded_ratio * 100.0
     );
-    println!("psnr_db_mean    {:.2} (min {:.2})", report.psnr_db_mean, report.psnr_db_min);
-    println!("video_kbps      {:.0} (target {})", report.video_kbps, report.target_video_kbps);
+    println!(
+        "psnr_db_mean    {:.2} (min {:.2})",
+        report.psnr_db_mean, report.psnr_db_min
+    );
+    println!(
+        "video_kbps      {:.0} (target {})",
+        report.video_kbps, report.target_video_kbps
+    );
     println!("audio_kbps      {:.1}", report.audio_kbps);
-    println!("audio_ms        {:.0} sent, {:.0} received", report.audio_ms_sent, report.audio_ms_received);
+    println!(
+        "audio_ms        {:.0} sent, {:.0} received",
+        report.audio_ms_sent, report.audio_ms_received
+    );
     match report.audio_delay_ms {
         Some(delay) => println!(
             "audio_delay_ms  {delay:.1} (correlation {:.3})",

@@ -11,9 +11,15 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
+use hearth_client::ClientError;
+use hearth_proto::ErrorCode;
 
 #[derive(Parser)]
-#[command(name = "hearth", version, about = "Headless Hearth client: sign in, call, answer, demo")]
+#[command(
+    name = "hearth",
+    version,
+    about = "Headless Hearth client: sign in, call, answer, demo"
+)]
 struct Cli {
     /// Log filter, for example `info` or `hearth_client=debug`.
     #[arg(long, global = true, env = "HEARTH_LOG", default_value = "warn")]
@@ -71,7 +77,10 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
 
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(err) => {
             eprintln!("error: cannot start the async runtime: {err}");
@@ -99,10 +108,15 @@ async fn call(args: CallArgs) -> anyhow::Result<()> {
     let media = media_files::load(&args.video, &args.audio)?;
     let session = auth::open_session(&args.session).await?;
     let options = hearth_client::call::CallOptions {
-        send: hearth_media::SendMedia { video: true, audio: true },
+        send: hearth_media::SendMedia {
+            video: true,
+            audio: true,
+        },
         ..Default::default()
     };
-    let mut call = hearth_client::call::place_call(session.signal, &args.callee, options).await?;
+    let mut call = hearth_client::call::place_call(session.signal, &args.callee, options)
+        .await
+        .map_err(|err| call_error(&args.callee, err))?;
     println!("connected to {}", call.remote_user);
 
     let video = call
@@ -128,6 +142,26 @@ async fn call(args: CallArgs) -> anyhow::Result<()> {
         call.hang_up().await?;
     }
     Ok(())
+}
+
+/// Adds what to do next when the callee does not exist or is not connected.
+fn call_error(callee: &str, err: ClientError) -> anyhow::Error {
+    let hint = match &err {
+        ClientError::Server {
+            code: ErrorCode::UserNotFound,
+            ..
+        } => "check the user name".to_owned(),
+        ClientError::Server {
+            code: ErrorCode::UserOffline,
+            ..
+        } => {
+            format!(
+                "{callee} must be signed in, for example with `hearth answer`, before you call again"
+            )
+        }
+        _ => return err.into(),
+    };
+    anyhow::anyhow!("cannot call {callee}: {err}; {hint}")
 }
 
 async fn answer(args: AnswerArgs) -> anyhow::Result<()> {

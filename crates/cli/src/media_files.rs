@@ -14,9 +14,13 @@ pub struct CallMedia {
 /// Loads and checks both files before any call is placed, so that a bad file
 /// fails fast with the file's name.
 pub fn load(video: &Path, audio: &Path) -> anyhow::Result<CallMedia> {
+    // A media error's message already contains its source, which `{:#}`
+    // would print a second time, so only the message is kept.
+    let clip = load_video(video).map_err(|err| anyhow::anyhow!("{err}"))?;
+    let speech = wav::load(audio).map_err(|err| anyhow::anyhow!("{err}"))?;
     Ok(CallMedia {
-        video: Arc::new(load_video(video)?),
-        audio: Arc::new(wav::load(audio)?),
+        video: Arc::new(clip),
+        audio: Arc::new(speech),
     })
 }
 
@@ -27,12 +31,18 @@ pub fn default_media() -> anyhow::Result<(PathBuf, PathBuf)> {
     let mut candidates: Vec<(PathBuf, PathBuf)> = Vec::new();
     if let Some(dir) = std::env::var_os("HEARTH_MEDIA_DIR") {
         let dir = PathBuf::from(dir);
-        candidates.push((dir.join("video/BA1_FT_C.264"), dir.join("speech/librivox_sense_and_sensibility_0870.wav")));
+        candidates.push((
+            dir.join("video/BA1_FT_C.264"),
+            dir.join("speech/librivox_sense_and_sensibility_0870.wav"),
+        ));
         candidates.push((dir.join("city.y4m"), dir.join("speech.wav")));
     }
     for dir in ["../shared/media", "shared/media"] {
         let dir = PathBuf::from(dir);
-        candidates.push((dir.join("video/BA1_FT_C.264"), dir.join("speech/librivox_sense_and_sensibility_0870.wav")));
+        candidates.push((
+            dir.join("video/BA1_FT_C.264"),
+            dir.join("speech/librivox_sense_and_sensibility_0870.wav"),
+        ));
     }
     if let Some(dirs) = directories::ProjectDirs::from("org", "Hearth", "hearth") {
         let dir = dirs.cache_dir().join("media");

@@ -35,9 +35,10 @@ impl Recorder {
         let (audio_tx, audio_rx) = mpsc::channel(1024);
         let (stop, stop_rx) = oneshot::channel();
         let dir = dir.to_owned();
-        let task = tokio::spawn(async move {
-            record(&dir, RECORDING_FPS, video_rx, audio_rx, stop_rx).await
-        });
+        let task =
+            tokio::spawn(
+                async move { record(&dir, RECORDING_FPS, video_rx, audio_rx, stop_rx).await },
+            );
         let sinks = RemoteSinks {
             video: Some(video_tx),
             audio: Some(audio_tx),
@@ -77,6 +78,8 @@ pub struct CallReport {
     pub audio_correlation: Option<f64>,
     pub video_kbps: f64,
     pub audio_kbps: f64,
+    /// Index of the first sent frame that the callee decoded.
+    pub first_decoded_frame: Option<usize>,
     pub keyframes_sent: u64,
     pub keyframe_requests: u64,
     pub video_decode_errors: u64,
@@ -127,14 +130,18 @@ pub fn build(sent: &Sent<'_>, received: &Received) -> anyhow::Result<CallReport>
         fps: sent.clip.fps,
         seconds: sent.seconds,
         target_video_kbps: sent.target_video_kbps,
-        setup_ms: received
-            .first_frame_at
-            .map_or(f64::NAN, |at| millis(at.saturating_duration_since(received.accepted_at))),
+        setup_ms: received.first_frame_at.map_or(f64::NAN, |at| {
+            millis(at.saturating_duration_since(received.accepted_at))
+        }),
         frames_sent,
         frames_decoded,
         decoded_ratio: frames_decoded as f64 / frames_sent.max(1) as f64,
         psnr_db_mean,
-        psnr_db_min: if psnr.is_empty() { f64::NAN } else { psnr_db_min },
+        psnr_db_min: if psnr.is_empty() {
+            f64::NAN
+        } else {
+            psnr_db_min
+        },
         audio_ms_sent: (sent.audio.packet_count * AUDIO_FRAME_SAMPLES) as f64 * 1000.0
             / f64::from(AUDIO_RATE),
         audio_ms_received: received.recording.audio.len() as f64 * 1000.0 / f64::from(AUDIO_RATE),
@@ -142,6 +149,11 @@ pub fn build(sent: &Sent<'_>, received: &Received) -> anyhow::Result<CallReport>
         audio_correlation,
         video_kbps: received.stats.video_kbps_received,
         audio_kbps: received.stats.audio_kbps_received,
+        first_decoded_frame: received
+            .recording
+            .video_timestamps
+            .first()
+            .map(|&timestamp| sent.video.frame_index(timestamp)),
         keyframes_sent: sent.stats.video_keyframes_sent,
         keyframe_requests: received.stats.keyframe_requests_sent,
         video_decode_errors: received.stats.video_decode_errors,
@@ -153,7 +165,8 @@ pub fn build(sent: &Sent<'_>, received: &Received) -> anyhow::Result<CallReport>
 /// Reads the recorded Y4M back and compares each frame with the sent frame
 /// that carried the same RTP timestamp.
 fn recorded_psnr(path: &Path, timestamps: &[u32], sent: &Sent<'_>) -> anyhow::Result<Vec<f64>> {
-    let file = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let file =
+        std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     let mut decoder = y4m::Decoder::new(std::io::BufReader::new(file))
         .map_err(|err| anyhow::anyhow!("cannot read {}: {err:?}", path.display()))?;
     let (width, height) = (decoder.get_width(), decoder.get_height());
@@ -166,7 +179,11 @@ fn recorded_psnr(path: &Path, timestamps: &[u32], sent: &Sent<'_>) -> anyhow::Re
         data.extend_from_slice(frame.get_y_plane());
         data.extend_from_slice(frame.get_u_plane());
         data.extend_from_slice(frame.get_v_plane());
-        let received = VideoFrame { width, height, data };
+        let received = VideoFrame {
+            width,
+            height,
+            data,
+        };
         let index = sent.video.frame_index(timestamp) % sent.clip.frames.len();
         if let Some(value) = psnr_luma(&sent.clip.frames[index], &received) {
             values.push(value);
