@@ -66,6 +66,7 @@ pub(crate) async fn receive_video(
         last_sent: None,
     };
     let mut needs_keyframe = true;
+    let mut packet_seen = false;
     let mut check = tokio::time::interval(KEYFRAME_REQUEST_INTERVAL);
 
     loop {
@@ -76,13 +77,15 @@ pub(crate) async fn receive_video(
                 Some(_) => continue,
             },
             _ = check.tick() => {
-                if needs_keyframe {
+                // Before the first packet the sender has not started, so a request is premature.
+                if needs_keyframe && packet_seen {
                     keyframes.request().await;
                 }
                 continue;
             }
         };
         let now = Instant::now();
+        packet_seen = true;
         stats.video_packet_received(packet.payload.len(), now);
         builder.push(now, packet);
 
