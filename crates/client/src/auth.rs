@@ -50,10 +50,13 @@ async fn request_token(server: &ServerEndpoint, request: &TokenRequest) -> Resul
             detail: error_chain(&err),
         })?;
     let status = response.status();
-    let body = response.bytes().await.map_err(|err| ClientError::Unreachable {
-        url: url.clone(),
-        detail: error_chain(&err),
-    })?;
+    let body = response
+        .bytes()
+        .await
+        .map_err(|err| ClientError::Unreachable {
+            url: url.clone(),
+            detail: error_chain(&err),
+        })?;
     if status.is_success() {
         return serde_json::from_slice(&body)
             .map_err(|err| ClientError::Protocol(format!("invalid token response: {err}")));

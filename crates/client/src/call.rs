@@ -22,7 +22,8 @@ pub const RING_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long both sides wait for ICE and DTLS once the call was accepted.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// What this side sends and where received media goes.
+/// Settings of one side of a call: the peer connection, the media it sends
+/// and the channels that receive the decoded remote media.
 #[derive(Debug, Default)]
 pub struct CallOptions {
     pub peer: PeerConfig,
@@ -38,7 +39,7 @@ pub struct IncomingCall {
     pub media: CallMedia,
 }
 
-/// How a call ended.
+/// Reason a call ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CallEnd {
     /// The other participant hung up.
@@ -101,7 +102,6 @@ impl ActiveCall {
         let _ = self.outgoing.send(ClientMessage::HangUp {
             call_id: self.call_id,
         });
-        let _ = self.outgoing.send(ClientMessage::Ping { nonce: 0 });
         self.peer.close().await;
         let pump = self.pump;
         tokio::time::timeout(Duration::from_secs(5), pump)
@@ -150,7 +150,10 @@ pub async fn place_call(
                 tracing::info!(%call_id, "ringing");
             }
             ServerMessage::Accepted { call_id: id } if id == call_id => break,
-            ServerMessage::Declined { call_id: id, reason } if id == call_id => {
+            ServerMessage::Declined {
+                call_id: id,
+                reason,
+            } if id == call_id => {
                 return Err(ClientError::Declined {
                     callee: callee.to_owned(),
                     reason,
@@ -167,9 +170,18 @@ pub async fn place_call(
 
     let mut peer = MediaPeer::new(&options.peer, options.send, options.sinks).await?;
     let offer = peer.create_offer().await?;
-    signal.send(ClientMessage::Offer { call_id, sdp: offer })?;
+    signal.send(ClientMessage::Offer {
+        call_id,
+        sdp: offer,
+    })?;
     establish(&mut signal, &mut peer, call_id, Role::Caller).await?;
-    Ok(start_pump(signal, peer, call_id, callee.to_owned(), accepted_at))
+    Ok(start_pump(
+        signal,
+        peer,
+        call_id,
+        callee.to_owned(),
+        accepted_at,
+    ))
 }
 
 /// Waits until someone calls this user.
@@ -193,7 +205,11 @@ pub async fn wait_for_incoming(signal: &mut SignalConnection) -> Result<Incoming
 }
 
 /// Declines an incoming call.
-pub fn decline(signal: &SignalConnection, call: &IncomingCall, reason: Option<String>) -> Result<()> {
+pub fn decline(
+    signal: &SignalConnection,
+    call: &IncomingCall,
+    reason: Option<String>,
+) -> Result<()> {
     signal.send(ClientMessage::Decline {
         call_id: call.call_id,
         reason,
@@ -214,7 +230,13 @@ pub async fn answer_call(
     tracing::info!(%call_id, caller = %call.caller, "accepted");
 
     establish(&mut signal, &mut peer, call_id, Role::Callee).await?;
-    Ok(start_pump(signal, peer, call_id, call.caller.clone(), accepted_at))
+    Ok(start_pump(
+        signal,
+        peer,
+        call_id,
+        call.caller.clone(),
+        accepted_at,
+    ))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -316,7 +338,14 @@ fn start_pump(
     let (outgoing, outgoing_rx) = mpsc::unbounded_channel();
     let events = peer.take_events();
     let candidates = peer.remote_candidates();
-    let pump = tokio::spawn(pump(signal, events, candidates, outgoing_rx, ended_tx, call_id));
+    let pump = tokio::spawn(pump(
+        signal,
+        events,
+        candidates,
+        outgoing_rx,
+        ended_tx,
+        call_id,
+    ));
     ActiveCall {
         call_id,
         remote_user,

@@ -43,9 +43,12 @@ impl ServerEndpoint {
             let _ = roots.add(cert);
         }
         if let Some(pem) = extra_ca_pem {
-            let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(pem.as_bytes())
-                .collect::<std::result::Result<_, _>>()
-                .map_err(|err| ClientError::InvalidCertificate(format!("not a PEM certificate: {err}")))?;
+            let certs: Vec<CertificateDer<'static>> =
+                CertificateDer::pem_slice_iter(pem.as_bytes())
+                    .collect::<std::result::Result<_, _>>()
+                    .map_err(|err| {
+                        ClientError::InvalidCertificate(format!("not a PEM certificate: {err}"))
+                    })?;
             if certs.is_empty() {
                 return Err(ClientError::InvalidCertificate(
                     "the file contains no PEM certificate".into(),

@@ -22,13 +22,13 @@ impl SignalConnection {
     /// Opens the WebSocket with the access token and waits for the server's hello.
     pub async fn connect(server: &ServerEndpoint, access_token: &str) -> Result<Self> {
         let url = server.websocket_url(hearth_proto::SIGNAL_PATH);
-        let mut request = url
-            .as_str()
-            .into_client_request()
-            .map_err(|err| ClientError::InvalidServerUrl {
-                url: url.clone(),
-                detail: err.to_string(),
-            })?;
+        let mut request =
+            url.as_str()
+                .into_client_request()
+                .map_err(|err| ClientError::InvalidServerUrl {
+                    url: url.clone(),
+                    detail: err.to_string(),
+                })?;
         let bearer = HeaderValue::from_str(&format!("Bearer {access_token}"))
             .map_err(|_| ClientError::Unauthorized)?;
         request.headers_mut().insert("Authorization", bearer);
@@ -43,9 +43,7 @@ impl SignalConnection {
         )
         .await
         .map_err(|err| match err {
-            tokio_tungstenite::tungstenite::Error::Http(response)
-                if response.status() == 401 =>
-            {
+            tokio_tungstenite::tungstenite::Error::Http(response) if response.status() == 401 => {
                 ClientError::Unauthorized
             }
             other => ClientError::Unreachable {

@@ -16,9 +16,13 @@ async fn call_delivers_video_and_audio() {
     let server = common::start_server().await;
     let alice = server.connect("alice").await;
     let mut bob = server.connect("bob").await;
-    let clip = Arc::new(hearth_media::source::load_video(&common::media("video/BA1_FT_C.264")).unwrap());
+    let clip =
+        Arc::new(hearth_media::source::load_video(&common::media("video/BA1_FT_C.264")).unwrap());
     let speech = Arc::new(
-        hearth_media::source::wav::load(&common::media("speech/librivox_sense_and_sensibility_0870.wav")).unwrap(),
+        hearth_media::source::wav::load(&common::media(
+            "speech/librivox_sense_and_sensibility_0870.wav",
+        ))
+        .unwrap(),
     );
 
     let (video_tx, mut video_rx) = mpsc::channel(256);
@@ -28,7 +32,10 @@ async fn call_delivers_video_and_audio() {
         assert_eq!(incoming.caller, "alice");
         let options = CallOptions {
             peer: common::loopback_peer(),
-            sinks: RemoteSinks { video: Some(video_tx), audio: Some(audio_tx) },
+            sinks: RemoteSinks {
+                video: Some(video_tx),
+                audio: Some(audio_tx),
+            },
             ..Default::default()
         };
         let mut active = call::answer_call(bob, &incoming, options).await.unwrap();
@@ -40,7 +47,10 @@ async fn call_delivers_video_and_audio() {
 
     let options = CallOptions {
         peer: common::loopback_peer(),
-        send: SendMedia { video: true, audio: true },
+        send: SendMedia {
+            video: true,
+            audio: true,
+        },
         ..Default::default()
     };
     let mut active = call::place_call(alice, "bob", options).await.unwrap();
@@ -51,9 +61,16 @@ async fn call_delivers_video_and_audio() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     active.hang_up().await.unwrap();
 
-    let (end, stats) = tokio::time::timeout(Duration::from_secs(10), callee).await.unwrap().unwrap();
+    let (end, stats) = tokio::time::timeout(Duration::from_secs(10), callee)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(end, CallEnd::RemoteHangUp);
-    assert!(stats.video_frames_decoded >= 47, "decoded {} of 50 frames", stats.video_frames_decoded);
+    assert!(
+        stats.video_frames_decoded >= 47,
+        "decoded {} of 50 frames",
+        stats.video_frames_decoded
+    );
     let mut frames = 0;
     while video_rx.try_recv().is_ok() {
         frames += 1;
@@ -93,7 +110,11 @@ async fn declined_call_reports_reason() {
 async fn calling_offline_user_fails() {
     let server = common::start_server().await;
     let alice = server.connect("alice").await;
-    server.server.add_user("carol", "carol-password").await.unwrap();
+    server
+        .server
+        .add_user("carol", "carol-password")
+        .await
+        .unwrap();
 
     let result = call::place_call(alice, "carol", CallOptions::default()).await;
     let Err(ClientError::Server { code, message }) = result else {
@@ -118,10 +139,15 @@ async fn calling_unknown_user_fails() {
 #[tokio::test]
 async fn wrong_password_is_rejected() {
     let server = common::start_server().await;
-    server.server.add_user("alice", "right-password").await.unwrap();
+    server
+        .server
+        .add_user("alice", "right-password")
+        .await
+        .unwrap();
 
     let result =
-        hearth_client::auth::sign_in_with_password(&server.endpoint, "alice", "wrong-password").await;
+        hearth_client::auth::sign_in_with_password(&server.endpoint, "alice", "wrong-password")
+            .await;
     let Err(ClientError::SignInRejected { error, .. }) = result else {
         panic!("expected SignInRejected");
     };
@@ -137,18 +163,28 @@ async fn untrusted_certificate_is_rejected() {
     let Err(ClientError::Unreachable { detail, .. }) = result else {
         panic!("expected Unreachable");
     };
-    assert!(detail.to_lowercase().contains("certificate"), "detail: {detail}");
+    assert!(
+        detail.to_lowercase().contains("certificate"),
+        "detail: {detail}"
+    );
 }
 
 #[tokio::test]
 async fn refresh_rotates_tokens() {
     let server = common::start_server().await;
-    server.server.add_user("alice", "alice-password").await.unwrap();
-    let first = hearth_client::auth::sign_in_with_password(&server.endpoint, "alice", "alice-password")
+    server
+        .server
+        .add_user("alice", "alice-password")
         .await
         .unwrap();
+    let first =
+        hearth_client::auth::sign_in_with_password(&server.endpoint, "alice", "alice-password")
+            .await
+            .unwrap();
 
-    let second = hearth_client::auth::refresh(&server.endpoint, &first.refresh_token).await.unwrap();
+    let second = hearth_client::auth::refresh(&server.endpoint, &first.refresh_token)
+        .await
+        .unwrap();
     assert_ne!(second.refresh_token, first.refresh_token);
     let replay = hearth_client::auth::refresh(&server.endpoint, &first.refresh_token).await;
     assert!(matches!(replay, Err(ClientError::SignInRejected { .. })));

@@ -58,6 +58,10 @@ pub fn media(relative: &str) -> PathBuf {
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/media"));
     let path = dir.join(relative);
-    assert!(path.exists(), "test media {} is missing; set HEARTH_MEDIA_DIR", path.display());
+    assert!(
+        path.exists(),
+        "test media {} is missing; set HEARTH_MEDIA_DIR",
+        path.display()
+    );
     path
 }

@@ -27,9 +27,15 @@ fn refresh_token_round_trips_through_keyring() {
 
     assert_eq!(account.load_refresh_token().unwrap(), None);
     account.store_refresh_token("first-token").unwrap();
-    assert_eq!(account.load_refresh_token().unwrap().as_deref(), Some("first-token"));
+    assert_eq!(
+        account.load_refresh_token().unwrap().as_deref(),
+        Some("first-token")
+    );
     account.store_refresh_token("rotated-token").unwrap();
-    assert_eq!(account.load_refresh_token().unwrap().as_deref(), Some("rotated-token"));
+    assert_eq!(
+        account.load_refresh_token().unwrap().as_deref(),
+        Some("rotated-token")
+    );
     account.forget().unwrap();
     assert_eq!(account.load_refresh_token().unwrap(), None);
 }

@@ -23,9 +23,9 @@ use webrtc::media_stream::track_local::static_sample::TrackLocalStaticSample;
 use webrtc::media_stream::track_remote::TrackRemote;
 use webrtc::peer_connection::{
     MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler,
-    RTCConfigurationBuilder, RTCIceCandidateInit, RTCIceServer, RTCPeerConnectionIceEvent,
-    RTCIceConnectionState, RTCPeerConnectionState, RTCSessionDescription, Registry, SettingEngineBuilder,
-    SrtpProtectionProfile, register_default_interceptors,
+    RTCConfigurationBuilder, RTCIceCandidateInit, RTCIceConnectionState, RTCIceServer,
+    RTCPeerConnectionIceEvent, RTCPeerConnectionState, RTCSessionDescription, Registry,
+    SettingEngineBuilder, SrtpProtectionProfile, register_default_interceptors,
 };
 use webrtc::rtp_transceiver::RtpSender;
 
@@ -149,10 +149,8 @@ impl MediaPeer {
         // Checks every 50 ms instead of the library's 200 ms, with four times the
         // attempts so that a candidate is still tried for 1.4 s: on a LAN the
         // first working pair then connects within tens of milliseconds.
-        let mut setting_engine = SettingEngineBuilder::new().with_ice_connection_attempts(
-            Some(ICE_CHECK_INTERVAL),
-            Some(ICE_MAX_BINDING_REQUESTS),
-        );
+        let mut setting_engine = SettingEngineBuilder::new()
+            .with_ice_connection_attempts(Some(ICE_CHECK_INTERVAL), Some(ICE_MAX_BINDING_REQUESTS));
         if let Some(profiles) = &config.srtp_profiles {
             setting_engine = setting_engine.with_srtp_protection_profiles(profiles.clone());
         }
@@ -212,7 +210,10 @@ impl MediaPeer {
         }
         if send.audio {
             let (track, ssrc) = local_track(RtpCodecKind::Audio, opus_codec());
-            let track = Arc::new(TrackLocalStaticSample::new(std::time::Instant::now(), track)?);
+            let track = Arc::new(TrackLocalStaticSample::new(
+                std::time::Instant::now(),
+                track,
+            )?);
             let sender = peer
                 .connection
                 .add_track(Arc::clone(&track) as Arc<dyn TrackLocal>)
@@ -323,7 +324,11 @@ impl MediaPeer {
     }
 
     /// Starts sending speech as 20 ms Opus packets for `seconds`, looping the clip.
-    pub async fn start_audio(&mut self, clip: Arc<AudioClip>, seconds: f64) -> Result<AudioSendInfo> {
+    pub async fn start_audio(
+        &mut self,
+        clip: Arc<AudioClip>,
+        seconds: f64,
+    ) -> Result<AudioSendInfo> {
         let (track, sender, ssrc) = self
             .audio
             .clone()
@@ -399,7 +404,6 @@ pub fn supported_codecs() -> Vec<(RTCRtpCodecParameters, RtpCodecKind)> {
             RTCRtpCodecParameters {
                 rtp_codec: h264_codec(H264_FMTP_CONSTRAINED_BASELINE),
                 payload_type: H264_CONSTRAINED_BASELINE_PT,
-                ..Default::default()
             },
             RtpCodecKind::Video,
         ),
@@ -407,7 +411,6 @@ pub fn supported_codecs() -> Vec<(RTCRtpCodecParameters, RtpCodecKind)> {
             RTCRtpCodecParameters {
                 rtp_codec: h264_codec(H264_FMTP_BASELINE),
                 payload_type: H264_BASELINE_PT,
-                ..Default::default()
             },
             RtpCodecKind::Video,
         ),
@@ -415,7 +418,6 @@ pub fn supported_codecs() -> Vec<(RTCRtpCodecParameters, RtpCodecKind)> {
             RTCRtpCodecParameters {
                 rtp_codec: rtx_codec(H264_CONSTRAINED_BASELINE_PT),
                 payload_type: H264_CONSTRAINED_BASELINE_RTX_PT,
-                ..Default::default()
             },
             RtpCodecKind::Video,
         ),
@@ -423,7 +425,6 @@ pub fn supported_codecs() -> Vec<(RTCRtpCodecParameters, RtpCodecKind)> {
             RTCRtpCodecParameters {
                 rtp_codec: rtx_codec(H264_BASELINE_PT),
                 payload_type: H264_BASELINE_RTX_PT,
-                ..Default::default()
             },
             RtpCodecKind::Video,
         ),
@@ -431,7 +432,6 @@ pub fn supported_codecs() -> Vec<(RTCRtpCodecParameters, RtpCodecKind)> {
             RTCRtpCodecParameters {
                 rtp_codec: opus_codec(),
                 payload_type: OPUS_PT,
-                ..Default::default()
             },
             RtpCodecKind::Audio,
         ),
@@ -509,7 +509,9 @@ async fn negotiated_payload_type(sender: &Arc<dyn RtpSender>, kind: &str) -> Res
         .codecs
         .first()
         .map(|codec| codec.payload_type)
-        .ok_or_else(|| MediaError::NoCommonCodec(format!("the remote peer accepted no {kind} codec")))
+        .ok_or_else(|| {
+            MediaError::NoCommonCodec(format!("the remote peer accepted no {kind} codec"))
+        })
 }
 
 struct Handler {
@@ -567,7 +569,8 @@ impl PeerConnectionEventHandler for Handler {
         tracing::debug!(%state, "peer connection state changed");
         match state {
             RTCPeerConnectionState::Connected => {
-                self.connected.store(true, std::sync::atomic::Ordering::Relaxed);
+                self.connected
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
                 self.emit(PeerEvent::Connected);
             }
             RTCPeerConnectionState::Disconnected => self.emit(PeerEvent::Disconnected),
@@ -582,10 +585,18 @@ impl PeerConnectionEventHandler for Handler {
         let stats = Arc::clone(&self.stats);
         match kind {
             RtpCodecKind::Video => {
-                tokio::spawn(receive::receive_video(track, stats, self.video_sink.clone()));
+                tokio::spawn(receive::receive_video(
+                    track,
+                    stats,
+                    self.video_sink.clone(),
+                ));
             }
             RtpCodecKind::Audio => {
-                tokio::spawn(receive::receive_audio(track, stats, self.audio_sink.clone()));
+                tokio::spawn(receive::receive_audio(
+                    track,
+                    stats,
+                    self.audio_sink.clone(),
+                ));
             }
             _ => tracing::warn!(?kind, "ignoring a remote track of unknown kind"),
         }

@@ -118,7 +118,11 @@ pub(crate) async fn receive_video(
     tracing::debug!("remote video track ended");
 }
 
-async fn deliver_video(sink: &Option<mpsc::Sender<DecodedVideo>>, rtp_timestamp: u32, frame: VideoFrame) {
+async fn deliver_video(
+    sink: &Option<mpsc::Sender<DecodedVideo>>,
+    rtp_timestamp: u32,
+    frame: VideoFrame,
+) {
     if let Some(sink) = sink {
         let decoded = DecodedVideo {
             rtp_timestamp,

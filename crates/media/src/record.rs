@@ -84,7 +84,11 @@ pub async fn record(
     Ok(summary)
 }
 
-fn write_frame(writer: &mut Y4mWriter, summary: &mut RecordingSummary, frame: DecodedVideo) -> Result<()> {
+fn write_frame(
+    writer: &mut Y4mWriter,
+    summary: &mut RecordingSummary,
+    frame: DecodedVideo,
+) -> Result<()> {
     writer.write(&frame.frame)?;
     summary.video_timestamps.push(frame.rtp_timestamp);
     summary.first_frame_at.get_or_insert(frame.decoded_at);

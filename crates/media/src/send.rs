@@ -199,7 +199,8 @@ pub(crate) fn spawn_audio(
     stats: Arc<StatsCounters>,
 ) -> Result<(AudioSendInfo, JoinHandle<()>)> {
     let mut encoder = OpusEncoder::new(DEFAULT_OPUS_BITRATE_BPS)?;
-    let packet_count = (seconds * f64::from(AUDIO_RATE) / AUDIO_FRAME_SAMPLES as f64).round() as usize;
+    let packet_count =
+        (seconds * f64::from(AUDIO_RATE) / AUDIO_FRAME_SAMPLES as f64).round() as usize;
     let frame_duration = Duration::from_millis(20);
     let mut ticker = tokio::time::interval(frame_duration);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Burst);
@@ -231,7 +232,11 @@ pub(crate) fn spawn_audio(
                 duration: frame_duration,
                 ..Sample::new(Instant::now())
             };
-            if let Err(err) = track.sample_writer(ssrc, payload_type).write_sample(&sample).await {
+            if let Err(err) = track
+                .sample_writer(ssrc, payload_type)
+                .write_sample(&sample)
+                .await
+            {
                 tracing::warn!(error = %err, "audio sending stopped");
                 return;
             }

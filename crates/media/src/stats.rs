@@ -39,16 +39,22 @@ pub(crate) fn add(counter: &AtomicU64, value: u64) {
 }
 
 fn mark_first(slot: &Mutex<Option<Instant>>, now: Instant) {
-    let mut guard = slot.lock().expect("stats lock is never held across a panic");
+    let mut guard = slot
+        .lock()
+        .expect("stats lock is never held across a panic");
     guard.get_or_insert(now);
 }
 
 fn mark_last(slot: &Mutex<Option<Instant>>, now: Instant) {
-    *slot.lock().expect("stats lock is never held across a panic") = Some(now);
+    *slot
+        .lock()
+        .expect("stats lock is never held across a panic") = Some(now);
 }
 
 fn read(slot: &Mutex<Option<Instant>>) -> Option<Instant> {
-    *slot.lock().expect("stats lock is never held across a panic")
+    *slot
+        .lock()
+        .expect("stats lock is never held across a panic")
 }
 
 impl StatsCounters {

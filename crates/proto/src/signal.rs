@@ -78,23 +78,39 @@ pub enum ClientMessage {
         media: CallMedia,
     },
     /// The callee's device is alerting its user.
-    Ringing { call_id: CallId },
-    Accept { call_id: CallId },
+    Ringing {
+        call_id: CallId,
+    },
+    Accept {
+        call_id: CallId,
+    },
     Decline {
         call_id: CallId,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reason: Option<String>,
     },
     /// The caller gives up before the callee answered.
-    Cancel { call_id: CallId },
-    HangUp { call_id: CallId },
-    Offer { call_id: CallId, sdp: String },
-    Answer { call_id: CallId, sdp: String },
+    Cancel {
+        call_id: CallId,
+    },
+    HangUp {
+        call_id: CallId,
+    },
+    Offer {
+        call_id: CallId,
+        sdp: String,
+    },
+    Answer {
+        call_id: CallId,
+        sdp: String,
+    },
     Candidate {
         call_id: CallId,
         candidate: IceCandidate,
     },
-    Ping { nonce: u64 },
+    Ping {
+        nonce: u64,
+    },
 }
 
 /// Messages the server sends.
@@ -112,23 +128,39 @@ pub enum ServerMessage {
         caller: String,
         media: CallMedia,
     },
-    Ringing { call_id: CallId },
-    Accepted { call_id: CallId },
+    Ringing {
+        call_id: CallId,
+    },
+    Accepted {
+        call_id: CallId,
+    },
     Declined {
         call_id: CallId,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reason: Option<String>,
     },
-    Cancelled { call_id: CallId },
+    Cancelled {
+        call_id: CallId,
+    },
     /// The other participant hung up or disconnected.
-    HungUp { call_id: CallId },
-    Offer { call_id: CallId, sdp: String },
-    Answer { call_id: CallId, sdp: String },
+    HungUp {
+        call_id: CallId,
+    },
+    Offer {
+        call_id: CallId,
+        sdp: String,
+    },
+    Answer {
+        call_id: CallId,
+        sdp: String,
+    },
     Candidate {
         call_id: CallId,
         candidate: IceCandidate,
     },
-    Pong { nonce: u64 },
+    Pong {
+        nonce: u64,
+    },
     /// A request failed. The connection stays open unless the code says otherwise.
     Error {
         code: ErrorCode,

@@ -177,9 +177,14 @@ mod tests {
 
     #[test]
     fn split_handles_three_and_four_byte_start_codes() {
-        let stream = [0, 0, 0, 1, 0x67, 1, 2, 0, 0, 1, 0x68, 3, 0, 0, 0, 1, 0x65, 4];
+        let stream = [
+            0, 0, 0, 1, 0x67, 1, 2, 0, 0, 1, 0x68, 3, 0, 0, 0, 1, 0x65, 4,
+        ];
         let units = split_nal_units(&stream);
-        assert_eq!(units, vec![&[0x67, 1, 2][..], &[0x68, 3][..], &[0x65, 4][..]]);
+        assert_eq!(
+            units,
+            vec![&[0x67, 1, 2][..], &[0x68, 3][..], &[0x65, 4][..]]
+        );
     }
 
     #[test]
@@ -195,7 +200,10 @@ mod tests {
 
     #[test]
     fn emulation_prevention_is_removed() {
-        assert_eq!(remove_emulation_prevention(&[0, 0, 3, 1, 0, 0, 3]), vec![0, 0, 1, 0, 0]);
+        assert_eq!(
+            remove_emulation_prevention(&[0, 0, 3, 1, 0, 0, 3]),
+            vec![0, 0, 1, 0, 0]
+        );
     }
 
     #[test]

@@ -42,7 +42,9 @@ pub fn load(path: &Path, fps: f64) -> Result<VideoClip> {
             Err(err) if index == last => {
                 return Err(MediaError::Truncated {
                     path: path.to_owned(),
-                    detail: format!("the last picture (access unit {index}) does not decode: {err}"),
+                    detail: format!(
+                        "the last picture (access unit {index}) does not decode: {err}"
+                    ),
                 });
             }
             Err(err) => {
@@ -62,7 +64,10 @@ pub fn load(path: &Path, fps: f64) -> Result<VideoClip> {
         });
     };
     let (width, height) = (first.width, first.height);
-    if frames.iter().any(|frame| (frame.width, frame.height) != (width, height)) {
+    if frames
+        .iter()
+        .any(|frame| (frame.width, frame.height) != (width, height))
+    {
         return Err(MediaError::UnsupportedFormat {
             path: path.to_owned(),
             detail: "the picture size changes within the stream".into(),

@@ -24,8 +24,8 @@ pub struct AudioClip {
 /// Reads a PCM or float WAV file of any channel count, mixes it to mono and
 /// resamples it to 48 kHz.
 pub fn load(path: &Path) -> Result<AudioClip> {
-    let reader = hound::WavReader::new(std::io::BufReader::new(open(path)?)).map_err(|err| {
-        match err {
+    let reader =
+        hound::WavReader::new(std::io::BufReader::new(open(path)?)).map_err(|err| match err {
             hound::Error::IoError(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
                 MediaError::Truncated {
                     path: path.to_owned(),
@@ -36,8 +36,7 @@ pub fn load(path: &Path) -> Result<AudioClip> {
                 path: path.to_owned(),
                 detail: format!("not a readable WAV file ({other})"),
             },
-        }
-    })?;
+        })?;
     let spec = reader.spec();
     if !(MIN_RATE..=MAX_RATE).contains(&spec.sample_rate) {
         return Err(MediaError::UnsupportedFormat {
@@ -115,8 +114,9 @@ pub fn resample(samples: &[f32], from_hz: u32, to_hz: u32) -> Result<Vec<f32>> {
         to_hz,
         detail,
     };
-    let mut resampler = Fft::<f32>::new(from_hz as usize, to_hz as usize, 1024, 1, FixedSync::Input)
-        .map_err(|err| error(err.to_string()))?;
+    let mut resampler =
+        Fft::<f32>::new(from_hz as usize, to_hz as usize, 1024, 1, FixedSync::Input)
+            .map_err(|err| error(err.to_string()))?;
     let channels = vec![samples.to_vec()];
     let input = SequentialSliceOfVecs::new(&channels, 1, samples.len())
         .map_err(|err| error(err.to_string()))?;
