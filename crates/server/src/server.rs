@@ -69,10 +69,9 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     let handle = axum_server::Handle::new();
     // Signalling frames are small and latency-bound, so Nagle's algorithm
     // (with delayed ACKs, up to 40 ms per frame) must be off.
-    let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(RustlsConfig::from_config(
-        tls.server_config,
-    ))
-    .acceptor(axum_server::accept::NoDelayAcceptor::new());
+    let acceptor =
+        axum_server::tls_rustls::RustlsAcceptor::new(RustlsConfig::from_config(tls.server_config))
+            .acceptor(axum_server::accept::NoDelayAcceptor::new());
     let server = axum_server::from_tcp(listener)
         .context("failed to set up the TLS listener")?
         .acceptor(acceptor)
