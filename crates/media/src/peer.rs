@@ -49,7 +49,7 @@ const H264_BASELINE_PT: u8 = 127;
 const H264_BASELINE_RTX_PT: u8 = 125;
 const OPUS_PT: u8 = 111;
 
-/// Longest time from ICE connected to DTLS connected before the call fails.
+/// Maximum time from ICE connected to DTLS connected before the call fails.
 const DTLS_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 const ICE_CHECK_INTERVAL: std::time::Duration = std::time::Duration::from_millis(50);
 const ICE_MAX_BINDING_REQUESTS: u16 = 28;
@@ -112,14 +112,14 @@ pub enum PeerEvent {
     Closed,
 }
 
-/// Which media this side sends.
+/// Media kinds this side sends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct SendMedia {
     pub video: bool,
     pub audio: bool,
 }
 
-/// Where decoded remote media goes. A missing sender discards that kind.
+/// Channels for decoded remote media. A missing sender discards that kind.
 #[derive(Debug, Default)]
 pub struct RemoteSinks {
     pub video: Option<mpsc::Sender<DecodedVideo>>,

@@ -19,7 +19,7 @@ use crate::stats::{StatsCounters, add};
 /// Packets the reorder buffer waits for before it gives up on a gap.
 const VIDEO_MAX_LATE_PACKETS: u16 = 256;
 const AUDIO_MAX_LATE_PACKETS: u16 = 10;
-/// Longest wait for a missing packet before the frame is given up.
+/// Maximum wait for a missing packet before the frame is given up.
 const VIDEO_MAX_DELAY: Duration = Duration::from_millis(200);
 const AUDIO_MAX_DELAY: Duration = Duration::from_millis(60);
 /// Minimum time between two keyframe requests.

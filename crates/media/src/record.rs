@@ -10,7 +10,7 @@ use crate::frame::AUDIO_RATE;
 use crate::receive::{DecodedAudio, DecodedVideo};
 use crate::sink::{Y4mWriter, write_wav};
 
-/// Longest recording the audio timeline accepts, so that a bogus RTP
+/// Maximum recording length the audio timeline accepts, so that a bogus RTP
 /// timestamp cannot make it allocate without bound.
 const MAX_AUDIO_SECONDS: usize = 3600;
 
@@ -18,7 +18,7 @@ const MAX_AUDIO_SECONDS: usize = 3600;
 pub const VIDEO_FILE: &str = "video.y4m";
 pub const AUDIO_FILE: &str = "audio.wav";
 
-/// What was recorded.
+/// Summary of a finished recording.
 #[derive(Debug, Clone, Default)]
 pub struct RecordingSummary {
     /// RTP timestamp of each frame written to the Y4M file, in file order.

@@ -31,7 +31,7 @@ const RTP_PAYLOAD_MTU: usize = 1150;
 /// RTP clock rate of video, in Hz.
 pub const VIDEO_CLOCK_RATE: u32 = 90_000;
 
-/// What the receiver needs to match received frames to sent ones.
+/// Sender-side timing that lets a receiver match received frames to sent ones.
 #[derive(Debug, Clone, Copy)]
 pub struct VideoSendInfo {
     pub ssrc: u32,
@@ -169,7 +169,7 @@ impl VideoSender {
     }
 }
 
-/// Sets `flag` whenever the receiver asks for a keyframe with PLI or FIR.
+/// Sets `flag` whenever the receiver requests a keyframe with PLI or FIR.
 async fn watch_keyframe_requests(
     track: Arc<TrackLocalStaticRTP>,
     flag: Arc<AtomicBool>,
