@@ -38,15 +38,7 @@ const CALLER: &str = "alice";
 const CALLEE: &str = "bob";
 
 pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
-    if !(args.seconds > 0.0 && args.seconds <= 600.0) {
-        anyhow::bail!(
-            "invalid --seconds {}: expected more than 0 and at most 600 seconds",
-            args.seconds
-        );
-    }
-    if args.kbps < 50 || args.kbps > 20_000 {
-        anyhow::bail!("invalid --kbps {}: expected 50 to 20000", args.kbps);
-    }
+    media_files::check_stream_options(args.seconds, args.kbps)?;
     let (video_path, audio_path) = match (args.video.clone(), args.audio.clone()) {
         (Some(video), Some(audio)) => (video, audio),
         (video, audio) => {

@@ -105,6 +105,7 @@ fn main() -> ExitCode {
 }
 
 async fn call(args: CallArgs) -> anyhow::Result<()> {
+    media_files::check_stream_options(args.seconds, args.kbps)?;
     let media = media_files::load(&args.video, &args.audio)?;
     let session = auth::open_session(&args.session).await?;
     let options = hearth_client::call::CallOptions {

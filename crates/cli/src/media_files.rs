@@ -24,6 +24,17 @@ pub fn load(video: &Path, audio: &Path) -> anyhow::Result<CallMedia> {
     })
 }
 
+/// Checks `--seconds` and `--kbps` before anything is loaded or dialled.
+pub fn check_stream_options(seconds: f64, kbps: u32) -> anyhow::Result<()> {
+    if !(seconds > 0.0 && seconds <= 600.0) {
+        anyhow::bail!("invalid --seconds {seconds}: expected more than 0 and at most 600 seconds");
+    }
+    if !(50..=20_000).contains(&kbps) {
+        anyhow::bail!("invalid --kbps {kbps}: expected 50 to 20000");
+    }
+    Ok(())
+}
+
 /// Default video and speech for `hearth demo`: the foreman clip and LibriVox
 /// speech from the shared media folder, or the CC0 city clip and LibriVox
 /// speech that the set-up script converts from Debian packages.

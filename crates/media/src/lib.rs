@@ -5,6 +5,7 @@
 pub mod codec;
 pub mod error;
 pub mod frame;
+pub mod jitter;
 pub mod negotiate;
 pub mod peer;
 pub mod quality;

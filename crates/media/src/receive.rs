@@ -3,22 +3,21 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rtc::media::io::sample_builder::SampleBuilder;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtp::codec::h264::H264Packet;
-use rtc::rtp::codec::opus::OpusPacket;
+use rtc::rtp::packetizer::Depacketizer;
 use tokio::sync::mpsc;
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 
 use crate::codec::h264::H264Decoder;
 use crate::codec::opus::OpusDecoder;
 use crate::frame::{AUDIO_FRAME_SAMPLES, VideoFrame};
+use crate::jitter::{AssembledFrame, Framing, JitterBuffer, RtpPacket};
 use crate::source::annexb;
 use crate::stats::{StatsCounters, add};
 
-/// Packets the reorder buffer waits for before it gives up on a gap.
-const VIDEO_MAX_LATE_PACKETS: u16 = 256;
-const AUDIO_MAX_LATE_PACKETS: u16 = 10;
+/// Most lost audio frames concealed in a row; a longer gap is left silent.
+const MAX_CONCEALED_FRAMES: u64 = 5;
 /// Maximum wait for a missing packet before the frame is given up.
 const VIDEO_MAX_DELAY: Duration = Duration::from_millis(200);
 const AUDIO_MAX_DELAY: Duration = Duration::from_millis(60);
@@ -57,8 +56,7 @@ pub(crate) async fn receive_video(
             return;
         }
     };
-    let mut builder = SampleBuilder::new(VIDEO_MAX_LATE_PACKETS, H264Packet::default(), 90_000)
-        .with_max_time_delay(VIDEO_MAX_DELAY);
+    let mut buffer = JitterBuffer::new(Framing::Marker, VIDEO_MAX_DELAY);
     let mut keyframes = KeyframeRequester {
         track: Arc::clone(&track),
         media_ssrc,
@@ -87,11 +85,18 @@ pub(crate) async fn receive_video(
         let now = Instant::now();
         packet_seen = true;
         stats.video_packet_received(packet.payload.len(), now);
-        builder.push(now, packet);
+        buffer.push(rtp_packet(packet), now);
 
-        while let Some((sample, rtp_timestamp)) = builder.pop_with_timestamp(now) {
-            let keyframe = annexb::contains_idr(&sample.data);
-            if sample.prev_dropped_packets > 0 && !keyframe {
+        while let Some(frame) = buffer.pop(now) {
+            let rtp_timestamp = frame.timestamp;
+            let Some(access_unit) = depacketize_h264(&frame) else {
+                add(&stats.video_frames_dropped, 1);
+                needs_keyframe = true;
+                keyframes.request().await;
+                continue;
+            };
+            let keyframe = annexb::contains_idr(&access_unit);
+            if frame.lost_before > 0 && !keyframe {
                 needs_keyframe = true;
             }
             if needs_keyframe && !keyframe {
@@ -99,7 +104,7 @@ pub(crate) async fn receive_video(
                 keyframes.request().await;
                 continue;
             }
-            match decoder.decode(&sample.data) {
+            match decoder.decode(&access_unit) {
                 Ok(Some(frame)) => {
                     needs_keyframe = false;
                     stats.video_frame_decoded(Instant::now());
@@ -175,8 +180,7 @@ pub(crate) async fn receive_audio(
             return;
         }
     };
-    let mut builder = SampleBuilder::new(AUDIO_MAX_LATE_PACKETS, OpusPacket, 48_000)
-        .with_max_time_delay(AUDIO_MAX_DELAY);
+    let mut buffer = JitterBuffer::new(Framing::SinglePacket, AUDIO_MAX_DELAY);
 
     while let Some(event) = track.poll().await {
         let packet = match event {
@@ -186,11 +190,12 @@ pub(crate) async fn receive_audio(
         };
         let now = Instant::now();
         stats.audio_packet_received(packet.payload.len(), now);
-        builder.push(now, packet);
+        buffer.push(rtp_packet(packet), now);
 
-        while let Some((sample, rtp_timestamp)) = builder.pop_with_timestamp(now) {
+        while let Some(frame) = buffer.pop(now) {
+            let rtp_timestamp = frame.timestamp;
             let mut samples = Vec::new();
-            for _ in 0..sample.prev_dropped_packets {
+            for _ in 0..frame.lost_before.min(MAX_CONCEALED_FRAMES) {
                 add(&stats.audio_packets_concealed, 1);
                 match decoder.conceal() {
                     Ok(concealed) => samples.extend(concealed),
@@ -198,7 +203,10 @@ pub(crate) async fn receive_audio(
                 }
             }
             let concealed_len = samples.len() as u32;
-            match decoder.decode(&sample.data) {
+            let Some(payload) = frame.payloads.first() else {
+                continue;
+            };
+            match decoder.decode(payload) {
                 Ok(decoded) => samples.extend(decoded),
                 Err(err) => {
                     tracing::debug!(error = %err, "Opus packet does not decode");
@@ -216,4 +224,30 @@ pub(crate) async fn receive_audio(
         }
     }
     tracing::debug!("remote audio track ended");
+}
+
+fn rtp_packet(packet: rtc::rtp::Packet) -> RtpPacket {
+    RtpPacket {
+        sequence_number: packet.header.sequence_number,
+        timestamp: packet.header.timestamp,
+        marker: packet.header.marker,
+        payload: packet.payload,
+    }
+}
+
+/// Joins the RTP payloads of one frame into an Annex B access unit (RFC 6184
+/// single NAL, STAP-A and FU-A). Returns `None` for a malformed payload.
+fn depacketize_h264(frame: &AssembledFrame) -> Option<Vec<u8>> {
+    let mut depacketizer = H264Packet::default();
+    let mut access_unit = Vec::new();
+    for payload in &frame.payloads {
+        match depacketizer.depacketize(payload) {
+            Ok(nal_units) => access_unit.extend_from_slice(&nal_units),
+            Err(err) => {
+                tracing::debug!(error = %err, rtp_timestamp = frame.timestamp, "malformed H.264 payload");
+                return None;
+            }
+        }
+    }
+    (!access_unit.is_empty()).then_some(access_unit)
 }

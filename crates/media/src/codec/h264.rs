@@ -124,7 +124,7 @@ impl H264Decoder {
         let decoded = self
             .decoder
             .decode(access_unit)
-            .map_err(|err| MediaError::H264Decode(err.to_string()))?;
+            .map_err(|err| MediaError::H264Decode(decode_error_text(&err)))?;
         Ok(decoded.map(|yuv| copy_decoded(&yuv)))
     }
 
@@ -136,6 +136,13 @@ impl H264Decoder {
             .map_err(|err| MediaError::H264Decode(err.to_string()))?;
         Ok(remaining.iter().map(copy_decoded).collect())
     }
+}
+
+/// Returns an OpenH264 error without the crate's trailing "Backtraces
+/// enabled." notice, which means nothing to a user.
+fn decode_error_text(err: &openh264::Error) -> String {
+    let text = err.to_string();
+    text.trim_end_matches(" Backtraces enabled.").to_owned()
 }
 
 fn copy_decoded(yuv: &DecodedYUV<'_>) -> VideoFrame {
