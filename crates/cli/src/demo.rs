@@ -39,6 +39,7 @@ const CALLEE: &str = "bob";
 
 pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     media_files::check_stream_options(args.seconds, args.kbps)?;
+    report::check_output_dir(&args.out)?;
     let (video_path, audio_path) = match (args.video.clone(), args.audio.clone()) {
         (Some(video), Some(audio)) => (video, audio),
         (video, audio) => {

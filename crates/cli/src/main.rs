@@ -12,6 +12,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use hearth_client::ClientError;
+use hearth_client::call::CallEnd;
 use hearth_proto::ErrorCode;
 
 #[derive(Parser)]
@@ -22,7 +23,12 @@ use hearth_proto::ErrorCode;
 )]
 struct Cli {
     /// Log filter, for example `info` or `hearth_client=debug`.
-    #[arg(long, global = true, env = "HEARTH_LOG", default_value = "warn")]
+    #[arg(
+        long,
+        global = true,
+        env = "HEARTH_LOG",
+        default_value = "warn,rtc=error,rtc_ice=error,rtc_dtls=error,webrtc=error"
+    )]
     log: String,
 
     #[command(subcommand)]
@@ -98,8 +104,36 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            eprintln!("error: {}", error_text(&err));
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// Joins an error with its causes, skipping a cause whose text the message
+/// before it already contains (many errors repeat their source's text).
+fn error_text(err: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in err.chain() {
+        let cause = cause.to_string();
+        if text.contains(&cause) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&cause);
+    }
+    text
+}
+
+/// Fails a command whose call ended other than by a hang-up.
+fn check_call_end(end: &CallEnd) -> anyhow::Result<()> {
+    match end {
+        CallEnd::RemoteHangUp | CallEnd::LocalHangUp => Ok(()),
+        CallEnd::MediaFailed => anyhow::bail!("the call failed: the media connection was lost"),
+        CallEnd::SignalLost => {
+            anyhow::bail!("the call failed: the connection to the server was lost")
         }
     }
 }
@@ -126,10 +160,13 @@ async fn call(args: CallArgs) -> anyhow::Result<()> {
         .await?;
     call.peer.start_audio(media.audio, args.seconds).await?;
     let mut end_watcher = call.end_watcher();
-    tokio::select! {
-        () = call.peer.wait_sent() => {}
-        end = end_watcher.wait() => println!("call ended early: {end:?}"),
-    }
+    let early_end = tokio::select! {
+        () = call.peer.wait_sent() => None,
+        end = end_watcher.wait() => {
+            println!("call ended early: {end}");
+            Some(end)
+        }
+    };
     let stats = call.peer.stats();
     println!(
         "sent {} video frames ({} keyframes, {} keyframe requests), {} audio packets; rtp timestamp base {}",
@@ -139,10 +176,13 @@ async fn call(args: CallArgs) -> anyhow::Result<()> {
         stats.audio_packets_sent,
         video.rtp_timestamp_base
     );
-    if call.end_state().is_none() {
-        call.hang_up().await?;
+    match early_end {
+        Some(end) => check_call_end(&end),
+        None => {
+            call.hang_up().await?;
+            Ok(())
+        }
     }
-    Ok(())
 }
 
 /// Adds what to do next when the callee does not exist or is not connected.
@@ -166,6 +206,8 @@ fn call_error(callee: &str, err: ClientError) -> anyhow::Error {
 }
 
 async fn answer(args: AnswerArgs) -> anyhow::Result<()> {
+    // A folder that cannot take the recording must fail before a call is accepted.
+    report::check_output_dir(&args.record)?;
     let mut session = auth::open_session(&args.session).await?;
     println!("signed in as {}; waiting for a call", session.signal.user());
     let incoming = hearth_client::call::wait_for_incoming(&mut session.signal).await?;
@@ -176,13 +218,27 @@ async fn answer(args: AnswerArgs) -> anyhow::Result<()> {
         sinks,
         ..Default::default()
     };
-    let mut call = hearth_client::call::answer_call(session.signal, &incoming, options).await?;
-    let end = call.ended().await;
+    let call = hearth_client::call::answer_call(session.signal, &incoming, options).await?;
+    let mut end_watcher = call.end_watcher();
+    let interrupted = tokio::select! {
+        end = end_watcher.wait() => {
+            println!("call ended: {end}");
+            Some(end)
+        }
+        _ = tokio::signal::ctrl_c() => {
+            println!("interrupted; hanging up");
+            None
+        }
+    };
     let stats = call.peer.stats();
     let first_frame = stats_first_frame(&call);
-    call.peer.close().await;
+    match interrupted {
+        Some(_) => call.peer.close().await,
+        None => {
+            call.hang_up().await?;
+        }
+    }
     let summary = recorder.finish().await?;
-    println!("call ended: {end:?}");
     if let Some(setup) = first_frame {
         println!("first video frame {} ms after accepting", setup.as_millis());
     }
@@ -193,7 +249,10 @@ async fn answer(args: AnswerArgs) -> anyhow::Result<()> {
         summary.audio.len() as f64 / 48_000.0,
         args.record.display()
     );
-    Ok(())
+    match interrupted {
+        Some(end) => check_call_end(&end),
+        None => Ok(()),
+    }
 }
 
 fn stats_first_frame(call: &hearth_client::call::ActiveCall) -> Option<std::time::Duration> {

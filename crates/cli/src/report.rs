@@ -23,6 +23,18 @@ const DELAY_WINDOW_SECONDS: usize = 4;
 /// Largest delay the estimate searches for.
 const MAX_DELAY_SECONDS: usize = 1;
 
+/// Creates the output folder and checks that a file can be written in it.
+pub fn check_output_dir(dir: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create the output folder {}", dir.display()))?;
+    let probe = dir.join(".hearth-write-check");
+    std::fs::write(&probe, b"")
+        .with_context(|| format!("cannot write in the output folder {}", dir.display()))?;
+    // The probe is empty and only proves the folder is writable.
+    let _ = std::fs::remove_file(&probe);
+    Ok(())
+}
+
 /// Records what the peer decodes into a folder until `finish`.
 pub struct Recorder {
     stop: oneshot::Sender<()>,

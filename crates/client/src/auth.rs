@@ -80,9 +80,19 @@ pub(crate) fn error_chain(err: &dyn std::error::Error) -> String {
     let mut text = err.to_string();
     let mut source = err.source();
     while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
         source = cause.source();
+    }
+    if text.contains("UnknownIssuer") {
+        text.push_str(
+            "; the server's certificate is not trusted: trust its CA certificate \
+             (a server with a self-signed certificate keeps it in DATA_DIR/tls/cert.pem; \
+             the hearth CLI takes it with --ca-cert)",
+        );
     }
     text
 }

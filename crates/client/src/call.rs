@@ -52,6 +52,17 @@ pub enum CallEnd {
     SignalLost,
 }
 
+impl std::fmt::Display for CallEnd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::RemoteHangUp => "the other side hung up",
+            Self::LocalHangUp => "hung up",
+            Self::MediaFailed => "the media connection failed",
+            Self::SignalLost => "the connection to the server was lost",
+        })
+    }
+}
+
 /// A connected call.
 pub struct ActiveCall {
     pub call_id: CallId,

@@ -8,6 +8,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::error::{MediaError, Result};
 use crate::frame::AUDIO_RATE;
 use crate::receive::{DecodedAudio, DecodedVideo};
+use crate::send::VIDEO_CLOCK_RATE;
 use crate::sink::{Y4mWriter, write_wav};
 
 /// Maximum recording length the audio timeline accepts, so that a bogus RTP
@@ -47,7 +48,7 @@ pub async fn record(
         source,
     })?;
     let video_path = dir.join(VIDEO_FILE);
-    let mut writer = Y4mWriter::create(&video_path, fps)?;
+    let mut writer = VideoRecorder::new(video_path.clone(), fps);
     let mut summary = RecordingSummary::default();
     let mut audio_start: Option<u32> = None;
     let (mut video_open, mut audio_open) = (true, true);
@@ -68,10 +69,10 @@ pub async fn record(
     while let Ok(frame) = video.try_recv() {
         write_frame(&mut writer, &mut summary, frame)?;
     }
+    writer.finish()?;
     while let Ok(chunk) = audio.try_recv() {
         place_audio(&mut summary, &mut audio_start, chunk);
     }
-    drop(writer);
 
     if !summary.video_timestamps.is_empty() {
         summary.video_path = Some(video_path);
@@ -84,12 +85,65 @@ pub async fn record(
     Ok(summary)
 }
 
+/// Writes the Y4M file once the frame rate is known: Y4M has one rate per
+/// file and RTP carries none, so the first frame waits for the second and the
+/// rate comes from the difference of their timestamps.
+struct VideoRecorder {
+    path: PathBuf,
+    fallback_fps: u32,
+    first: Option<DecodedVideo>,
+    writer: Option<Y4mWriter>,
+}
+
+impl VideoRecorder {
+    fn new(path: PathBuf, fallback_fps: u32) -> Self {
+        Self {
+            path,
+            fallback_fps,
+            first: None,
+            writer: None,
+        }
+    }
+
+    fn write(&mut self, frame: &DecodedVideo) -> Result<()> {
+        if self.writer.is_none() {
+            let Some(first) = self.first.take() else {
+                self.first = Some(frame.clone());
+                return Ok(());
+            };
+            let ticks = frame.rtp_timestamp.wrapping_sub(first.rtp_timestamp);
+            let fps = if (1..=VIDEO_CLOCK_RATE).contains(&ticks) {
+                (f64::from(VIDEO_CLOCK_RATE) / f64::from(ticks)).round() as u32
+            } else {
+                self.fallback_fps
+            };
+            let mut writer = Y4mWriter::create(&self.path, fps.clamp(1, 120))?;
+            writer.write(&first.frame)?;
+            self.writer = Some(writer);
+        }
+        self.writer
+            .as_mut()
+            .expect("the writer was created above")
+            .write(&frame.frame)
+    }
+
+    /// Writes a lone first frame at the fallback rate and closes the file.
+    fn finish(&mut self) -> Result<()> {
+        if let Some(first) = self.first.take() {
+            let mut writer = Y4mWriter::create(&self.path, self.fallback_fps)?;
+            writer.write(&first.frame)?;
+        }
+        self.writer = None;
+        Ok(())
+    }
+}
+
 fn write_frame(
-    writer: &mut Y4mWriter,
+    writer: &mut VideoRecorder,
     summary: &mut RecordingSummary,
     frame: DecodedVideo,
 ) -> Result<()> {
-    writer.write(&frame.frame)?;
+    writer.write(&frame)?;
     summary.video_timestamps.push(frame.rtp_timestamp);
     summary.first_frame_at.get_or_insert(frame.decoded_at);
     Ok(())

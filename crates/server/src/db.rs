@@ -46,6 +46,37 @@ const MIGRATIONS: &[(i64, &str)] = &[(
     CREATE INDEX access_tokens_user ON access_tokens(user_id);",
 )];
 
+/// Makes the data directory private to the server's user, because it holds
+/// password hashes, token hashes and the TLS key.
+#[cfg(unix)]
+fn restrict_to_owner(data_dir: &Path) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    use std::os::unix::fs::PermissionsExt as _;
+
+    let mode = std::fs::metadata(data_dir)
+        .with_context(|| format!("failed to read data directory {}", data_dir.display()))?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        std::fs::set_permissions(data_dir, std::fs::Permissions::from_mode(0o700)).with_context(
+            || {
+                format!(
+                    "failed to restrict data directory {} to mode 0700",
+                    data_dir.display()
+                )
+            },
+        )?;
+        tracing::info!(path = %data_dir.display(), "restricted the data directory to mode 0700");
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn restrict_to_owner(_data_dir: &Path) -> anyhow::Result<()> {
+    // NOTE: on Windows the directory keeps the ACL it inherits; untested there.
+    Ok(())
+}
+
 /// Opens (creating if missing) `hearth.db` in `data_dir` and applies pending
 /// migrations.
 pub async fn open(data_dir: &Path) -> anyhow::Result<SqlitePool> {
@@ -53,6 +84,7 @@ pub async fn open(data_dir: &Path) -> anyhow::Result<SqlitePool> {
 
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("failed to create data directory {}", data_dir.display()))?;
+    restrict_to_owner(data_dir)?;
     let path = data_dir.join(DATABASE_FILE);
     let options = SqliteConnectOptions::new()
         .filename(&path)
