@@ -8,6 +8,7 @@ packages=(
   libssl-dev libdbus-1-dev
   ffmpeg
   dbus gnome-keyring
+  iproute2 nftables
 )
 
 missing=()

@@ -6,6 +6,7 @@ pub mod codec;
 pub mod error;
 pub mod frame;
 pub mod jitter;
+mod keyframe_forwarder;
 pub mod negotiate;
 pub mod peer;
 pub mod quality;

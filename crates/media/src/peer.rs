@@ -10,6 +10,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use rtc::ice::mdns::MulticastDnsMode;
 use rtc::media_stream::MediaStreamTrack;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters,
@@ -50,7 +51,9 @@ const H264_BASELINE_RTX_PT: u8 = 125;
 const OPUS_PT: u8 = 111;
 
 /// Maximum time from ICE connected to DTLS connected before the call fails.
-const DTLS_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+/// DTLS resends a lost flight after 1, 2 and 4 s (RFC 6347 section 4.2.4.1),
+/// so 10 s survives three lost flights on a lossy network.
+const DTLS_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 const ICE_CHECK_INTERVAL: std::time::Duration = std::time::Duration::from_millis(50);
 const ICE_MAX_BINDING_REQUESTS: u16 = 28;
 
@@ -140,35 +143,6 @@ impl MediaPeer {
     /// Builds the peer connection and adds the local tracks. Nothing is sent
     /// until [`start_video`](Self::start_video) and [`start_audio`](Self::start_audio).
     pub async fn new(config: &PeerConfig, send: SendMedia, sinks: RemoteSinks) -> Result<Self> {
-        let mut media_engine = MediaEngine::default();
-        for (codec, kind) in supported_codecs() {
-            media_engine.register_codec(codec, kind)?;
-        }
-        let registry = register_default_interceptors(Registry::new(), &mut media_engine)?;
-
-        // Checks every 50 ms instead of the library's 200 ms, with four times the
-        // attempts so that a candidate is still tried for 1.4 s: on a LAN the
-        // first working pair then connects within tens of milliseconds.
-        let mut setting_engine = SettingEngineBuilder::new()
-            .with_ice_connection_attempts(Some(ICE_CHECK_INTERVAL), Some(ICE_MAX_BINDING_REQUESTS));
-        if let Some(profiles) = &config.srtp_profiles {
-            setting_engine = setting_engine.with_srtp_protection_profiles(profiles.clone());
-        }
-        let setting_engine = setting_engine.build();
-
-        let configuration = RTCConfigurationBuilder::new()
-            .with_ice_servers(
-                config
-                    .ice_servers
-                    .iter()
-                    .map(|url| RTCIceServer {
-                        urls: vec![url.clone()],
-                        ..Default::default()
-                    })
-                    .collect(),
-            )
-            .build();
-
         let (event_tx, events) = mpsc::unbounded_channel();
         let stats = Arc::new(StatsCounters::default());
         let handler = Arc::new(Handler {
@@ -179,16 +153,17 @@ impl MediaPeer {
             audio_sink: sinks.audio,
         });
 
-        let connection = PeerConnectionBuilder::new()
-            .with_configuration(configuration)
-            .with_media_engine(media_engine)
-            .with_setting_engine(setting_engine)
-            .with_interceptor_registry(registry)
-            .with_handler(handler as Arc<dyn PeerConnectionEventHandler>)
-            .with_udp_addrs(config.udp_addrs.clone())
-            .build()
-            .await?;
-        let connection: Arc<dyn PeerConnection> = Arc::new(connection);
+        let connection = match build_connection(config, &handler, MulticastDnsMode::QueryOnly).await
+        {
+            Ok(connection) => connection,
+            // Resolving browsers' `.local` candidates needs a multicast socket,
+            // which fails with ENODEV where no interface takes multicast (a
+            // container or namespace with loopback only). Calls work without it.
+            Err(err) => {
+                tracing::warn!(error = %err, "multicast DNS is unavailable; .local candidates will be ignored");
+                build_connection(config, &handler, MulticastDnsMode::Disabled).await?
+            }
+        };
 
         let mut peer = Self {
             connection,
@@ -372,6 +347,55 @@ impl MediaPeer {
             tracing::debug!(error = %err, "closing the peer connection failed");
         }
     }
+}
+
+async fn build_connection(
+    config: &PeerConfig,
+    handler: &Arc<Handler>,
+    multicast_dns: MulticastDnsMode,
+) -> Result<Arc<dyn PeerConnection>> {
+    let mut media_engine = MediaEngine::default();
+    for (codec, kind) in supported_codecs() {
+        media_engine.register_codec(codec, kind)?;
+    }
+    let registry = register_default_interceptors(Registry::new(), &mut media_engine)?.with(
+        rtc::interceptor::Slot::from(crate::keyframe_forwarder::SLOT),
+        crate::keyframe_forwarder::KeyframeRequestForwarder::default(),
+    );
+
+    // Checks every 50 ms instead of the library's 200 ms, with four times the
+    // attempts so that a candidate is still tried for 1.4 s: on a LAN the
+    // first working pair then connects within tens of milliseconds.
+    let mut setting_engine = SettingEngineBuilder::new()
+        .with_ice_connection_attempts(Some(ICE_CHECK_INTERVAL), Some(ICE_MAX_BINDING_REQUESTS))
+        .with_multicast_dns_mode(multicast_dns);
+    if let Some(profiles) = &config.srtp_profiles {
+        setting_engine = setting_engine.with_srtp_protection_profiles(profiles.clone());
+    }
+    let setting_engine = setting_engine.build();
+
+    let ice_servers = config
+        .ice_servers
+        .iter()
+        .map(|url| RTCIceServer {
+            urls: vec![url.clone()],
+            ..Default::default()
+        })
+        .collect();
+    let configuration = RTCConfigurationBuilder::new()
+        .with_ice_servers(ice_servers)
+        .build();
+
+    let connection = PeerConnectionBuilder::new()
+        .with_configuration(configuration)
+        .with_media_engine(media_engine)
+        .with_setting_engine(setting_engine)
+        .with_interceptor_registry(registry)
+        .with_handler(Arc::clone(handler) as Arc<dyn PeerConnectionEventHandler>)
+        .with_udp_addrs(config.udp_addrs.clone())
+        .build()
+        .await?;
+    Ok(Arc::new(connection))
 }
 
 /// Adds trickled remote candidates to a peer connection.

@@ -84,6 +84,9 @@ pub(crate) async fn receive_video(
         };
         let now = Instant::now();
         packet_seen = true;
+        // The track may not know its SSRC before the first packet, and a PLI
+        // addressed to the wrong SSRC is dropped by the sender.
+        keyframes.media_ssrc = packet.header.ssrc;
         stats.video_packet_received(packet.payload.len(), now);
         buffer.push(rtp_packet(packet), now);
 

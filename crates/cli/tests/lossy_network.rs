@@ -1,0 +1,133 @@
+//! A call over a network that drops packets: `hearth demo` runs inside a
+//! network namespace of its own whose loopback drops 10 % of UDP packets at
+//! random (nftables), so media suffers loss while signalling over TCP does not.
+//! Needs root, `ip` and `nft`; CI runs as root and `scripts/install-deps.sh`
+//! installs both.
+
+mod common;
+
+use std::process::Command;
+
+use common::{FOREMAN, SPEECH, media};
+use serde_json::Value;
+
+/// Percentage of UDP packets dropped.
+const LOSS_PERCENT: u32 = 10;
+
+/// A network namespace that is deleted when dropped.
+struct Namespace(String);
+
+impl Namespace {
+    fn create() -> Self {
+        let name = format!("hearth-loss-{}", std::process::id());
+        run(&["ip", "netns", "add", &name]);
+        let namespace = Self(name);
+        namespace.exec(&["ip", "link", "set", "lo", "up"]);
+        namespace.exec(&["nft", "add", "table", "inet", "hearth"]);
+        namespace.exec(&[
+            "nft",
+            "add chain inet hearth input { type filter hook input priority 0; }",
+        ]);
+        let rule = format!(
+            "add rule inet hearth input meta l4proto udp numgen random mod 100 < {LOSS_PERCENT} drop"
+        );
+        namespace.exec(&["nft", &rule]);
+        namespace
+    }
+
+    fn exec(&self, command: &[&str]) {
+        let mut full = vec!["ip", "netns", "exec", &self.0];
+        full.extend_from_slice(command);
+        run(&full);
+    }
+}
+
+impl Drop for Namespace {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+fn run(command: &[&str]) {
+    let status = Command::new(command[0])
+        .args(&command[1..])
+        .status()
+        .unwrap_or_else(|err| panic!("cannot run {command:?}: {err}"));
+    assert!(status.success(), "{command:?} failed with {status}");
+}
+
+fn tools_available() -> bool {
+    let is_root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|output| output.stdout.starts_with(b"0"));
+    let has = |tool: &str| Command::new(tool).arg("--version").output().is_ok();
+    is_root && has("ip") && has("nft")
+}
+
+#[test]
+fn call_recovers_from_packet_loss() {
+    if !tools_available() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must run this test as root with ip and nft installed"
+        );
+        eprintln!("skipped: needs root, ip and nft");
+        return;
+    }
+    let namespace = Namespace::create();
+    let out = tempfile::tempdir().unwrap();
+    let config = tempfile::tempdir().unwrap();
+
+    let output = Command::new("ip")
+        .args(["netns", "exec", &namespace.0])
+        .arg(env!("CARGO_BIN_EXE_hearth"))
+        .arg("demo")
+        .arg("--video")
+        .arg(media(FOREMAN))
+        .arg("--audio")
+        .arg(media(SPEECH))
+        .args(["--seconds", "8", "--out"])
+        .arg(out.path())
+        .env("HEARTH_CONFIG_DIR", config.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "hearth demo failed:\n{stderr}");
+    assert!(
+        !stderr.contains("panicked"),
+        "hearth demo panicked:\n{stderr}"
+    );
+
+    let text = std::fs::read_to_string(out.path().join("report.json")).unwrap();
+    let report: Value = serde_json::from_str(&text).unwrap();
+    let number = |field: &str| {
+        report[field]
+            .as_f64()
+            .unwrap_or_else(|| panic!("report.json has no number {field}: {report:#}"))
+    };
+
+    let sent = number("frames_sent");
+    let decoded = number("frames_decoded");
+    assert!(
+        decoded >= 0.5 * sent,
+        "decoded {decoded} of {sent} frames at {LOSS_PERCENT} % loss"
+    );
+    let requests = number("keyframe_requests");
+    let keyframes = number("keyframes_sent");
+    assert!(
+        keyframes > 1.0 || requests == 0.0,
+        "the receiver sent {requests} keyframe requests but the sender encoded {keyframes} keyframes"
+    );
+    let psnr = number("psnr_db_mean");
+    assert!(
+        psnr >= 32.0,
+        "psnr_db_mean {psnr:.2} dB: frames decoded after loss are damaged"
+    );
+    assert_eq!(number("video_decode_errors"), 0.0, "{report:#}");
+    let audio = number("audio_ms_received");
+    assert!(
+        audio >= 0.8 * 8000.0,
+        "received {audio} ms of 8000 ms of speech"
+    );
+}
