@@ -194,6 +194,9 @@ pub enum ErrorCode {
     InvalidState,
     /// A call with this id already exists.
     DuplicateCall,
+    /// The session was revoked or the account disabled; the server closes
+    /// the connection after this error.
+    SessionRevoked,
     Internal,
 }
 
@@ -212,6 +215,7 @@ impl ErrorCode {
             Self::NotInCall => "not_in_call",
             Self::InvalidState => "invalid_state",
             Self::DuplicateCall => "duplicate_call",
+            Self::SessionRevoked => "session_revoked",
             Self::Internal => "internal",
         }
     }

@@ -121,8 +121,8 @@ impl Accounts {
 
     /// Disables an account and revokes all its access and refresh tokens.
     ///
-    /// NOTE: signalling connections that the user opened before stay open until
-    /// they close, because this storage layer cannot reach the running server.
+    /// Open signalling connections of the user notice within a few seconds,
+    /// because each rechecks its session periodically, and then close.
     pub async fn disable_user(&self, name: &str) -> Result<(), AccountError> {
         let mut tx = self.pool.begin().await?;
         let row: Option<(i64,)> =

@@ -262,6 +262,17 @@ fn unauthorized(description: &str) -> Response {
     response
 }
 
+/// Returns the bearer token of the Authorization header, if it has one.
+fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer ")
+        .map(str::trim)
+        .filter(|token| !token.is_empty())
+}
+
 async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<TokenOwner, Response> {
     let Some(value) = headers.get(header::AUTHORIZATION) else {
         return Err(unauthorized(
@@ -299,6 +310,12 @@ async fn signal(
         Ok(owner) => owner,
         Err(response) => return response,
     };
+    let session = crate::signal::Session {
+        tokens: state.tokens.clone(),
+        access_token: bearer_token(&headers)
+            .map(Secret::new)
+            .unwrap_or_else(|| Secret::new("")),
+    };
     let upgrade = match upgrade {
         Ok(upgrade) => upgrade,
         Err(rejection) => return rejection.into_response(),
@@ -309,6 +326,6 @@ async fn signal(
         .max_message_size(MAX_WEBSOCKET_MESSAGE_BYTES)
         .max_frame_size(MAX_WEBSOCKET_MESSAGE_BYTES)
         .on_upgrade(move |socket| {
-            crate::signal::serve_connection(socket, hub, accounts, owner.name)
+            crate::signal::serve_connection(socket, hub, accounts, owner.name, session)
         })
 }

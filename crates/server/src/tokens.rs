@@ -166,6 +166,23 @@ impl Tokens {
         Ok(row.map(|(user_id, name)| TokenOwner { user_id, name }))
     }
 
+    /// Returns whether the session behind an access token is still allowed:
+    /// the token is not revoked and its account is not disabled. Expiry is not
+    /// checked, because an open signalling connection outlives the token that
+    /// opened it.
+    pub async fn session_active(&self, access_token: &Secret) -> Result<bool, sqlx::Error> {
+        let row: Option<(i64,)> = sqlx::query_as(
+            "SELECT users.id FROM access_tokens
+             JOIN users ON users.id = access_tokens.user_id
+             WHERE access_tokens.token_hash = ? AND access_tokens.revoked = 0
+                 AND users.disabled = 0",
+        )
+        .bind(hash_token(access_token.expose()))
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.is_some())
+    }
+
     async fn insert_pair(
         &self,
         tx: &mut sqlx::SqliteConnection,

@@ -65,3 +65,20 @@ async fn valid_token_gets_hello() {
     };
     assert_eq!(socket.receive().await, hello);
 }
+
+#[tokio::test]
+async fn disabling_user_closes_open_connection() {
+    let test = TestServer::start().await;
+    let mut carol = test.connect("carol").await;
+    let mut alice = test.connect("alice").await;
+
+    test.server.accounts().disable_user("carol").await.unwrap();
+
+    let message = carol.receive().await;
+    assert_eq!(
+        common::error_code(&message),
+        Some(hearth_proto::ErrorCode::SessionRevoked),
+        "got {message:?}"
+    );
+    alice.assert_alive().await;
+}

@@ -134,8 +134,42 @@ impl Directory for KnownUser {
     }
 }
 
-/// Serves one authenticated WebSocket connection until either side closes it.
-pub async fn serve_connection(socket: WebSocket, hub: Arc<Hub>, accounts: Accounts, user: String) {
+/// How often an open connection checks that its session was not revoked and
+/// its account not disabled.
+const SESSION_CHECK_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The access token that opened a connection, rechecked while it stays open.
+pub struct Session {
+    pub tokens: crate::tokens::Tokens,
+    pub access_token: crate::Secret,
+}
+
+/// Returns whether the connection's session has ended. A database error
+/// keeps the connection open.
+async fn session_revoked(session: &Session) -> bool {
+    match session.tokens.session_active(&session.access_token).await {
+        Ok(active) => {
+            if !active {
+                tracing::info!("session revoked or account disabled; closing");
+            }
+            !active
+        }
+        Err(error) => {
+            tracing::warn!(%error, "failed to recheck the session");
+            false
+        }
+    }
+}
+
+/// Serves one authenticated WebSocket connection until either side closes it,
+/// or until its session is revoked or its account disabled.
+pub async fn serve_connection(
+    socket: WebSocket,
+    hub: Arc<Hub>,
+    accounts: Accounts,
+    user: String,
+    session: Session,
+) {
     let (conn, outbox) = hub.register(&user);
     let span = tracing::info_span!("signal", user = %user, conn = %conn);
     async move {
@@ -143,11 +177,24 @@ pub async fn serve_connection(socket: WebSocket, hub: Arc<Hub>, accounts: Accoun
         let (sink, mut stream) = socket.split();
         let writer = tokio::spawn(write_frames(sink, outbox).in_current_span());
         let mut shutdown = hub.shutdown.subscribe();
+        let mut session_check = tokio::time::interval(SESSION_CHECK_INTERVAL);
 
         loop {
-            let received = tokio::select! {
-                received = stream.next() => received,
+            let event = tokio::select! {
+                received = stream.next() => Some(received),
                 _ = shutdown.wait_for(|closing| *closing) => break,
+                _ = session_check.tick() => None,
+            };
+            // The session check runs outside `select!`, whose shutdown branch
+            // holds a lock guard that must not live across an await.
+            let Some(received) = event else {
+                if session_revoked(&session).await {
+                    let message =
+                        "the session was revoked or the account disabled; sign in again".to_owned();
+                    hub.reply(conn, error_message(ErrorCode::SessionRevoked, message));
+                    break;
+                }
+                continue;
             };
             match received {
                 Some(Ok(Message::Text(text))) => {
