@@ -178,6 +178,7 @@ pub async fn serve_connection(
         let writer = tokio::spawn(write_frames(sink, outbox).in_current_span());
         let mut shutdown = hub.shutdown.subscribe();
         let mut session_check = tokio::time::interval(SESSION_CHECK_INTERVAL);
+        let mut rejected = RejectedFrames::default();
 
         loop {
             let event = tokio::select! {
@@ -198,10 +199,16 @@ pub async fn serve_connection(
             };
             match received {
                 Some(Ok(Message::Text(text))) => {
-                    on_text(&hub, &accounts, conn, text.as_str()).await
+                    on_text(&hub, &accounts, conn, text.as_str(), &mut rejected).await
                 }
                 Some(Ok(Message::Binary(bytes))) => {
-                    tracing::warn!(len = bytes.len(), "rejected binary frame");
+                    if rejected.count() {
+                        tracing::warn!(
+                            len = bytes.len(),
+                            rejected_so_far = rejected.0,
+                            "rejected binary frame"
+                        );
+                    }
                     let message =
                         "binary frames are not supported; send JSON text frames".to_owned();
                     hub.reply(conn, error_message(ErrorCode::InvalidFrame, message));
@@ -227,11 +234,41 @@ pub async fn serve_connection(
     .await;
 }
 
-async fn on_text(hub: &Hub, accounts: &Accounts, conn: ConnId, text: &str) {
+/// Counts the frames a connection sent that could not be decoded, so that a
+/// client sending garbage in a loop cannot flood the log: the first
+/// `LOGGED_REJECTS` are logged, then one in every `REJECT_LOG_INTERVAL`.
+#[derive(Default)]
+struct RejectedFrames(u64);
+
+const LOGGED_REJECTS: u64 = 10;
+const REJECT_LOG_INTERVAL: u64 = 1000;
+
+impl RejectedFrames {
+    /// Counts one rejected frame and returns whether to log it.
+    fn count(&mut self) -> bool {
+        self.0 += 1;
+        self.0 <= LOGGED_REJECTS || self.0.is_multiple_of(REJECT_LOG_INTERVAL)
+    }
+}
+
+async fn on_text(
+    hub: &Hub,
+    accounts: &Accounts,
+    conn: ConnId,
+    text: &str,
+    rejected: &mut RejectedFrames,
+) {
     let message = match frame::decode(text) {
         Ok(message) => message,
         Err(error) => {
-            tracing::warn!(code = %error.code, reason = %error.message, "rejected frame");
+            if rejected.count() {
+                tracing::warn!(
+                    code = %error.code,
+                    reason = %error.message,
+                    rejected_so_far = rejected.0,
+                    "rejected frame"
+                );
+            }
             hub.reply(conn, error_message(error.code, error.message));
             return;
         }
@@ -320,5 +357,19 @@ fn server_kind(message: &ServerMessage) -> &'static str {
         ServerMessage::Candidate { .. } => "candidate",
         ServerMessage::Pong { .. } => "pong",
         ServerMessage::Error { .. } => "error",
+    }
+}
+
+#[cfg(test)]
+mod rejected_frames_tests {
+    use super::*;
+
+    #[test]
+    fn logs_first_rejects_then_one_in_interval() {
+        let mut rejected = RejectedFrames::default();
+        let logged: Vec<u64> = (1..=3000).filter(|_| rejected.count()).collect();
+        let mut expected: Vec<u64> = (1..=LOGGED_REJECTS).collect();
+        expected.extend([1000, 2000, 3000]);
+        assert_eq!(logged, expected);
     }
 }
