@@ -84,11 +84,13 @@ impl StatsCounters {
     /// Takes a snapshot of all counters.
     pub fn snapshot(&self) -> CallStats {
         let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
-        let kbps = |bytes: u64, first: Option<Instant>, last: Option<Instant>| match (first, last) {
-            (Some(first), Some(last)) if last > first => {
-                bytes as f64 * 8.0 / last.duration_since(first).as_secs_f64() / 1000.0
+        let kbps = |bytes: u64, first: Option<Instant>, last: Option<Instant>| {
+            let seconds = span(first, last).as_secs_f64();
+            if seconds > 0.0 {
+                bytes as f64 * 8.0 / seconds / 1000.0
+            } else {
+                0.0
             }
-            _ => 0.0,
         };
         CallStats {
             video_frames_sent: load(&self.video_frames_sent),
@@ -116,10 +118,6 @@ impl StatsCounters {
                 load(&self.audio_bytes_received),
                 read(&self.first_audio_packet_at),
                 read(&self.last_audio_packet_at),
-            ),
-            video_receive_duration: span(
-                read(&self.first_video_packet_at),
-                read(&self.last_video_packet_at),
             ),
         }
     }
@@ -154,6 +152,4 @@ pub struct CallStats {
     /// Received video payload rate between the first and last packet, in kbit/s.
     pub video_kbps_received: f64,
     pub audio_kbps_received: f64,
-    #[serde(skip)]
-    pub video_receive_duration: Duration,
 }

@@ -67,14 +67,6 @@ pub async fn connect(caller: &mut MediaPeer, callee: &mut MediaPeer) -> (PeerEve
     )
 }
 
-fn event_kind(connected: bool) -> PeerEvent {
-    if connected {
-        PeerEvent::Connected
-    } else {
-        PeerEvent::Failed
-    }
-}
-
 pub async fn peer(send: SendMedia, sinks: RemoteSinks) -> MediaPeer {
     MediaPeer::new(&loopback_config(), send, sinks)
         .await
