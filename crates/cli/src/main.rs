@@ -104,27 +104,13 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("error: {}", error_text(&err));
+            eprintln!(
+                "error: {}",
+                hearth_client::error::join_sources(err.as_ref())
+            );
             ExitCode::FAILURE
         }
     }
-}
-
-/// Joins an error with its causes, skipping a cause whose text the message
-/// before it already contains (many errors repeat their source's text).
-fn error_text(err: &anyhow::Error) -> String {
-    let mut text = String::new();
-    for cause in err.chain() {
-        let cause = cause.to_string();
-        if text.contains(&cause) {
-            continue;
-        }
-        if !text.is_empty() {
-            text.push_str(": ");
-        }
-        text.push_str(&cause);
-    }
-    text
 }
 
 /// Fails a command whose call ended other than by a hang-up.

@@ -74,19 +74,10 @@ async fn request_token(server: &ServerEndpoint, request: &TokenRequest) -> Resul
     }
 }
 
-/// Joins an error with its sources, since reqwest hides the cause (for example
-/// a certificate error) in the chain.
+/// Describes a transport error with its sources, since reqwest and
+/// tungstenite hide the cause (for example a certificate error) in the chain.
 pub(crate) fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
+    let mut text = crate::error::join_sources(err);
     if text.contains("UnknownIssuer") {
         text.push_str(
             "; the server's certificate is not trusted: trust its CA certificate \

@@ -71,4 +71,21 @@ impl ClientError {
     }
 }
 
+/// Joins an error's message with those of its sources, skipping a source
+/// whose text the message before it already contains (many errors repeat
+/// their source's text in their own message).
+pub fn join_sources(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
 pub type Result<T, E = ClientError> = std::result::Result<T, E>;
