@@ -77,7 +77,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let callee = sign_in(&server, &endpoint, CALLEE).await?;
 
     let out = args.out.clone();
-    let callee_task = tokio::spawn(async move { run_callee(callee, out).await });
+    let mut callee_task = tokio::spawn(async move { run_callee(callee, out).await });
 
     let options = CallOptions {
         peer: loopback_peer(),
@@ -87,7 +87,15 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         },
         ..Default::default()
     };
-    let mut active = call::place_call(caller, CALLEE, options).await?;
+    // A callee that fails during setup must end the demo at once, not after
+    // the caller's ring timeout.
+    let mut active = tokio::select! {
+        placed = call::place_call(caller, CALLEE, options) => placed?,
+        finished = &mut callee_task => {
+            finished.context("the callee task failed")??;
+            anyhow::bail!("the callee ended before the call was set up");
+        }
+    };
     let video = active
         .peer
         .start_video(Arc::clone(&media.video), args.seconds, args.kbps * 1000)
