@@ -27,7 +27,7 @@ pub struct LoginArgs {
     pub password_stdin: bool,
 }
 
-/// How a command signs in: the saved profile, or these flags.
+/// Sign-in options of a command: the saved profile, or these flags.
 #[derive(Args, Default)]
 pub struct SessionArgs {
     /// Server address; defaults to the one saved by `hearth login`.
@@ -79,7 +79,7 @@ pub async fn login(args: LoginArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Signs in as the command line says and opens the signalling connection.
+/// Signs in with the command line's options and opens the signalling connection.
 pub async fn open_session(args: &SessionArgs) -> anyhow::Result<Session> {
     let profile = load_profile()?;
     let server_url = match (&args.server, &profile) {

@@ -99,7 +99,7 @@ pub struct CallReport {
     pub recorded_audio: Option<PathBuf>,
 }
 
-/// What the caller sent, for comparison with what arrived.
+/// Media and counters of the caller, for comparison with what arrived.
 pub struct Sent<'a> {
     pub video_file: &'a Path,
     pub audio_file: &'a Path,
@@ -112,7 +112,7 @@ pub struct Sent<'a> {
     pub target_video_kbps: u32,
 }
 
-/// What the callee received.
+/// Media and counters of the callee.
 pub struct Received {
     pub accepted_at: Instant,
     pub first_frame_at: Option<Instant>,

@@ -98,9 +98,9 @@ fn call_recovers_from_packet_loss() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    // NOTE: the loss starts after setup (about 100 ms on loopback), because the
-    // DTLS handshake of rtc 0.21 can fail outright ("invalid state machine
-    // transition") when its flights are lost; this test is about media.
+    // NOTE: the loss starts after setup, which takes about 100 ms on loopback.
+    // The DTLS handshake of rtc 0.21 can fail outright ("invalid state machine
+    // transition") when its flights are lost, and this test is about media.
     std::thread::sleep(std::time::Duration::from_secs(2));
     namespace.start_dropping();
     let output = demo.wait_with_output().unwrap();

@@ -8,7 +8,7 @@ use rustls_pki_types::pem::PemObject;
 
 use crate::error::{ClientError, Result};
 
-/// Where the server is and which certificates the client trusts for it.
+/// Server address and the certificates the client trusts for it.
 #[derive(Clone)]
 pub struct ServerEndpoint {
     base_url: String,

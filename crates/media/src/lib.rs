@@ -1,6 +1,6 @@
 //! Hearth's native media engine: file sources, H.264 and Opus codecs, peer
 //! connections with the `webrtc` crate, receive paths, sinks and statistics.
-//! It knows nothing about chat or the server; signalling is the caller's job.
+//! It has no notion of chat or the server, so signalling is the caller's job.
 
 pub mod codec;
 pub mod error;

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 /// Identifier of a call, chosen by the caller.
 pub type CallId = uuid::Uuid;
 
-/// What the caller intends to send.
+/// Media kind the caller intends to send.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum CallMedia {
@@ -89,7 +89,7 @@ pub enum ClientMessage {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reason: Option<String>,
     },
-    /// The caller gives up before the callee answered.
+    /// The caller gives up before the callee accepted.
     Cancel {
         call_id: CallId,
     },
@@ -161,7 +161,7 @@ pub enum ServerMessage {
     Pong {
         nonce: u64,
     },
-    /// A request failed. The connection stays open unless the code says otherwise.
+    /// A request failed. The connection stays open, except after `session_revoked`.
     Error {
         code: ErrorCode,
         message: String,
@@ -194,7 +194,7 @@ pub enum ErrorCode {
     InvalidState,
     /// A call with this id already exists.
     DuplicateCall,
-    /// The session was revoked or the account disabled; the server closes
+    /// The session was revoked or the account disabled. The server closes
     /// the connection after this error.
     SessionRevoked,
     Internal,
