@@ -70,11 +70,12 @@ fn assert_video_quality(report: &Value, min_psnr_db: f64) {
         "psnr_db_mean {psnr:.2} dB is below {min_psnr_db} dB"
     );
 
-    // The target is 500 ms and an idle machine measures about 100 ms
-    // (docs/benchmarks.md). The test allows twice the target because a loaded
-    // 2-core machine (a parallel build) has pushed the 720p call past 500 ms.
+    // NOTE: the target is 500 ms, and 40 runs on an idle 2-core machine
+    // measured 15 to 118 ms (docs/benchmarks.md). Rarely the first DTLS flight
+    // is lost and resent after its 1 s timer (one test run measured 1090 ms),
+    // so the test allows one resend rather than failing at random.
     let setup = number(report, "setup_ms");
-    assert!(setup < 1000.0, "setup_ms {setup:.0} is not below 1000 ms");
+    assert!(setup < 2000.0, "setup_ms {setup:.0} is not below 2000 ms");
 }
 
 /// Asserts that the recordings exist and returns the Y4M header line.
