@@ -5,7 +5,9 @@
 //! `{"v":1,"type":"invite","call_id":"…","callee":"bob"}`. The HTTP token endpoint
 //! follows OAuth 2.0 (RFC 6749). `docs/protocol.md` describes the exchange.
 
+pub mod chat;
 pub mod oauth;
+pub mod search;
 pub mod signal;
 
 pub use signal::{

@@ -1,4 +1,4 @@
-//! Signalling frames for one-to-one calls.
+//! Frames of the session WebSocket: call signalling and chat.
 //!
 //! A call goes `invite` → `ringing` → `accept` (or `decline`, `cancel`), then the
 //! caller sends the SDP `offer`, the callee the `answer`, both trickle
@@ -7,6 +7,8 @@
 //! and that the call is in a state where the frame makes sense.
 
 use serde::{Deserialize, Serialize};
+
+use crate::chat::{ClientMessageId, ConversationId, Event, Presence, Seq};
 
 /// Identifier of a call, chosen by the caller.
 pub type CallId = uuid::Uuid;
@@ -111,6 +113,53 @@ pub enum ClientMessage {
     Ping {
         nonce: u64,
     },
+    /// Appends a message. The server answers `message_ack` once the message is
+    /// stored, and pushes it to every member as an `event`.
+    SendMessage {
+        conversation_id: ConversationId,
+        client_id: ClientMessageId,
+        text: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reply_to: Option<Seq>,
+        /// Attachments uploaded to this conversation before sending.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        attachments: Vec<crate::chat::AttachmentId>,
+    },
+    /// Replaces the text of one of the sender's own messages.
+    EditMessage {
+        conversation_id: ConversationId,
+        target: Seq,
+        text: String,
+    },
+    /// Deletes one of the sender's own messages (owners may delete any message).
+    DeleteMessage {
+        conversation_id: ConversationId,
+        target: Seq,
+    },
+    /// Requests the events after `after`, oldest first, as `sync_batch` frames.
+    Sync {
+        conversation_id: ConversationId,
+        after: Seq,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        limit: Option<u32>,
+    },
+    /// Requests the events before `before`, newest first, as one `history_page`.
+    History {
+        conversation_id: ConversationId,
+        before: Seq,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        limit: Option<u32>,
+    },
+    /// Marks every event up to `seq` as read on all of the user's devices.
+    MarkRead {
+        conversation_id: ConversationId,
+        seq: Seq,
+    },
+    /// Sets the user's presence to `online` or `away`; the server sets `in_call`
+    /// and `offline` itself.
+    SetPresence {
+        presence: Presence,
+    },
 }
 
 /// Messages the server sends.
@@ -161,12 +210,63 @@ pub enum ServerMessage {
     Pong {
         nonce: u64,
     },
+    /// A new event in one of the user's conversations.
+    Event {
+        event: Event,
+    },
+    /// The message with `client_id` is stored as `seq`. Sent again with the same
+    /// `seq` when a retry repeats the `client_id`.
+    MessageAck {
+        conversation_id: ConversationId,
+        client_id: ClientMessageId,
+        seq: Seq,
+    },
+    /// Events answering `sync`, oldest first. `complete` is true on the last batch
+    /// of the answer, when the client holds everything up to the conversation's
+    /// newest event at the time of the request.
+    SyncBatch {
+        conversation_id: ConversationId,
+        events: Vec<Event>,
+        complete: bool,
+    },
+    /// Events answering `history`, newest first.
+    HistoryPage {
+        conversation_id: ConversationId,
+        events: Vec<Event>,
+        /// Whether older events exist.
+        has_more: bool,
+    },
+    /// The user's read position changed, on this or another device.
+    ReadState {
+        conversation_id: ConversationId,
+        last_read_seq: Seq,
+        unread: u64,
+    },
+    /// A user who shares a conversation with this user changed presence.
+    Presence {
+        user: String,
+        presence: Presence,
+    },
+    /// The user was added to a conversation, or its name or members changed.
+    /// Clients fetch it with `GET /api/v1/conversations/{id}`.
+    ConversationChanged {
+        conversation_id: ConversationId,
+    },
+    /// The user left or was removed from the conversation.
+    ConversationRemoved {
+        conversation_id: ConversationId,
+    },
     /// A request failed. The connection stays open, except after `session_revoked`.
     Error {
         code: ErrorCode,
         message: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         call_id: Option<CallId>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        conversation_id: Option<ConversationId>,
+        /// The `client_id` of the `send_message` that failed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        client_id: Option<ClientMessageId>,
     },
 }
 
@@ -197,6 +297,23 @@ pub enum ErrorCode {
     /// The session was revoked or the account disabled. The server closes
     /// the connection after this error.
     SessionRevoked,
+    /// No conversation has this id.
+    ConversationNotFound,
+    /// The user is not a member of the conversation.
+    NotMember,
+    /// The action needs the owner role, or acts on another user's message.
+    Forbidden,
+    /// No message with this sequence number exists, or it was deleted.
+    MessageNotFound,
+    /// A message text is empty or larger than `MAX_TEXT_BYTES`.
+    InvalidText,
+    /// A request field is missing or invalid; the message names it.
+    InvalidRequest,
+    /// An upload exceeds the server's attachment size limit.
+    AttachmentTooLarge,
+    AttachmentNotFound,
+    /// The bearer token is missing, unknown, expired or revoked.
+    Unauthorized,
     Internal,
 }
 
@@ -216,6 +333,15 @@ impl ErrorCode {
             Self::InvalidState => "invalid_state",
             Self::DuplicateCall => "duplicate_call",
             Self::SessionRevoked => "session_revoked",
+            Self::ConversationNotFound => "conversation_not_found",
+            Self::NotMember => "not_member",
+            Self::Forbidden => "forbidden",
+            Self::MessageNotFound => "message_not_found",
+            Self::InvalidText => "invalid_text",
+            Self::InvalidRequest => "invalid_request",
+            Self::AttachmentTooLarge => "attachment_too_large",
+            Self::AttachmentNotFound => "attachment_not_found",
+            Self::Unauthorized => "unauthorized",
             Self::Internal => "internal",
         }
     }

@@ -457,6 +457,8 @@ impl Rejection {
             code: self.code,
             message: self.message,
             call_id: Some(self.call_id),
+            conversation_id: None,
+            client_id: None,
         }
     }
 }

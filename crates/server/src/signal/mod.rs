@@ -323,6 +323,8 @@ fn error_message(code: ErrorCode, message: String) -> ServerMessage {
         code,
         message,
         call_id: None,
+        conversation_id: None,
+        client_id: None,
     }
 }
 
@@ -340,6 +342,13 @@ fn client_kind(message: &ClientMessage) -> (&'static str, Option<CallId>) {
         ClientMessage::Answer { call_id, .. } => ("answer", Some(*call_id)),
         ClientMessage::Candidate { call_id, .. } => ("candidate", Some(*call_id)),
         ClientMessage::Ping { .. } => ("ping", None),
+        ClientMessage::SendMessage { .. } => ("send_message", None),
+        ClientMessage::EditMessage { .. } => ("edit_message", None),
+        ClientMessage::DeleteMessage { .. } => ("delete_message", None),
+        ClientMessage::Sync { .. } => ("sync", None),
+        ClientMessage::History { .. } => ("history", None),
+        ClientMessage::MarkRead { .. } => ("mark_read", None),
+        ClientMessage::SetPresence { .. } => ("set_presence", None),
     }
 }
 
@@ -356,6 +365,14 @@ fn server_kind(message: &ServerMessage) -> &'static str {
         ServerMessage::Answer { .. } => "answer",
         ServerMessage::Candidate { .. } => "candidate",
         ServerMessage::Pong { .. } => "pong",
+        ServerMessage::Event { .. } => "event",
+        ServerMessage::MessageAck { .. } => "message_ack",
+        ServerMessage::SyncBatch { .. } => "sync_batch",
+        ServerMessage::HistoryPage { .. } => "history_page",
+        ServerMessage::ReadState { .. } => "read_state",
+        ServerMessage::Presence { .. } => "presence",
+        ServerMessage::ConversationChanged { .. } => "conversation_changed",
+        ServerMessage::ConversationRemoved { .. } => "conversation_removed",
         ServerMessage::Error { .. } => "error",
     }
 }
