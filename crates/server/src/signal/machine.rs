@@ -204,6 +204,26 @@ impl Signalling {
                 call_id,
                 ServerMessage::Candidate { call_id, candidate },
             ),
+            // The socket layer hands chat frames to the chat service; they never
+            // reach the call state machine in a running server.
+            ClientMessage::SendMessage { .. }
+            | ClientMessage::EditMessage { .. }
+            | ClientMessage::DeleteMessage { .. }
+            | ClientMessage::Sync { .. }
+            | ClientMessage::History { .. }
+            | ClientMessage::MarkRead { .. }
+            | ClientMessage::SetPresence { .. } => {
+                return vec![Outgoing {
+                    to: from,
+                    message: ServerMessage::Error {
+                        code: ErrorCode::InvalidFrame,
+                        message: "chat frames are not signalling frames".to_owned(),
+                        call_id: None,
+                        conversation_id: None,
+                        client_id: None,
+                    },
+                }];
+            }
         };
         result.unwrap_or_else(|rejection| {
             vec![Outgoing {

@@ -85,6 +85,7 @@ impl Hub {
                 code,
                 message,
                 call_id,
+                ..
             } = &outgoing.message
             {
                 tracing::warn!(%code, call_id = ?call_id, reason = %message, "rejected {kind}");
