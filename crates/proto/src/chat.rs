@@ -160,13 +160,25 @@ pub enum EventBody {
         attachments: Vec<Attachment>,
     },
     /// The sender replaced the text of their message `target`.
-    Edited { target: Seq, text: String },
+    Edited {
+        target: Seq,
+        text: String,
+    },
     /// The sender deleted their message `target`; clients drop its text and attachments.
-    Deleted { target: Seq },
-    MemberAdded { user: String, role: Role },
+    Deleted {
+        target: Seq,
+    },
+    MemberAdded {
+        user: String,
+        role: Role,
+    },
     /// `user` was removed by `sender`, or left when `user == sender`.
-    MemberRemoved { user: String },
-    Renamed { name: String },
+    MemberRemoved {
+        user: String,
+    },
+    Renamed {
+        name: String,
+    },
     Call {
         call_id: CallId,
         media: CallMedia,
@@ -181,7 +193,9 @@ pub enum CallOutcome {
     /// The callee accepted.
     Started,
     /// An accepted call ended after `duration_ms`.
-    Ended { duration_ms: u64 },
+    Ended {
+        duration_ms: u64,
+    },
     /// The caller cancelled, the ring timed out or the callee was unreachable.
     Missed,
     Declined,
@@ -262,7 +276,9 @@ mod tests {
             body: EventBody::Call {
                 call_id: CallId::nil(),
                 media: CallMedia::Audio,
-                outcome: CallOutcome::Ended { duration_ms: 61_000 },
+                outcome: CallOutcome::Ended {
+                    duration_ms: 61_000,
+                },
             },
         };
         let text = serde_json::to_string(&event).unwrap();
