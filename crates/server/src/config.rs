@@ -1,8 +1,9 @@
 //! Server configuration and how it is resolved from its sources.
 //!
 //! Each source overrides the one before it: built-in defaults, the TOML file given
-//! with `--config`, the environment variables `HEARTH_DATA_DIR` and `HEARTH_LISTEN`,
-//! and finally the command-line flags `--data-dir` and `--listen`.
+//! with `--config`, the environment variables `HEARTH_DATA_DIR`, `HEARTH_LISTEN`
+//! and `HEARTH_MAX_ATTACHMENT_BYTES`, and finally the command-line flags
+//! `--data-dir`, `--listen` and `--max-attachment-bytes`.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -15,11 +16,17 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:7443";
 pub const DEFAULT_ACCESS_TOKEN_TTL_SECS: u64 = 15 * 60;
 /// Default refresh token lifetime: 30 days.
 pub const DEFAULT_REFRESH_TOKEN_TTL_SECS: u64 = 30 * 24 * 60 * 60;
+/// Default limit of one attachment upload: 25 MiB.
+pub const DEFAULT_MAX_ATTACHMENT_BYTES: u64 = crate::chat::DEFAULT_MAX_ATTACHMENT_BYTES;
+/// Default time a call may ring before the server cancels it: 65 seconds.
+pub const DEFAULT_RING_TIMEOUT_SECS: u64 = crate::signal::DEFAULT_RING_TIMEOUT.as_secs();
 
 /// Environment variable that sets [`Config::data_dir`].
 pub const ENV_DATA_DIR: &str = "HEARTH_DATA_DIR";
 /// Environment variable that sets [`Config::listen`].
 pub const ENV_LISTEN: &str = "HEARTH_LISTEN";
+/// Environment variable that sets [`Config::max_attachment_bytes`].
+pub const ENV_MAX_ATTACHMENT_BYTES: &str = "HEARTH_MAX_ATTACHMENT_BYTES";
 
 /// Settings of one server.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,6 +44,11 @@ pub struct Config {
     pub access_token_ttl_secs: u64,
     /// Refresh token lifetime in seconds.
     pub refresh_token_ttl_secs: u64,
+    /// Largest attachment upload in bytes.
+    pub max_attachment_bytes: u64,
+    /// Seconds a call may ring unanswered before the server cancels it and
+    /// records it as missed.
+    pub ring_timeout_secs: u64,
 }
 
 impl Default for Config {
@@ -50,6 +62,8 @@ impl Default for Config {
             tls_key: None,
             access_token_ttl_secs: DEFAULT_ACCESS_TOKEN_TTL_SECS,
             refresh_token_ttl_secs: DEFAULT_REFRESH_TOKEN_TTL_SECS,
+            max_attachment_bytes: DEFAULT_MAX_ATTACHMENT_BYTES,
+            ring_timeout_secs: DEFAULT_RING_TIMEOUT_SECS,
         }
     }
 }
@@ -96,6 +110,8 @@ struct FileConfig {
     tls_key: Option<PathBuf>,
     access_token_ttl_secs: Option<u64>,
     refresh_token_ttl_secs: Option<u64>,
+    max_attachment_bytes: Option<u64>,
+    ring_timeout_secs: Option<u64>,
 }
 
 /// The raw inputs of [`resolve`], collected by the binary.
@@ -111,13 +127,19 @@ pub struct Sources {
     pub flag_data_dir: Option<PathBuf>,
     /// Value of `--listen`.
     pub flag_listen: Option<String>,
+    /// Value of `HEARTH_MAX_ATTACHMENT_BYTES`.
+    pub env_max_attachment_bytes: Option<String>,
+    /// Value of `--max-attachment-bytes`.
+    pub flag_max_attachment_bytes: Option<u64>,
 }
 
 impl Sources {
-    /// Reads `HEARTH_DATA_DIR` and `HEARTH_LISTEN` from the process environment.
+    /// Reads `HEARTH_DATA_DIR`, `HEARTH_LISTEN` and `HEARTH_MAX_ATTACHMENT_BYTES`
+    /// from the process environment.
     pub fn with_process_env(mut self) -> Self {
         self.env_data_dir = std::env::var(ENV_DATA_DIR).ok();
         self.env_listen = std::env::var(ENV_LISTEN).ok();
+        self.env_max_attachment_bytes = std::env::var(ENV_MAX_ATTACHMENT_BYTES).ok();
         self
     }
 }
@@ -145,6 +167,24 @@ pub fn resolve(sources: &Sources) -> Result<Config, ConfigError> {
     }
     if let Some(listen) = &sources.flag_listen {
         config.listen = parse_listen(listen, "--listen")?;
+    }
+    if let Some(value) = sources
+        .env_max_attachment_bytes
+        .as_deref()
+        .filter(|value| !value.is_empty())
+    {
+        config.max_attachment_bytes =
+            value
+                .trim()
+                .parse()
+                .map_err(|_| ConfigError::InvalidValue {
+                    key: "max_attachment_bytes",
+                    origin: ENV_MAX_ATTACHMENT_BYTES.to_owned(),
+                    message: format!("{value:?} is not a whole number of bytes, such as 26214400"),
+                })?;
+    }
+    if let Some(bytes) = sources.flag_max_attachment_bytes {
+        config.max_attachment_bytes = bytes;
     }
 
     validate(&config)?;
@@ -178,6 +218,12 @@ fn apply_file(config: &mut Config, path: &Path) -> Result<(), ConfigError> {
     }
     if let Some(ttl) = file.refresh_token_ttl_secs {
         config.refresh_token_ttl_secs = ttl;
+    }
+    if let Some(bytes) = file.max_attachment_bytes {
+        config.max_attachment_bytes = bytes;
+    }
+    if let Some(secs) = file.ring_timeout_secs {
+        config.ring_timeout_secs = secs;
     }
     Ok(())
 }
@@ -226,6 +272,18 @@ fn validate(config: &Config) -> Result<(), ConfigError> {
         return Err(invalid(
             "refresh_token_ttl_secs",
             "must be at least access_token_ttl_secs; the default is 2592000 (30 days)",
+        ));
+    }
+    if config.max_attachment_bytes == 0 {
+        return Err(invalid(
+            "max_attachment_bytes",
+            "must be at least 1 byte; the default is 26214400 (25 MiB)",
+        ));
+    }
+    if config.ring_timeout_secs == 0 {
+        return Err(invalid(
+            "ring_timeout_secs",
+            "must be at least 1 second; the default is 65",
         ));
     }
     Ok(())

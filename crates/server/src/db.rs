@@ -15,9 +15,10 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Forward-only migrations, applied in order. Each entry runs once and its version
 /// is recorded in `schema_migrations`. Never edit or reorder a released entry: add a
 /// new one instead.
-const MIGRATIONS: &[(i64, &str)] = &[(
-    1,
-    "CREATE TABLE users (
+const MIGRATIONS: &[(i64, &str)] = &[
+    (
+        1,
+        "CREATE TABLE users (
         id INTEGER PRIMARY KEY,
         name TEXT NOT NULL UNIQUE,
         password_hash TEXT NOT NULL,
@@ -44,7 +45,9 @@ const MIGRATIONS: &[(i64, &str)] = &[(
     );
     CREATE INDEX access_tokens_family ON access_tokens(family_id);
     CREATE INDEX access_tokens_user ON access_tokens(user_id);",
-)];
+    ),
+    (2, crate::chat::schema::CHAT_TABLES),
+];
 
 /// Makes the data directory private to the server's user, because it holds
 /// password hashes, token hashes and the TLS key.

@@ -1,5 +1,5 @@
-//! HTTP routes: the OAuth 2.0 endpoints, the health check and the signalling
-//! WebSocket upgrade.
+//! HTTP routes: the OAuth 2.0 endpoints, the health check, the signalling
+//! WebSocket upgrade and the chat REST endpoints.
 
 use std::sync::Arc;
 
@@ -12,8 +12,8 @@ use axum::{Json, Router};
 use hearth_proto::oauth::{OAuthError, TokenRequest, TokenResponse};
 
 use crate::accounts::Accounts;
+use crate::chat::Chat;
 use crate::secret::Secret;
-use crate::signal::Hub;
 use crate::tokens::{IssuedTokens, RefreshError, TokenOwner, Tokens};
 
 /// Path of the OAuth 2.0 token revocation endpoint (RFC 7009).
@@ -28,7 +28,7 @@ const MAX_WEBSOCKET_MESSAGE_BYTES: usize = 1024 * 1024;
 pub struct AppState {
     pub accounts: Accounts,
     pub tokens: Tokens,
-    pub hub: Arc<Hub>,
+    pub chat: Arc<Chat>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -37,6 +37,7 @@ pub fn router(state: AppState) -> Router {
         .route(hearth_proto::TOKEN_PATH, post(token))
         .route(REVOKE_PATH, post(revoke))
         .route(hearth_proto::SIGNAL_PATH, get(signal))
+        .merge(crate::chat::rest::routes())
         .with_state(state)
 }
 
@@ -320,12 +321,12 @@ async fn signal(
         Ok(upgrade) => upgrade,
         Err(rejection) => return rejection.into_response(),
     };
-    let hub = state.hub.clone();
+    let chat = state.chat.clone();
     let accounts = state.accounts.clone();
     upgrade
         .max_message_size(MAX_WEBSOCKET_MESSAGE_BYTES)
         .max_frame_size(MAX_WEBSOCKET_MESSAGE_BYTES)
         .on_upgrade(move |socket| {
-            crate::signal::serve_connection(socket, hub, accounts, owner.name, session)
+            crate::signal::serve_connection(socket, chat, accounts, owner.name, session)
         })
 }

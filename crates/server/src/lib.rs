@@ -1,9 +1,11 @@
-//! `hearth-server`: accounts, OAuth 2.0 tokens and call signalling over HTTPS.
+//! `hearth-server`: accounts, OAuth 2.0 tokens, chat and call signalling over
+//! HTTPS.
 //!
 //! [`start`] runs a server on the current tokio runtime. The `hearth-server` binary
 //! and the tests use it, and so does `hearth demo`, which embeds a server.
 
 pub mod accounts;
+pub mod chat;
 pub mod config;
 mod db;
 mod http;

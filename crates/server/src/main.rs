@@ -23,6 +23,10 @@ struct Cli {
     /// [default: 127.0.0.1:7443].
     #[arg(long, value_name = "ADDR:PORT", global = true)]
     listen: Option<String>,
+    /// Largest attachment upload in bytes [env: HEARTH_MAX_ATTACHMENT_BYTES]
+    /// [default: 26214400, which is 25 MiB].
+    #[arg(long, value_name = "BYTES", global = true)]
+    max_attachment_bytes: Option<u64>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -82,6 +86,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         file: cli.config,
         flag_data_dir: cli.data_dir,
         flag_listen: cli.listen,
+        flag_max_attachment_bytes: cli.max_attachment_bytes,
         ..Sources::default()
     }
     .with_process_env();

@@ -8,6 +8,7 @@ use anyhow::Context as _;
 use axum_server::tls_rustls::RustlsConfig;
 
 use crate::accounts::{AccountError, Accounts};
+use crate::chat::Chat;
 use crate::config::Config;
 use crate::http::{AppState, router};
 use crate::secret::Secret;
@@ -55,15 +56,24 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
 
     let accounts = Accounts::new(pool.clone());
     let tokens = Tokens::new(
-        pool,
+        pool.clone(),
         config.access_token_ttl_secs,
         config.refresh_token_ttl_secs,
     );
-    let hub = Arc::new(Hub::new());
+    let hub = Arc::new(Hub::with_ring_timeout(Duration::from_secs(
+        config.ring_timeout_secs,
+    )));
+    let chat = Chat::start(
+        pool,
+        hub.clone(),
+        &config.data_dir,
+        config.max_attachment_bytes,
+    )
+    .await?;
     let app = router(AppState {
         accounts: accounts.clone(),
         tokens,
-        hub: hub.clone(),
+        chat,
     });
 
     let handle = axum_server::Handle::new();

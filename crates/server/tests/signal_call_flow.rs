@@ -17,9 +17,9 @@ async fn invite(caller: &mut Socket, callee: &str) -> CallId {
 /// Sets up an accepted call from alice to bob.
 async fn accepted_call(alice: &mut Socket, bob: &mut Socket) -> CallId {
     let call_id = invite(alice, "bob").await;
-    bob.receive().await;
+    bob.receive_call().await;
     bob.send(ClientMessage::Accept { call_id }).await;
-    alice.receive().await;
+    alice.receive_call().await;
     call_id
 }
 
@@ -35,13 +35,19 @@ async fn full_call_between_two_users() {
         caller: "alice".into(),
         media: CallMedia::Video,
     };
-    assert_eq!(bob.receive().await, incoming);
+    assert_eq!(bob.receive_call().await, incoming);
 
     bob.send(ClientMessage::Ringing { call_id }).await;
-    assert_eq!(alice.receive().await, ServerMessage::Ringing { call_id });
+    assert_eq!(
+        alice.receive_call().await,
+        ServerMessage::Ringing { call_id }
+    );
 
     bob.send(ClientMessage::Accept { call_id }).await;
-    assert_eq!(alice.receive().await, ServerMessage::Accepted { call_id });
+    assert_eq!(
+        alice.receive_call().await,
+        ServerMessage::Accepted { call_id }
+    );
 
     let offer_sdp = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\n".to_owned();
     alice
@@ -51,7 +57,7 @@ async fn full_call_between_two_users() {
         })
         .await;
     assert_eq!(
-        bob.receive().await,
+        bob.receive_call().await,
         ServerMessage::Offer {
             call_id,
             sdp: offer_sdp
@@ -65,7 +71,7 @@ async fn full_call_between_two_users() {
     })
     .await;
     assert_eq!(
-        alice.receive().await,
+        alice.receive_call().await,
         ServerMessage::Answer {
             call_id,
             sdp: answer_sdp
@@ -84,12 +90,15 @@ async fn full_call_between_two_users() {
         })
         .await;
     assert_eq!(
-        bob.receive().await,
+        bob.receive_call().await,
         ServerMessage::Candidate { call_id, candidate }
     );
 
     bob.send(ClientMessage::HangUp { call_id }).await;
-    assert_eq!(alice.receive().await, ServerMessage::HungUp { call_id });
+    assert_eq!(
+        alice.receive_call().await,
+        ServerMessage::HungUp { call_id }
+    );
 }
 
 #[tokio::test]
@@ -98,14 +107,14 @@ async fn decline_reaches_caller() {
     let mut alice = test.connect("alice").await;
     let mut bob = test.connect("bob").await;
     let call_id = invite(&mut alice, "bob").await;
-    bob.receive().await;
+    bob.receive_call().await;
     bob.send(ClientMessage::Decline {
         call_id,
         reason: None,
     })
     .await;
     assert_eq!(
-        alice.receive().await,
+        alice.receive_call().await,
         ServerMessage::Declined {
             call_id,
             reason: None
@@ -119,9 +128,12 @@ async fn cancel_reaches_callee() {
     let mut alice = test.connect("alice").await;
     let mut bob = test.connect("bob").await;
     let call_id = invite(&mut alice, "bob").await;
-    bob.receive().await;
+    bob.receive_call().await;
     alice.send(ClientMessage::Cancel { call_id }).await;
-    assert_eq!(bob.receive().await, ServerMessage::Cancelled { call_id });
+    assert_eq!(
+        bob.receive_call().await,
+        ServerMessage::Cancelled { call_id }
+    );
 }
 
 #[tokio::test]
@@ -130,7 +142,7 @@ async fn calling_unknown_user_fails() {
     let mut alice = test.connect("alice").await;
     invite(&mut alice, "nobody").await;
     assert_eq!(
-        error_code(&alice.receive().await),
+        error_code(&alice.receive_call().await),
         Some(ErrorCode::UserNotFound)
     );
 }
@@ -141,7 +153,7 @@ async fn calling_offline_user_fails() {
     let mut alice = test.connect("alice").await;
     invite(&mut alice, "bob").await;
     assert_eq!(
-        error_code(&alice.receive().await),
+        error_code(&alice.receive_call().await),
         Some(ErrorCode::UserOffline)
     );
 }
@@ -155,7 +167,7 @@ async fn calling_busy_user_fails() {
     accepted_call(&mut alice, &mut bob).await;
     invite(&mut carol, "bob").await;
     assert_eq!(
-        error_code(&carol.receive().await),
+        error_code(&carol.receive_call().await),
         Some(ErrorCode::UserBusy)
     );
 }
@@ -166,7 +178,7 @@ async fn calling_self_fails() {
     let mut alice = test.connect("alice").await;
     invite(&mut alice, "alice").await;
     assert_eq!(
-        error_code(&alice.receive().await),
+        error_code(&alice.receive_call().await),
         Some(ErrorCode::SelfCall)
     );
 }
@@ -177,7 +189,7 @@ async fn offer_before_accept_fails() {
     let mut alice = test.connect("alice").await;
     let mut bob = test.connect("bob").await;
     let call_id = invite(&mut alice, "bob").await;
-    bob.receive().await;
+    bob.receive_call().await;
     alice
         .send(ClientMessage::Offer {
             call_id,
@@ -185,7 +197,7 @@ async fn offer_before_accept_fails() {
         })
         .await;
     assert_eq!(
-        error_code(&alice.receive().await),
+        error_code(&alice.receive_call().await),
         Some(ErrorCode::InvalidState)
     );
 }
@@ -204,7 +216,7 @@ async fn offer_from_non_participant_fails() {
         })
         .await;
     assert_eq!(
-        error_code(&carol.receive().await),
+        error_code(&carol.receive_call().await),
         Some(ErrorCode::NotInCall)
     );
 }
@@ -219,7 +231,7 @@ async fn hang_up_of_unknown_call_fails() {
         })
         .await;
     assert_eq!(
-        error_code(&alice.receive().await),
+        error_code(&alice.receive_call().await),
         Some(ErrorCode::CallNotFound)
     );
 }
@@ -231,7 +243,7 @@ async fn disconnect_during_call_hangs_up_peer() {
     let mut bob = test.connect("bob").await;
     let call_id = accepted_call(&mut alice, &mut bob).await;
     alice.close().await;
-    assert_eq!(bob.receive().await, ServerMessage::HungUp { call_id });
+    assert_eq!(bob.receive_call().await, ServerMessage::HungUp { call_id });
 }
 
 #[tokio::test]
@@ -240,9 +252,12 @@ async fn disconnect_while_ringing_cancels() {
     let mut alice = test.connect("alice").await;
     let mut bob = test.connect("bob").await;
     let call_id = invite(&mut alice, "bob").await;
-    bob.receive().await;
+    bob.receive_call().await;
     alice.close().await;
-    assert_eq!(bob.receive().await, ServerMessage::Cancelled { call_id });
+    assert_eq!(
+        bob.receive_call().await,
+        ServerMessage::Cancelled { call_id }
+    );
 }
 
 #[tokio::test]
@@ -252,7 +267,7 @@ async fn peer_can_be_called_again_after_disconnect() {
     let mut bob = test.connect("bob").await;
     accepted_call(&mut alice, &mut bob).await;
     alice.close().await;
-    bob.receive().await;
+    bob.receive_call().await;
 
     let mut carol = test.connect("carol").await;
     let call_id = invite(&mut carol, "bob").await;
@@ -261,5 +276,5 @@ async fn peer_can_be_called_again_after_disconnect() {
         caller: "carol".into(),
         media: CallMedia::Video,
     };
-    assert_eq!(bob.receive().await, incoming);
+    assert_eq!(bob.receive_call().await, incoming);
 }

@@ -41,8 +41,18 @@
 //! - When a participant's connection closes, the call ends and the other
 //!   participant gets `hung_up`, or `cancelled` if the callee had not accepted yet.
 //!
-//! TODO: calls have no ring timeout yet. A call stays in `Inviting` or `Ringing`
-//! until `accept`, `decline`, `cancel` or a disconnect.
+//! - [`Signalling::ring_timeout`], which the socket layer calls when a call has
+//!   rung for too long, ends a call that is not accepted yet and sends
+//!   `cancelled` to both participants.
+//!
+//! # Call records
+//!
+//! The machine notes what happened to each call as a [`CallRecord`], which the
+//! socket layer collects with [`Signalling::take_call_records`] and stores in the
+//! chat history: `started` on accept, `ended` when an accepted call ends,
+//! `declined` when the callee declines, and `missed` when the caller cancels, the
+//! ring times out, a participant disconnects before accept, or the invite fails
+//! because the callee is offline or busy.
 //!
 //! A message for an unknown call id fails with `call_not_found`, from a connection
 //! that is not bound to the call with `not_in_call`, and in a state where it does
@@ -91,6 +101,9 @@ pub enum CallState {
 struct Call {
     caller: ConnId,
     callee: ConnId,
+    caller_user: String,
+    callee_user: String,
+    media: CallMedia,
     state: CallState,
 }
 
@@ -111,12 +124,36 @@ struct Connection {
     opened: u64,
 }
 
+/// What happened to a call, noted for the call history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallRecordKind {
+    /// The callee accepted.
+    Started,
+    /// An accepted call ended.
+    Ended,
+    /// The call ended before accept without the callee declining.
+    Missed,
+    /// The callee declined.
+    Declined,
+}
+
+/// One noted change of a call, between two user names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallRecord {
+    pub call_id: CallId,
+    pub caller: String,
+    pub callee: String,
+    pub media: CallMedia,
+    pub kind: CallRecordKind,
+}
+
 /// Online connections and the calls between them.
 #[derive(Debug, Default)]
 pub struct Signalling {
     connections: HashMap<ConnId, Connection>,
     calls: HashMap<CallId, Call>,
     opened_count: u64,
+    records: Vec<CallRecord>,
 }
 
 impl Signalling {
@@ -157,11 +194,12 @@ impl Signalling {
                 .calls
                 .remove(&call_id)
                 .expect("id was collected from calls");
-            let message = if call.state == CallState::Active {
-                ServerMessage::HungUp { call_id }
+            let (message, kind) = if call.state == CallState::Active {
+                (ServerMessage::HungUp { call_id }, CallRecordKind::Ended)
             } else {
-                ServerMessage::Cancelled { call_id }
+                (ServerMessage::Cancelled { call_id }, CallRecordKind::Missed)
             };
+            self.note(call_id, &call, kind);
             out.push(Outgoing {
                 to: call.peer_of(conn),
                 message,
@@ -238,6 +276,64 @@ impl Signalling {
         self.calls.get(&call_id).map(|call| call.state)
     }
 
+    /// Ends a call that is still waiting for accept, because it rang too long,
+    /// and sends `cancelled` to both participants. Does nothing to an accepted
+    /// or finished call.
+    pub fn ring_timeout(&mut self, call_id: CallId) -> Vec<Outgoing> {
+        let Some(call) = self.calls.get(&call_id) else {
+            return Vec::new();
+        };
+        if call.state == CallState::Active {
+            return Vec::new();
+        }
+        let call = self
+            .calls
+            .remove(&call_id)
+            .expect("the call was found above");
+        self.note(call_id, &call, CallRecordKind::Missed);
+        [call.caller, call.callee]
+            .into_iter()
+            .map(|to| Outgoing {
+                to,
+                message: ServerMessage::Cancelled { call_id },
+            })
+            .collect()
+    }
+
+    /// Returns the call records noted since the last call, oldest first.
+    pub fn take_call_records(&mut self) -> Vec<CallRecord> {
+        std::mem::take(&mut self.records)
+    }
+
+    /// Returns whether `user` takes part in an accepted call.
+    pub fn user_in_active_call(&self, user: &str) -> bool {
+        self.calls.values().any(|call| {
+            call.state == CallState::Active
+                && (call.caller_user == user || call.callee_user == user)
+        })
+    }
+
+    fn note(&mut self, call_id: CallId, call: &Call, kind: CallRecordKind) {
+        self.records.push(CallRecord {
+            call_id,
+            caller: call.caller_user.clone(),
+            callee: call.callee_user.clone(),
+            media: call.media,
+            kind,
+        });
+    }
+
+    /// Notes a call that could not ring because the callee is offline or busy.
+    fn note_unreachable(&mut self, call_id: CallId, caller: &str, callee: &str, media: CallMedia) {
+        self.records.push(CallRecord {
+            call_id,
+            caller: caller.to_owned(),
+            callee: callee.to_owned(),
+            media,
+            kind: CallRecordKind::Missed,
+        });
+    }
+
     /// Returns the user of a connection.
     pub fn user_of(&self, conn: ConnId) -> Option<&str> {
         self.connections
@@ -274,19 +370,28 @@ impl Signalling {
                 format!("user {callee:?} not found"),
             ));
         }
+        // A caller who is in a call themselves made a mistake; the callee did
+        // not miss anything.
+        let caller_busy = self.user_in_call(&caller);
         let Some(callee_conn) = self.latest_connection_of(callee) else {
+            if !caller_busy {
+                self.note_unreachable(call_id, &caller, callee, media);
+            }
             return Err(reject(
                 ErrorCode::UserOffline,
                 format!("user {callee:?} is offline"),
             ));
         };
         if self.user_in_call(callee) {
+            if !caller_busy {
+                self.note_unreachable(call_id, &caller, callee, media);
+            }
             return Err(reject(
                 ErrorCode::UserBusy,
                 format!("user {callee:?} is in another call"),
             ));
         }
-        if self.user_in_call(&caller) {
+        if caller_busy {
             return Err(reject(
                 ErrorCode::InvalidState,
                 "you are already in a call; hang up before starting another".to_owned(),
@@ -296,6 +401,9 @@ impl Signalling {
         let call = Call {
             caller: from,
             callee: callee_conn,
+            caller_user: caller.clone(),
+            callee_user: callee.to_owned(),
+            media,
             state: CallState::Inviting,
         };
         self.calls.insert(call_id, call);
@@ -337,8 +445,11 @@ impl Signalling {
             "the call is already accepted",
         )?;
         call.state = CallState::Active;
+        let caller = call.caller;
+        let call = call.clone();
+        self.note(call_id, &call, CallRecordKind::Started);
         Ok(vec![Outgoing {
-            to: call.caller,
+            to: caller,
             message: ServerMessage::Accepted { call_id },
         }])
     }
@@ -360,10 +471,13 @@ impl Signalling {
             call_id,
             "the call is already accepted; send hang_up to end it",
         )?;
-        let caller = call.caller;
-        self.calls.remove(&call_id);
+        let call = self
+            .calls
+            .remove(&call_id)
+            .expect("the call was found above");
+        self.note(call_id, &call, CallRecordKind::Declined);
         Ok(vec![Outgoing {
-            to: caller,
+            to: call.caller,
             message: ServerMessage::Declined { call_id, reason },
         }])
     }
@@ -380,10 +494,13 @@ impl Signalling {
             call_id,
             "the call is already accepted; send hang_up to end it",
         )?;
-        let callee = call.callee;
-        self.calls.remove(&call_id);
+        let call = self
+            .calls
+            .remove(&call_id)
+            .expect("the call was found above");
+        self.note(call_id, &call, CallRecordKind::Missed);
         Ok(vec![Outgoing {
-            to: callee,
+            to: call.callee,
             message: ServerMessage::Cancelled { call_id },
         }])
     }
@@ -391,15 +508,24 @@ impl Signalling {
     fn hang_up(&mut self, from: ConnId, call_id: CallId) -> Result<Vec<Outgoing>, Rejection> {
         let call = self.participant_call(from, call_id)?;
         let peer = call.peer_of(from);
-        let message = match call.state {
-            CallState::Active => ServerMessage::HungUp { call_id },
-            _ if from == call.caller => ServerMessage::Cancelled { call_id },
-            _ => ServerMessage::Declined {
-                call_id,
-                reason: None,
-            },
+        let (message, kind) = match call.state {
+            CallState::Active => (ServerMessage::HungUp { call_id }, CallRecordKind::Ended),
+            _ if from == call.caller => {
+                (ServerMessage::Cancelled { call_id }, CallRecordKind::Missed)
+            }
+            _ => (
+                ServerMessage::Declined {
+                    call_id,
+                    reason: None,
+                },
+                CallRecordKind::Declined,
+            ),
         };
-        self.calls.remove(&call_id);
+        let call = self
+            .calls
+            .remove(&call_id)
+            .expect("the call was found above");
+        self.note(call_id, &call, kind);
         Ok(vec![Outgoing { to: peer, message }])
     }
 

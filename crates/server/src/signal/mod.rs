@@ -1,126 +1,29 @@
 //! Signalling over WebSocket: a thin tokio layer around [`machine::Signalling`].
+//!
+//! One WebSocket per signed-in device carries both call signalling, which goes
+//! through the state machine, and chat, which goes to [`crate::chat::Chat`].
 
 pub mod frame;
+mod hub;
 pub mod machine;
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::ws::{Message, WebSocket};
 use futures_util::{SinkExt as _, StreamExt as _};
-use hearth_proto::{CallId, ClientMessage, ErrorCode, ServerFrame, ServerMessage};
-use tokio::sync::{mpsc, watch};
+use hearth_proto::{CallId, ClientMessage, ErrorCode, ServerMessage};
+use tokio::sync::mpsc;
 use tracing::Instrument as _;
 
 use crate::accounts::Accounts;
-use machine::{ConnId, Directory, Outgoing, Signalling};
+use crate::chat::{Chat, ConnectionContext};
+pub use hub::{CallLog, DEFAULT_RING_TIMEOUT, Hub, OUTBOX_CAPACITY, Outbound};
+use machine::{CallState, Directory};
 
-/// Messages queued per connection before new ones are dropped.
-const OUTBOX_CAPACITY: usize = 256;
-
-/// Shared signalling state of the server: the state machine and one outbox per
-/// open connection.
-pub struct Hub {
-    state: Mutex<HubState>,
-    next_conn: AtomicU64,
-    shutdown: watch::Sender<bool>,
-}
-
-struct HubState {
-    machine: Signalling,
-    outboxes: HashMap<ConnId, mpsc::Sender<ServerMessage>>,
-}
-
-impl Default for Hub {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl Hub {
-    pub fn new() -> Self {
-        Self {
-            state: Mutex::new(HubState {
-                machine: Signalling::new(),
-                outboxes: HashMap::new(),
-            }),
-            next_conn: AtomicU64::new(1),
-            shutdown: watch::Sender::new(false),
-        }
-    }
-
-    /// Asks every open connection to close.
-    pub fn close_all(&self) {
-        self.shutdown.send_replace(true);
-    }
-
-    fn register(&self, user: &str) -> (ConnId, mpsc::Receiver<ServerMessage>) {
-        let conn = ConnId(self.next_conn.fetch_add(1, Ordering::Relaxed));
-        let (sender, receiver) = mpsc::channel(OUTBOX_CAPACITY);
-        let mut state = self.lock();
-        state.outboxes.insert(conn, sender);
-        let out = state.machine.connect(conn, user);
-        state.deliver(out);
-        (conn, receiver)
-    }
-
-    fn unregister(&self, conn: ConnId) {
-        let mut state = self.lock();
-        state.outboxes.remove(&conn);
-        let out = state.machine.disconnect(conn);
-        for outgoing in &out {
-            tracing::debug!(to = %outgoing.to, kind = server_kind(&outgoing.message), "ended call of closed connection");
-        }
-        state.deliver(out);
-    }
-
-    fn handle(&self, conn: ConnId, message: ClientMessage, directory: &dyn Directory) {
-        let (kind, call_id) = client_kind(&message);
-        tracing::debug!(kind, call_id = ?call_id, "received frame");
-        let mut state = self.lock();
-        let out = state.machine.handle(conn, message, directory);
-        for outgoing in &out {
-            if let ServerMessage::Error {
-                code,
-                message,
-                call_id,
-                ..
-            } = &outgoing.message
-            {
-                tracing::warn!(%code, call_id = ?call_id, reason = %message, "rejected {kind}");
-            }
-        }
-        state.deliver(out);
-    }
-
-    fn reply(&self, conn: ConnId, message: ServerMessage) {
-        self.lock().deliver(vec![Outgoing { to: conn, message }]);
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HubState> {
-        // A panic while the lock was held can only come from a bug in the state
-        // machine. Keep serving the other connections with the state as it is.
-        self.state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-}
-
-impl HubState {
-    fn deliver(&self, out: Vec<Outgoing>) {
-        for Outgoing { to, message } in out {
-            let Some(outbox) = self.outboxes.get(&to) else {
-                continue;
-            };
-            // NOTE: a client that stops reading loses messages once its outbox is
-            // full, and its calls can then get stuck until it disconnects.
-            if let Err(error) = outbox.try_send(message) {
-                tracing::warn!(conn = %to, %error, "dropped signalling message for a slow connection");
-            }
-        }
-    }
-}
+/// How long a closing connection may take to write its queued frames before
+/// the socket is dropped.
+const CLOSE_GRACE: Duration = Duration::from_secs(5);
 
 /// The existence of the one user an `invite` names, looked up before the state
 /// machine runs because the lookup needs the database.
@@ -163,28 +66,42 @@ async fn session_revoked(session: &Session) -> bool {
 }
 
 /// Serves one authenticated WebSocket connection until either side closes it,
-/// or until its session is revoked or its account disabled.
+/// until its session is revoked or its account disabled, or until it falls so
+/// far behind that its outbound queue overflows.
 pub async fn serve_connection(
     socket: WebSocket,
-    hub: Arc<Hub>,
+    chat: Arc<Chat>,
     accounts: Accounts,
     user: String,
     session: Session,
 ) {
-    let (conn, outbox) = hub.register(&user);
+    let hub = chat.hub().clone();
+    let registration = hub.register(&user);
+    let conn = registration.conn;
+    let context = ConnectionContext {
+        conn,
+        user: user.clone(),
+        sync_slots: registration.sync_slots,
+    };
     let span = tracing::info_span!("signal", user = %user, conn = %conn);
     async move {
         tracing::info!("connected");
         let (sink, mut stream) = socket.split();
-        let writer = tokio::spawn(write_frames(sink, outbox).in_current_span());
+        let mut writer = tokio::spawn(write_frames(sink, registration.outbox).in_current_span());
+        let overflowed = registration.overflowed;
         let mut shutdown = hub.shutdown.subscribe();
         let mut session_check = tokio::time::interval(SESSION_CHECK_INTERVAL);
         let mut rejected = RejectedFrames::default();
+        let mut fell_behind = false;
 
         loop {
             let event = tokio::select! {
                 received = stream.next() => Some(received),
                 _ = shutdown.wait_for(|closing| *closing) => break,
+                () = overflowed.notified() => {
+                    fell_behind = true;
+                    break;
+                }
                 _ = session_check.tick() => None,
             };
             // The session check runs outside `select!`, whose shutdown branch
@@ -200,7 +117,7 @@ pub async fn serve_connection(
             };
             match received {
                 Some(Ok(Message::Text(text))) => {
-                    on_text(&hub, &accounts, conn, text.as_str(), &mut rejected).await
+                    on_text(&chat, &accounts, &context, text.as_str(), &mut rejected).await
                 }
                 Some(Ok(Message::Binary(bytes))) => {
                     if rejected.count() {
@@ -224,10 +141,22 @@ pub async fn serve_connection(
         }
 
         hub.unregister(conn);
+        if fell_behind {
+            // The client stopped reading, so waiting for the writer could take
+            // forever. Dropping the socket tells the client to reconnect.
+            writer.abort();
+            tracing::info!("closed a connection that fell behind");
+            return;
+        }
         // Unregistering dropped the outbox sender, so the writer sends what is
         // queued and then closes the socket.
-        if let Err(error) = writer.await {
-            tracing::warn!(%error, "WebSocket writer task failed");
+        match tokio::time::timeout(CLOSE_GRACE, &mut writer).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => tracing::warn!(%error, "WebSocket writer task failed"),
+            Err(_) => {
+                writer.abort();
+                tracing::info!("client did not read its last frames in time");
+            }
         }
         tracing::info!("disconnected");
     }
@@ -253,12 +182,14 @@ impl RejectedFrames {
 }
 
 async fn on_text(
-    hub: &Hub,
+    chat: &Chat,
     accounts: &Accounts,
-    conn: ConnId,
+    context: &ConnectionContext,
     text: &str,
     rejected: &mut RejectedFrames,
 ) {
+    let hub = chat.hub();
+    let conn = context.conn;
     let message = match frame::decode(text) {
         Ok(message) => message,
         Err(error) => {
@@ -274,7 +205,15 @@ async fn on_text(
             return;
         }
     };
+    if crate::chat::is_chat_message(&message) {
+        chat.handle_frame(context, message).await;
+        return;
+    }
 
+    let invited = match &message {
+        ClientMessage::Invite { call_id, .. } => Some(*call_id),
+        _ => None,
+    };
     let directory = match &message {
         ClientMessage::Invite { callee, .. } => {
             let exists = match accounts.user_exists(callee).await {
@@ -297,21 +236,45 @@ async fn on_text(
         },
     };
     hub.handle(conn, message, &directory);
+    if let Some(call_id) = invited
+        && hub.call_state(call_id) == Some(CallState::Inviting)
+    {
+        schedule_ring_timeout(hub.clone(), call_id);
+    }
 }
 
+/// Cancels the call if it still rings after the hub's ring timeout.
+fn schedule_ring_timeout(hub: Arc<Hub>, call_id: CallId) {
+    let span = tracing::Span::current();
+    tokio::spawn(
+        async move {
+            tokio::time::sleep(hub.ring_timeout()).await;
+            hub.expire_ringing(call_id);
+        }
+        .instrument(span),
+    );
+}
+
+/// Writes queued frames to the socket. Frames that are already queued go out
+/// with one flush, so a burst of pushed events costs few TLS records.
 async fn write_frames(
     mut sink: futures_util::stream::SplitSink<WebSocket, Message>,
-    mut outbox: mpsc::Receiver<ServerMessage>,
+    mut outbox: mpsc::Receiver<Outbound>,
 ) {
-    while let Some(message) = outbox.recv().await {
-        let text = match serde_json::to_string(&ServerFrame::from(message)) {
-            Ok(text) => text,
-            Err(error) => {
-                tracing::error!(%error, "failed to encode server frame");
-                continue;
+    while let Some(frame) = outbox.recv().await {
+        if let Err(error) = sink.feed(Message::Text(frame.text)).await {
+            tracing::debug!(%error, "WebSocket write failed");
+            return;
+        }
+        drop(frame.permit);
+        while let Ok(frame) = outbox.try_recv() {
+            if let Err(error) = sink.feed(Message::Text(frame.text)).await {
+                tracing::debug!(%error, "WebSocket write failed");
+                return;
             }
-        };
-        if let Err(error) = sink.send(Message::Text(text.into())).await {
+            drop(frame.permit);
+        }
+        if let Err(error) = sink.flush().await {
             tracing::debug!(%error, "WebSocket write failed");
             return;
         }
@@ -331,7 +294,7 @@ fn error_message(code: ErrorCode, message: String) -> ServerMessage {
 
 /// Returns the wire `type` and call id of a client message, for logs that must
 /// not contain SDP bodies.
-fn client_kind(message: &ClientMessage) -> (&'static str, Option<CallId>) {
+pub(crate) fn client_kind(message: &ClientMessage) -> (&'static str, Option<CallId>) {
     match message {
         ClientMessage::Invite { call_id, .. } => ("invite", Some(*call_id)),
         ClientMessage::Ringing { call_id } => ("ringing", Some(*call_id)),

@@ -3,6 +3,9 @@
 
 #![allow(dead_code)]
 
+pub mod chat;
+
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -104,7 +107,10 @@ impl TestServer {
         let (stream, _) =
             tokio_tungstenite::connect_async_tls_with_config(request, None, false, Some(connector))
                 .await?;
-        Ok(Socket { stream })
+        Ok(Socket {
+            stream,
+            pending: VecDeque::new(),
+        })
     }
 
     /// Signs in as `user`, opens the signalling WebSocket and reads `hello`.
@@ -135,6 +141,8 @@ fn client_tls_config(certificate_pem: &str) -> rustls::ClientConfig {
 
 pub struct Socket {
     stream: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    /// Frames that a `receive_until` skipped, returned first by later reads.
+    pending: VecDeque<ServerMessage>,
 }
 
 impl Socket {
@@ -151,8 +159,18 @@ impl Socket {
         self.stream.send(Message::binary(bytes)).await.unwrap();
     }
 
-    /// Reads the next server message, failing the test after 5 seconds.
+    /// Returns the next server message: a frame that an earlier
+    /// `receive_until` skipped, or else the next from the connection, failing
+    /// the test after 5 seconds.
     pub async fn receive(&mut self) -> ServerMessage {
+        if let Some(message) = self.pending.pop_front() {
+            return message;
+        }
+        self.receive_new().await
+    }
+
+    /// Reads the next frame from the connection, ignoring skipped ones.
+    pub async fn receive_new(&mut self) -> ServerMessage {
         loop {
             let next = tokio::time::timeout(RECEIVE_TIMEOUT, self.stream.next())
                 .await
@@ -170,11 +188,33 @@ impl Socket {
         }
     }
 
+    /// Reads the next server message that is not a chat push. Accepted and
+    /// missed calls are recorded in the callers' direct conversation, so chat
+    /// events and presence changes arrive between the call frames.
+    pub async fn receive_call(&mut self) -> ServerMessage {
+        loop {
+            match self.receive().await {
+                ServerMessage::Event { .. }
+                | ServerMessage::Presence { .. }
+                | ServerMessage::ConversationChanged { .. }
+                | ServerMessage::ConversationRemoved { .. }
+                | ServerMessage::ReadState { .. } => continue,
+                other => return other,
+            }
+        }
+    }
+
     /// Sends a ping and checks that the pong comes back, proving the connection
-    /// still works.
+    /// still works. Other frames that arrive first stay queued.
     pub async fn assert_alive(&mut self) {
         self.send(ClientMessage::Ping { nonce: 42 }).await;
-        assert_eq!(self.receive().await, ServerMessage::Pong { nonce: 42 });
+        let pong = self
+            .receive_until(|message| match message {
+                ServerMessage::Pong { .. } => Some(message.clone()),
+                _ => None,
+            })
+            .await;
+        assert_eq!(pong, ServerMessage::Pong { nonce: 42 });
     }
 
     pub async fn close(mut self) {

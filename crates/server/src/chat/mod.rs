@@ -1,0 +1,125 @@
+//! Chat: conversations, messages, sync, read state, presence, attachments,
+//! call records and search.
+//!
+//! Requests arrive as frames on the session WebSocket ([`Chat::handle_frame`])
+//! and as REST calls under `/api/v1` ([`rest`]). Reads run on the connection
+//! pool. Every write goes through the single [`writer`] task, which batches
+//! writes into one transaction per batch, allocates sequence numbers, and
+//! pushes committed events to the members' connections through the
+//! [`Hub`](crate::signal::Hub).
+
+mod attachments;
+mod error;
+mod ops;
+mod presence;
+pub mod rest;
+pub mod schema;
+mod store;
+mod writer;
+mod ws;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use hearth_proto::ClientMessage;
+use sqlx::SqlitePool;
+use tokio::sync::{Semaphore, mpsc, oneshot};
+
+pub use attachments::DEFAULT_MAX_ATTACHMENT_BYTES;
+pub use error::ChatError;
+
+use crate::signal::Hub;
+use crate::signal::machine::ConnId;
+use writer::{Change, Committed, Reply, Request};
+
+/// The chat service of one server.
+pub struct Chat {
+    pool: SqlitePool,
+    hub: Arc<Hub>,
+    writer: mpsc::Sender<Request>,
+    attachments: attachments::AttachmentStore,
+}
+
+/// The connection a chat frame arrived on.
+pub struct ConnectionContext {
+    pub conn: ConnId,
+    pub user: String,
+    /// Slots that pace this connection's `sync` batches.
+    pub sync_slots: Arc<Semaphore>,
+}
+
+/// Returns whether a client message is a chat frame rather than call signalling.
+pub fn is_chat_message(message: &ClientMessage) -> bool {
+    matches!(
+        message,
+        ClientMessage::SendMessage { .. }
+            | ClientMessage::EditMessage { .. }
+            | ClientMessage::DeleteMessage { .. }
+            | ClientMessage::Sync { .. }
+            | ClientMessage::History { .. }
+            | ClientMessage::MarkRead { .. }
+            | ClientMessage::SetPresence { .. }
+    )
+}
+
+impl Chat {
+    /// Starts the writer and presence tasks. Attachments live under
+    /// `data_dir/attachments`.
+    pub async fn start(
+        pool: SqlitePool,
+        hub: Arc<Hub>,
+        data_dir: &Path,
+        max_attachment_bytes: u64,
+    ) -> anyhow::Result<Arc<Self>> {
+        let attachments = attachments::AttachmentStore::open(
+            &data_dir.join(attachments::DIRECTORY),
+            max_attachment_bytes,
+        )?;
+        let call_logs = hub
+            .take_call_logs()
+            .context("the signalling hub already has a chat service")?;
+        let writer_conn = pool
+            .acquire()
+            .await
+            .context("failed to open the chat writer's database connection")?
+            .detach();
+        let (sender, receiver) = mpsc::channel(writer::QUEUE_CAPACITY);
+        tokio::spawn(writer::run(
+            writer_conn,
+            hub.clone(),
+            attachments.dir().to_owned(),
+            receiver,
+            call_logs,
+        ));
+        tokio::spawn(presence::run(pool.clone(), hub.clone()));
+        Ok(Arc::new(Self {
+            pool,
+            hub,
+            writer: sender,
+            attachments,
+        }))
+    }
+
+    pub fn hub(&self) -> &Arc<Hub> {
+        &self.hub
+    }
+
+    /// Queues a change for the writer. Waits while the writer's queue is full,
+    /// which slows down the clients that write the most.
+    async fn enqueue(&self, change: Change, reply: Reply) -> Result<(), ChatError> {
+        self.writer
+            .send(Request { change, reply })
+            .await
+            .map_err(|_| ChatError::internal("chat writer stopped", &"channel closed"))
+    }
+
+    /// Applies a change and waits until it is committed.
+    async fn apply(&self, change: Change) -> Result<Committed, ChatError> {
+        let (sender, receiver) = oneshot::channel();
+        self.enqueue(change, Reply::Channel(sender)).await?;
+        receiver
+            .await
+            .map_err(|_| ChatError::internal("chat writer dropped a request", &"no reply"))?
+    }
+}
