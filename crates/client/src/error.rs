@@ -48,6 +48,21 @@ pub enum ClientError {
 
     #[error(transparent)]
     Media(#[from] hearth_media::MediaError),
+
+    #[error("local database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+
+    #[error("local database: {0}")]
+    Store(String),
+
+    #[error("invalid {what}: {detail}")]
+    InvalidInput { what: String, detail: String },
+
+    #[error("not connected to the server{}", detail.as_ref().map(|d| format!(": {d}")).unwrap_or_default())]
+    NotConnected { detail: Option<String> },
+
+    #[error("{what} failed: {detail}")]
+    Io { what: String, detail: String },
 }
 
 impl ClientError {
@@ -67,6 +82,10 @@ impl ClientError {
             Self::Disconnected => "disconnected",
             Self::Keyring(_) => "keyring",
             Self::Media(_) => "media",
+            Self::Sqlite(_) | Self::Store(_) => "local_store",
+            Self::InvalidInput { .. } => "invalid_input",
+            Self::NotConnected { .. } => "not_connected",
+            Self::Io { .. } => "io",
         }
     }
 }

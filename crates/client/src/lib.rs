@@ -8,6 +8,7 @@ pub mod credentials;
 pub mod error;
 pub mod server;
 pub mod signal;
+pub mod store;
 
 pub use error::ClientError;
 pub use server::ServerEndpoint;
