@@ -170,7 +170,13 @@ pub async fn place_call(
                     reason,
                 });
             }
-            ServerMessage::Error { code, message, .. } => {
+            // Errors about chat or another call share this connection.
+            ServerMessage::Error {
+                code,
+                message,
+                call_id: Some(id),
+                ..
+            } if id == call_id => {
                 return Err(ClientError::Server { code, message });
             }
             other => tracing::debug!(?other, "ignoring a frame while ringing"),
@@ -298,7 +304,7 @@ async fn establish(
                     {
                         return Err(ClientError::CallEnded("the other side hung up during setup".into()));
                     }
-                    ServerMessage::Error { code, message, .. } => {
+                    ServerMessage::Error { code, message, call_id: Some(id), .. } if id == call_id => {
                         return Err(ClientError::Server { code, message });
                     }
                     other => tracing::debug!(?other, "ignoring a frame during call setup"),

@@ -7,6 +7,7 @@ pub mod call;
 pub mod credentials;
 pub mod error;
 pub mod server;
+pub mod session;
 pub mod signal;
 pub mod store;
 

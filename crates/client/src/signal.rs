@@ -21,85 +21,26 @@ pub struct SignalConnection {
 impl SignalConnection {
     /// Opens the WebSocket with the access token and waits for the server's hello.
     pub async fn connect(server: &ServerEndpoint, access_token: &str) -> Result<Self> {
-        let url = server.websocket_url(hearth_proto::SIGNAL_PATH);
-        let mut request =
-            url.as_str()
-                .into_client_request()
-                .map_err(|err| ClientError::InvalidServerUrl {
-                    url: url.clone(),
-                    detail: err.to_string(),
-                })?;
-        let bearer = HeaderValue::from_str(&format!("Bearer {access_token}"))
-            .map_err(|_| ClientError::Unauthorized)?;
-        request.headers_mut().insert("Authorization", bearer);
+        let socket = open(server, access_token).await?;
+        tracing::debug!(user = %socket.user, "signalling connected");
+        Ok(Self::from_parts(
+            socket.user,
+            socket.outgoing,
+            socket.incoming,
+        ))
+    }
 
-        let connector = tokio_tungstenite::Connector::Rustls(server.tls_config());
-        let (socket, _) = tokio_tungstenite::connect_async_tls_with_config(
-            request,
-            None,
-            // Signalling frames are small and latency-bound: no Nagle delay.
-            true,
-            Some(connector),
-        )
-        .await
-        .map_err(|err| match err {
-            tokio_tungstenite::tungstenite::Error::Http(response) if response.status() == 401 => {
-                ClientError::Unauthorized
-            }
-            other => ClientError::Unreachable {
-                url: url.clone(),
-                detail: error_chain(&other),
-            },
-        })?;
-
-        let (mut sink, mut stream) = socket.split();
-        let (outgoing, mut outgoing_rx) = mpsc::unbounded_channel::<ClientMessage>();
-        let (incoming_tx, mut incoming) = mpsc::unbounded_channel();
-
-        tokio::spawn(async move {
-            while let Some(message) = outgoing_rx.recv().await {
-                let text = serde_json::to_string(&ClientFrame::from(message))
-                    .expect("client frames always serialise");
-                if let Err(err) = sink.send(Message::text(text)).await {
-                    tracing::debug!(error = %err, "signalling send failed");
-                    break;
-                }
-            }
-            let _ = sink.close().await;
-        });
-        tokio::spawn(async move {
-            while let Some(message) = stream.next().await {
-                let text = match message {
-                    Ok(Message::Text(text)) => text,
-                    Ok(Message::Close(_)) | Err(_) => break,
-                    Ok(_) => continue,
-                };
-                match serde_json::from_str::<ServerFrame>(&text) {
-                    Ok(frame) => {
-                        if incoming_tx.send(frame.message).is_err() {
-                            break;
-                        }
-                    }
-                    Err(err) => tracing::warn!(error = %err, "ignoring an unreadable server frame"),
-                }
-            }
-        });
-
-        let user = match incoming.recv().await {
-            Some(ServerMessage::Hello { user, .. }) => user,
-            Some(other) => {
-                return Err(ClientError::Protocol(format!(
-                    "expected hello as the first frame, got {other:?}"
-                )));
-            }
-            None => return Err(ClientError::Disconnected),
-        };
-        tracing::debug!(%user, "signalling connected");
-        Ok(Self {
+    /// Wraps the channels of a connection that another task routes frames through.
+    pub(crate) fn from_parts(
+        user: String,
+        outgoing: mpsc::UnboundedSender<ClientMessage>,
+        incoming: mpsc::UnboundedReceiver<ServerMessage>,
+    ) -> Self {
+        Self {
             user,
             outgoing,
             incoming,
-        })
+        }
     }
 
     /// Name of the signed-in user, as the server reported it.
@@ -117,4 +58,95 @@ impl SignalConnection {
     pub async fn recv(&mut self) -> Option<ServerMessage> {
         self.incoming.recv().await
     }
+}
+
+/// An open WebSocket after the server's hello: frames go out through
+/// `outgoing` and come in through `incoming`, which ends when the socket closes.
+pub(crate) struct Socket {
+    pub user: String,
+    pub outgoing: mpsc::UnboundedSender<ClientMessage>,
+    pub incoming: mpsc::UnboundedReceiver<ServerMessage>,
+}
+
+/// Opens the session WebSocket with the access token and waits for the hello.
+/// The socket closes once every clone of `outgoing` is dropped.
+pub(crate) async fn open(server: &ServerEndpoint, access_token: &str) -> Result<Socket> {
+    let url = server.websocket_url(hearth_proto::SIGNAL_PATH);
+    let mut request =
+        url.as_str()
+            .into_client_request()
+            .map_err(|err| ClientError::InvalidServerUrl {
+                url: url.clone(),
+                detail: err.to_string(),
+            })?;
+    let bearer = HeaderValue::from_str(&format!("Bearer {access_token}"))
+        .map_err(|_| ClientError::Unauthorized)?;
+    request.headers_mut().insert("Authorization", bearer);
+
+    let connector = tokio_tungstenite::Connector::Rustls(server.tls_config());
+    let (socket, _) = tokio_tungstenite::connect_async_tls_with_config(
+        request,
+        None,
+        // Signalling frames are small and latency-bound: no Nagle delay.
+        true,
+        Some(connector),
+    )
+    .await
+    .map_err(|err| match err {
+        tokio_tungstenite::tungstenite::Error::Http(response) if response.status() == 401 => {
+            ClientError::Unauthorized
+        }
+        other => ClientError::Unreachable {
+            url: url.clone(),
+            detail: error_chain(&other),
+        },
+    })?;
+
+    let (mut sink, mut stream) = socket.split();
+    let (outgoing, mut outgoing_rx) = mpsc::unbounded_channel::<ClientMessage>();
+    let (incoming_tx, mut incoming) = mpsc::unbounded_channel();
+
+    tokio::spawn(async move {
+        while let Some(message) = outgoing_rx.recv().await {
+            let text = serde_json::to_string(&ClientFrame::from(message))
+                .expect("client frames always serialise");
+            if let Err(err) = sink.send(Message::text(text)).await {
+                tracing::debug!(error = %err, "signalling send failed");
+                break;
+            }
+        }
+        let _ = sink.close().await;
+    });
+    tokio::spawn(async move {
+        while let Some(message) = stream.next().await {
+            let text = match message {
+                Ok(Message::Text(text)) => text,
+                Ok(Message::Close(_)) | Err(_) => break,
+                Ok(_) => continue,
+            };
+            match serde_json::from_str::<ServerFrame>(&text) {
+                Ok(frame) => {
+                    if incoming_tx.send(frame.message).is_err() {
+                        break;
+                    }
+                }
+                Err(err) => tracing::warn!(error = %err, "ignoring an unreadable server frame"),
+            }
+        }
+    });
+
+    let user = match incoming.recv().await {
+        Some(ServerMessage::Hello { user, .. }) => user,
+        Some(other) => {
+            return Err(ClientError::Protocol(format!(
+                "expected hello as the first frame, got {other:?}"
+            )));
+        }
+        None => return Err(ClientError::Disconnected),
+    };
+    Ok(Socket {
+        user,
+        outgoing,
+        incoming,
+    })
 }
