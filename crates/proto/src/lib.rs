@@ -24,6 +24,17 @@ pub const MAX_FRAME_BYTES: usize = 64 * 1024;
 /// Path of the OAuth 2.0 token endpoint.
 pub const TOKEN_PATH: &str = "/oauth/token";
 
+/// Path of the OAuth 2.0 authorization endpoint (RFC 6749 section 3.1). It shows
+/// the sign-in page and redirects to the client's loopback address with a code.
+pub const AUTHORIZE_PATH: &str = "/oauth/authorize";
+
+/// Path of the OAuth 2.0 token revocation endpoint (RFC 7009).
+pub const REVOKE_PATH: &str = "/oauth/revoke";
+
+/// Path where the organisation's OpenID Connect provider returns the browser
+/// after a federated sign-in.
+pub const OIDC_CALLBACK_PATH: &str = "/oauth/oidc/callback";
+
 /// Path of the signalling WebSocket. It takes the access token as a bearer token
 /// in the `Authorization` header.
 pub const SIGNAL_PATH: &str = "/api/v1/signal";

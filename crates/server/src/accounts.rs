@@ -183,6 +183,155 @@ impl Accounts {
     }
 }
 
+/// The account a federated identity signs in to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FederatedAccount {
+    /// An existing account, linked now or earlier.
+    Existing {
+        id: i64,
+        name: String,
+        disabled: bool,
+    },
+    /// An account created for this identity.
+    Created { id: i64, name: String },
+    /// The provider sent no value for the user name claim.
+    MissingClaim,
+    /// The claim's value is not a valid Hearth user name.
+    InvalidName { name: String },
+    /// No account has this name and creating accounts is off.
+    NoAccount { name: String },
+    /// The account with this name is linked to another subject of the provider.
+    LinkedToOtherSubject { name: String },
+}
+
+/// Password hash of accounts created through federation. It is no valid PHC
+/// string, so no password ever matches it.
+const NO_PASSWORD_HASH: &str = "!federated";
+
+impl Accounts {
+    /// Finds or links the account of a provider subject.
+    ///
+    /// A subject that signed in before keeps its account, whatever user name
+    /// the provider sends now. A new subject links to the account named by
+    /// `username` unless that account is linked to another subject of the same
+    /// issuer, so a renamed or recycled name at the provider cannot take over an
+    /// account. With `create`, a missing account is created without a password.
+    pub async fn resolve_federated(
+        &self,
+        issuer: &str,
+        subject: &str,
+        username: Option<&str>,
+        create: bool,
+    ) -> Result<FederatedAccount, AccountError> {
+        match self.link_federated(issuer, subject, username, create).await {
+            // Two first sign-ins of one subject at once: the other one linked
+            // it, so the lookup now finds the link.
+            Err(AccountError::Database(sqlx::Error::Database(error)))
+                if error.is_unique_violation() =>
+            {
+                self.link_federated(issuer, subject, username, create).await
+            }
+            other => other,
+        }
+    }
+
+    async fn link_federated(
+        &self,
+        issuer: &str,
+        subject: &str,
+        username: Option<&str>,
+        create: bool,
+    ) -> Result<FederatedAccount, AccountError> {
+        let mut tx = self.pool.begin().await?;
+        let linked: Option<(i64, String, bool)> = sqlx::query_as(
+            "SELECT users.id, users.name, users.disabled FROM oidc_links
+             JOIN users ON users.id = oidc_links.user_id
+             WHERE oidc_links.issuer = ? AND oidc_links.subject = ?",
+        )
+        .bind(issuer)
+        .bind(subject)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some((id, name, disabled)) = linked {
+            return Ok(FederatedAccount::Existing { id, name, disabled });
+        }
+
+        let Some(name) = username else {
+            return Ok(FederatedAccount::MissingClaim);
+        };
+        if validate_name(name).is_err() {
+            return Ok(FederatedAccount::InvalidName {
+                name: name.to_owned(),
+            });
+        }
+        let existing: Option<(i64, bool)> =
+            sqlx::query_as("SELECT id, disabled FROM users WHERE name = ?")
+                .bind(name)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let (user_id, outcome) = match existing {
+            Some((id, disabled)) => {
+                let other: Option<(String,)> = sqlx::query_as(
+                    "SELECT subject FROM oidc_links WHERE issuer = ? AND user_id = ?",
+                )
+                .bind(issuer)
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?;
+                if other.is_some() {
+                    return Ok(FederatedAccount::LinkedToOtherSubject {
+                        name: name.to_owned(),
+                    });
+                }
+                let account = FederatedAccount::Existing {
+                    id,
+                    name: name.to_owned(),
+                    disabled,
+                };
+                (id, account)
+            }
+            None if create => {
+                let (id,): (i64,) = sqlx::query_as(
+                    "INSERT INTO users (name, password_hash, disabled, created_at)
+                     VALUES (?, ?, 0, ?) RETURNING id",
+                )
+                .bind(name)
+                .bind(NO_PASSWORD_HASH)
+                .bind(unix_now())
+                .fetch_one(&mut *tx)
+                .await?;
+                let account = FederatedAccount::Created {
+                    id,
+                    name: name.to_owned(),
+                };
+                (id, account)
+            }
+            None => {
+                return Ok(FederatedAccount::NoAccount {
+                    name: name.to_owned(),
+                });
+            }
+        };
+        sqlx::query(
+            "INSERT INTO oidc_links (issuer, subject, user_id, created_at) VALUES (?, ?, ?, ?)",
+        )
+        .bind(issuer)
+        .bind(subject)
+        .bind(user_id)
+        .bind(unix_now())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        tracing::info!(
+            issuer,
+            subject,
+            user = name,
+            "linked a federated identity to its account"
+        );
+        Ok(outcome)
+    }
+}
+
 async fn hash_password(password: Secret) -> Result<String, AccountError> {
     let hashed = tokio::task::spawn_blocking(move || {
         Argon2::default()

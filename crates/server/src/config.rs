@@ -1,14 +1,16 @@
 //! Server configuration and how it is resolved from its sources.
 //!
 //! Each source overrides the one before it: built-in defaults, the TOML file given
-//! with `--config`, the environment variables `HEARTH_DATA_DIR`, `HEARTH_LISTEN`
-//! and `HEARTH_MAX_ATTACHMENT_BYTES`, and finally the command-line flags
-//! `--data-dir`, `--listen` and `--max-attachment-bytes`.
+//! with `--config`, the environment variables `HEARTH_DATA_DIR`, `HEARTH_LISTEN`,
+//! `HEARTH_MAX_ATTACHMENT_BYTES` and `HEARTH_OIDC_CLIENT_SECRET`, and finally the
+//! command-line flags `--data-dir`, `--listen` and `--max-attachment-bytes`.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+
+use crate::secret::Secret;
 
 /// Default address the server listens on.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7443";
@@ -27,6 +29,13 @@ pub const ENV_DATA_DIR: &str = "HEARTH_DATA_DIR";
 pub const ENV_LISTEN: &str = "HEARTH_LISTEN";
 /// Environment variable that sets [`Config::max_attachment_bytes`].
 pub const ENV_MAX_ATTACHMENT_BYTES: &str = "HEARTH_MAX_ATTACHMENT_BYTES";
+/// Environment variable that sets [`OidcConfig::client_secret`], so the secret
+/// need not be written into the config file.
+pub const ENV_OIDC_CLIENT_SECRET: &str = "HEARTH_OIDC_CLIENT_SECRET";
+/// Default claim whose value is the Hearth user name.
+pub const DEFAULT_USERNAME_CLAIM: &str = "preferred_username";
+/// Longest accepted federation button label, in characters.
+pub const MAX_BUTTON_LABEL_CHARS: usize = 64;
 
 /// Settings of one server.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,6 +58,31 @@ pub struct Config {
     /// Seconds a call may ring unanswered before the server cancels it and
     /// records it as missed.
     pub ring_timeout_secs: u64,
+    /// Sign-in through the organisation's OpenID Connect provider, if configured.
+    pub oidc: Option<OidcConfig>,
+}
+
+/// The `[oidc]` section: federation with an OpenID Connect provider.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OidcConfig {
+    /// Issuer URL; discovery reads `ISSUER/.well-known/openid-configuration`.
+    pub issuer: String,
+    pub client_id: String,
+    pub client_secret: Secret,
+    /// PEM file of the CA that signed the provider's certificate, for a private
+    /// CA. The operating system's roots are trusted as well.
+    pub ca_file: Option<PathBuf>,
+    /// ID token or UserInfo claim whose value is the Hearth user name.
+    pub username_claim: String,
+    /// Whether a first sign-in of an unknown user name creates the account.
+    pub create_users: bool,
+    /// Shown on the sign-in page as "Sign in with LABEL".
+    pub button_label: String,
+    /// Scopes requested from the provider; always includes `openid`.
+    pub scopes: Vec<String>,
+    /// The callback URL registered at the provider. Without it the server
+    /// builds `https://HOST/oauth/oidc/callback` from the Host of the request.
+    pub redirect_url: Option<String>,
 }
 
 impl Default for Config {
@@ -64,6 +98,7 @@ impl Default for Config {
             refresh_token_ttl_secs: DEFAULT_REFRESH_TOKEN_TTL_SECS,
             max_attachment_bytes: DEFAULT_MAX_ATTACHMENT_BYTES,
             ring_timeout_secs: DEFAULT_RING_TIMEOUT_SECS,
+            oidc: None,
         }
     }
 }
@@ -112,6 +147,23 @@ struct FileConfig {
     refresh_token_ttl_secs: Option<u64>,
     max_attachment_bytes: Option<u64>,
     ring_timeout_secs: Option<u64>,
+    oidc: Option<FileOidcConfig>,
+}
+
+/// The `[oidc]` table of the TOML file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileOidcConfig {
+    issuer: String,
+    client_id: String,
+    client_secret: Option<String>,
+    ca_file: Option<PathBuf>,
+    username_claim: Option<String>,
+    #[serde(default)]
+    create_users: bool,
+    button_label: Option<String>,
+    scopes: Option<Vec<String>>,
+    redirect_url: Option<String>,
 }
 
 /// The raw inputs of [`resolve`], collected by the binary.
@@ -123,6 +175,8 @@ pub struct Sources {
     pub env_data_dir: Option<String>,
     /// Value of `HEARTH_LISTEN`.
     pub env_listen: Option<String>,
+    /// Value of `HEARTH_OIDC_CLIENT_SECRET`.
+    pub env_oidc_client_secret: Option<String>,
     /// Value of `--data-dir`.
     pub flag_data_dir: Option<PathBuf>,
     /// Value of `--listen`.
@@ -134,12 +188,13 @@ pub struct Sources {
 }
 
 impl Sources {
-    /// Reads `HEARTH_DATA_DIR`, `HEARTH_LISTEN` and `HEARTH_MAX_ATTACHMENT_BYTES`
-    /// from the process environment.
+    /// Reads `HEARTH_DATA_DIR`, `HEARTH_LISTEN`, `HEARTH_MAX_ATTACHMENT_BYTES`
+    /// and `HEARTH_OIDC_CLIENT_SECRET` from the process environment.
     pub fn with_process_env(mut self) -> Self {
         self.env_data_dir = std::env::var(ENV_DATA_DIR).ok();
         self.env_listen = std::env::var(ENV_LISTEN).ok();
         self.env_max_attachment_bytes = std::env::var(ENV_MAX_ATTACHMENT_BYTES).ok();
+        self.env_oidc_client_secret = std::env::var(ENV_OIDC_CLIENT_SECRET).ok();
         self
     }
 }
@@ -161,6 +216,22 @@ pub fn resolve(sources: &Sources) -> Result<Config, ConfigError> {
     }
     if let Some(listen) = &sources.env_listen {
         config.listen = parse_listen(listen, ENV_LISTEN)?;
+    }
+    if let Some(secret) = sources
+        .env_oidc_client_secret
+        .as_deref()
+        .filter(|secret| !secret.is_empty())
+    {
+        let Some(oidc) = config.oidc.as_mut() else {
+            return Err(ConfigError::InvalidValue {
+                key: "oidc",
+                origin: ENV_OIDC_CLIENT_SECRET.to_owned(),
+                message: "the variable is set but the config file has no [oidc] section; \
+                          add one or unset the variable"
+                    .to_owned(),
+            });
+        };
+        oidc.client_secret = Secret::new(secret);
     }
     if let Some(dir) = &sources.flag_data_dir {
         config.data_dir = dir.clone();
@@ -225,6 +296,21 @@ fn apply_file(config: &mut Config, path: &Path) -> Result<(), ConfigError> {
     if let Some(secs) = file.ring_timeout_secs {
         config.ring_timeout_secs = secs;
     }
+    config.oidc = file.oidc.map(|oidc| OidcConfig {
+        issuer: oidc.issuer,
+        client_id: oidc.client_id,
+        client_secret: Secret::new(oidc.client_secret.unwrap_or_default()),
+        ca_file: oidc.ca_file.map(|file| base.join(file)),
+        username_claim: oidc
+            .username_claim
+            .unwrap_or_else(|| DEFAULT_USERNAME_CLAIM.to_owned()),
+        create_users: oidc.create_users,
+        button_label: oidc.button_label.unwrap_or_else(|| "SSO".to_owned()),
+        scopes: oidc
+            .scopes
+            .unwrap_or_else(|| vec!["openid".to_owned(), "profile".to_owned()]),
+        redirect_url: oidc.redirect_url,
+    });
     Ok(())
 }
 
@@ -285,6 +371,106 @@ fn validate(config: &Config) -> Result<(), ConfigError> {
             "ring_timeout_secs",
             "must be at least 1 second; the default is 65",
         ));
+    }
+    if let Some(oidc) = &config.oidc {
+        validate_oidc(oidc)?;
+    }
+    Ok(())
+}
+
+fn validate_oidc(oidc: &OidcConfig) -> Result<(), ConfigError> {
+    let invalid = |key, message: String| ConfigError::InvalidValue {
+        key,
+        origin: "[oidc]".to_owned(),
+        message,
+    };
+
+    check_https_url(&oidc.issuer).map_err(|problem| {
+        invalid(
+            "oidc.issuer",
+            format!(
+                "{:?} {problem}; use the provider's issuer URL, such as https://idp.example.org/realms/staff",
+                oidc.issuer
+            ),
+        )
+    })?;
+
+    if let Some(url) = &oidc.redirect_url {
+        check_https_url(url).map_err(|problem| {
+            invalid(
+                "oidc.redirect_url",
+                format!(
+                    "{url:?} {problem}; use https://HOST:PORT{}",
+                    hearth_proto::OIDC_CALLBACK_PATH
+                ),
+            )
+        })?;
+    }
+
+    if oidc.client_id.trim().is_empty() {
+        return Err(invalid(
+            "oidc.client_id",
+            "must not be empty; use the client id registered at the provider".to_owned(),
+        ));
+    }
+
+    if oidc.client_secret.expose().is_empty() {
+        return Err(invalid(
+            "oidc.client_secret",
+            format!(
+                "is missing; set client_secret in [oidc] or the environment variable {ENV_OIDC_CLIENT_SECRET}"
+            ),
+        ));
+    }
+
+    if oidc.username_claim.trim().is_empty() {
+        return Err(invalid(
+            "oidc.username_claim",
+            format!("must not be empty; the default is {DEFAULT_USERNAME_CLAIM}"),
+        ));
+    }
+
+    let label_chars = oidc.button_label.trim().chars().count();
+    if label_chars == 0 || label_chars > MAX_BUTTON_LABEL_CHARS {
+        return Err(invalid(
+            "oidc.button_label",
+            format!("must have 1 to {MAX_BUTTON_LABEL_CHARS} characters"),
+        ));
+    }
+
+    if !oidc.scopes.iter().any(|scope| scope == "openid") {
+        return Err(invalid(
+            "oidc.scopes",
+            "must include \"openid\", such as [\"openid\", \"profile\"]".to_owned(),
+        ));
+    }
+
+    if let Some(file) = &oidc.ca_file
+        && !file.is_file()
+    {
+        return Err(invalid(
+            "oidc.ca_file",
+            format!(
+                "{} does not exist; give the PEM file of the CA that signed the provider's certificate",
+                file.display()
+            ),
+        ));
+    }
+
+    Ok(())
+}
+
+/// Checks that `value` is an absolute https URL without a query or fragment.
+fn check_https_url(value: &str) -> Result<(), &'static str> {
+    let url = url::Url::parse(value).map_err(|_| "is not an absolute URL")?;
+    if url.scheme() != "https" {
+        return Err("must use https");
+    }
+    if url.host().is_none() {
+        return Err("has no host");
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err("must not have a query or fragment");
     }
     Ok(())
 }

@@ -47,6 +47,44 @@ const MIGRATIONS: &[(i64, &str)] = &[
     CREATE INDEX access_tokens_user ON access_tokens(user_id);",
     ),
     (2, crate::chat::schema::CHAT_TABLES),
+    (
+        3,
+        // Browser sign-in: requests waiting on the sign-in page, single-use
+        // authorization codes, and the link from an OpenID Connect subject to
+        // its account.
+        "CREATE TABLE authorization_requests (
+        id TEXT PRIMARY KEY,
+        browser_hash BLOB NOT NULL,
+        csrf_token TEXT NOT NULL,
+        client_id TEXT NOT NULL,
+        redirect_uri TEXT NOT NULL,
+        code_challenge TEXT NOT NULL,
+        state TEXT,
+        oidc_state_hash BLOB UNIQUE,
+        oidc_nonce TEXT,
+        oidc_pkce_verifier TEXT,
+        oidc_redirect_uri TEXT,
+        expires_at INTEGER NOT NULL
+    );
+    CREATE TABLE authorization_codes (
+        code_hash BLOB PRIMARY KEY,
+        user_id INTEGER NOT NULL REFERENCES users(id),
+        client_id TEXT NOT NULL,
+        redirect_uri TEXT NOT NULL,
+        code_challenge TEXT NOT NULL,
+        expires_at INTEGER NOT NULL,
+        used INTEGER NOT NULL DEFAULT 0,
+        family_id TEXT
+    );
+    CREATE TABLE oidc_links (
+        issuer TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        user_id INTEGER NOT NULL REFERENCES users(id),
+        created_at INTEGER NOT NULL,
+        PRIMARY KEY (issuer, subject)
+    );
+    CREATE UNIQUE INDEX oidc_links_account ON oidc_links(issuer, user_id);",
+    ),
 ];
 
 /// Makes the data directory private to the server's user, because it holds

@@ -1,10 +1,11 @@
 //! HTTP routes: the OAuth 2.0 endpoints, the health check, the signalling
 //! WebSocket upgrade and the chat REST endpoints.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::State;
 use axum::extract::ws::{WebSocketUpgrade, rejection::WebSocketUpgradeRejection};
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -12,12 +13,13 @@ use axum::{Json, Router};
 use hearth_proto::oauth::{OAuthError, TokenRequest, TokenResponse};
 
 use crate::accounts::Accounts;
+use crate::authorize::Authorizer;
+use crate::authorize::store::{CodeError, CodeGrant};
 use crate::chat::Chat;
 use crate::secret::Secret;
 use crate::tokens::{IssuedTokens, RefreshError, TokenOwner, Tokens};
 
-/// Path of the OAuth 2.0 token revocation endpoint (RFC 7009).
-pub const REVOKE_PATH: &str = "/oauth/revoke";
+pub use hearth_proto::REVOKE_PATH;
 
 /// Largest WebSocket message axum accepts. Frames above
 /// `hearth_proto::MAX_FRAME_BYTES` but below this get a `frame_too_large` error
@@ -29,6 +31,7 @@ pub struct AppState {
     pub accounts: Accounts,
     pub tokens: Tokens,
     pub chat: Arc<Chat>,
+    pub authorizer: Arc<Authorizer>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -38,6 +41,7 @@ pub fn router(state: AppState) -> Router {
         .route(REVOKE_PATH, post(revoke))
         .route(hearth_proto::SIGNAL_PATH, get(signal))
         .merge(crate::chat::rest::routes())
+        .merge(crate::authorize::routes())
         .with_state(state)
 }
 
@@ -49,6 +53,8 @@ async fn health() -> &'static str {
 struct OAuthFailure {
     status: StatusCode,
     body: OAuthError,
+    /// Seconds for the Retry-After header of a 429 response.
+    retry_after_secs: Option<u64>,
 }
 
 impl OAuthFailure {
@@ -59,6 +65,21 @@ impl OAuthFailure {
                 error: error.to_owned(),
                 error_description: Some(description.into()),
             },
+            retry_after_secs: None,
+        }
+    }
+
+    fn too_many_attempts(locked: crate::rate_limit::Locked) -> Self {
+        Self {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            body: OAuthError {
+                error: "too_many_attempts".to_owned(),
+                error_description: Some(format!(
+                    "too many failed sign-in attempts; try again in {} minutes",
+                    locked.retry_after_minutes()
+                )),
+            },
+            retry_after_secs: Some(locked.retry_after.as_secs().max(1)),
         }
     }
 
@@ -70,13 +91,20 @@ impl OAuthFailure {
                 error: "server_error".to_owned(),
                 error_description: Some("internal error; see the server log".to_owned()),
             },
+            retry_after_secs: None,
         }
     }
 }
 
 impl IntoResponse for OAuthFailure {
     fn into_response(self) -> Response {
-        no_store((self.status, Json(self.body)).into_response())
+        let mut response = no_store((self.status, Json(self.body)).into_response());
+        if let Some(seconds) = self.retry_after_secs {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        response
     }
 }
 
@@ -124,16 +152,18 @@ fn form_value<'a>(pairs: &'a [(String, String)], key: &str) -> Option<&'a str> {
 
 async fn token(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
-    match grant_tokens(&state, &headers, &body).await {
-        Ok(issued) => {
+    match grant_tokens(&state, peer, &headers, &body).await {
+        Ok((issued, user)) => {
             let response = TokenResponse {
                 access_token: issued.access_token.expose().to_owned(),
                 token_type: "Bearer".to_owned(),
                 expires_in: issued.expires_in,
                 refresh_token: issued.refresh_token.expose().to_owned(),
+                user,
             };
             no_store(Json(response).into_response())
         }
@@ -141,11 +171,15 @@ async fn token(
     }
 }
 
+/// Issued tokens and, when the grant identifies the user, the user name.
+type Granted = (IssuedTokens, Option<String>);
+
 async fn grant_tokens(
     state: &AppState,
+    peer: SocketAddr,
     headers: &HeaderMap,
     body: &[u8],
-) -> Result<IssuedTokens, OAuthFailure> {
+) -> Result<Granted, OAuthFailure> {
     let pairs = parse_form(headers, body)?;
     match form_value(&pairs, "grant_type") {
         None => {
@@ -154,12 +188,13 @@ async fn grant_tokens(
                 "missing parameter \"grant_type\"",
             ));
         }
-        Some("password" | "refresh_token") => {}
+        Some("password" | "refresh_token" | "authorization_code") => {}
         Some(other) => {
             return Err(OAuthFailure::new(
                 "unsupported_grant_type",
                 format!(
-                    "grant_type {other:?} is not supported; use \"password\" or \"refresh_token\""
+                    "grant_type {other:?} is not supported; use \"authorization_code\", \
+                     \"refresh_token\" or \"password\""
                 ),
             ));
         }
@@ -171,24 +206,101 @@ async fn grant_tokens(
     match request {
         TokenRequest::Password {
             username, password, ..
-        } => password_grant(state, &username, &Secret::new(password)).await,
+        } => {
+            let issued = password_grant(state, peer, &username, &Secret::new(password)).await?;
+            Ok((issued, Some(username)))
+        }
         TokenRequest::RefreshToken { refresh_token, .. } => {
-            refresh_grant(state, &Secret::new(refresh_token)).await
+            let issued = refresh_grant(state, &Secret::new(refresh_token)).await?;
+            Ok((issued, None))
+        }
+        TokenRequest::AuthorizationCode {
+            code,
+            redirect_uri,
+            client_id,
+            code_verifier,
+        } => {
+            let grant = CodeGrant {
+                code: &Secret::new(code),
+                client_id: &client_id,
+                redirect_uri: &redirect_uri,
+                code_verifier: &Secret::new(code_verifier),
+            };
+            let (issued, user) = authorization_code_grant(state, &grant).await?;
+            Ok((issued, Some(user)))
+        }
+    }
+}
+
+async fn authorization_code_grant(
+    state: &AppState,
+    grant: &CodeGrant<'_>,
+) -> Result<(IssuedTokens, String), OAuthFailure> {
+    if !hearth_proto::oauth::PUBLIC_CLIENT_IDS.contains(&grant.client_id) {
+        let mut failure = OAuthFailure::new(
+            "invalid_client",
+            format!(
+                "client_id {:?} is not a Hearth app; use one of: {}",
+                grant.client_id,
+                hearth_proto::oauth::PUBLIC_CLIENT_IDS.join(", ")
+            ),
+        );
+        failure.status = StatusCode::UNAUTHORIZED;
+        return Err(failure);
+    }
+    if !crate::authorize::params::is_code_verifier(grant.code_verifier.expose()) {
+        return Err(OAuthFailure::new(
+            "invalid_request",
+            "code_verifier must have 43 to 128 characters from A-Z a-z 0-9 - . _ ~ (RFC 7636)",
+        ));
+    }
+    match state
+        .authorizer
+        .store
+        .redeem_code(&state.tokens, grant)
+        .await
+    {
+        Ok((issued, user)) => {
+            tracing::info!(
+                user,
+                client_id = grant.client_id,
+                "issued tokens for an authorization code"
+            );
+            Ok((issued, user))
+        }
+        Err(CodeError::Database(error)) => Err(OAuthFailure::server_error(
+            "failed to redeem an authorization code",
+            &error,
+        )),
+        Err(error) => {
+            tracing::info!(reason = %error, client_id = grant.client_id, "rejected authorization code grant");
+            Err(OAuthFailure::new("invalid_grant", error.to_string()))
         }
     }
 }
 
 async fn password_grant(
     state: &AppState,
+    peer: SocketAddr,
     username: &str,
     password: &Secret,
 ) -> Result<IssuedTokens, OAuthFailure> {
+    let attempts = &state.authorizer.attempts;
+    if let Err(locked) = attempts.check(username, peer.ip()) {
+        tracing::warn!(
+            user = username,
+            address = %peer.ip(),
+            "rejected password grant: too many failed attempts"
+        );
+        return Err(OAuthFailure::too_many_attempts(locked));
+    }
     let verified = state
         .accounts
         .verify_password(username, password)
         .await
         .map_err(|error| OAuthFailure::server_error("failed to verify password", &error))?;
     let Some(user) = verified else {
+        attempts.record_failure(username, peer.ip());
         tracing::info!(
             user = username,
             "rejected password grant: unknown user or wrong password"
@@ -198,6 +310,7 @@ async fn password_grant(
             "invalid username or password",
         ));
     };
+    attempts.record_success(username);
     if user.disabled {
         tracing::info!(user = %user.name, "rejected password grant: account disabled");
         return Err(OAuthFailure::new("invalid_grant", "account is disabled"));

@@ -5,10 +5,13 @@
 //! and the tests use it, and so does `hearth demo`, which embeds a server.
 
 pub mod accounts;
+mod authorize;
 pub mod chat;
 pub mod config;
 mod db;
 mod http;
+mod oidc;
+mod rate_limit;
 mod secret;
 mod server;
 pub mod signal;

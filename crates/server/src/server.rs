@@ -8,6 +8,8 @@ use anyhow::Context as _;
 use axum_server::tls_rustls::RustlsConfig;
 
 use crate::accounts::{AccountError, Accounts};
+use crate::authorize::Authorizer;
+use crate::authorize::store::AuthorizationStore;
 use crate::chat::Chat;
 use crate::config::Config;
 use crate::http::{AppState, router};
@@ -54,6 +56,15 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         .local_addr()
         .context("failed to read the bound address")?;
 
+    let federation = match &config.oidc {
+        Some(oidc) => Some(crate::oidc::Federation::new(oidc)?),
+        None => None,
+    };
+    let authorizer = Arc::new(Authorizer {
+        store: AuthorizationStore::new(pool.clone()),
+        attempts: Default::default(),
+        federation,
+    });
     let accounts = Accounts::new(pool.clone());
     let tokens = Tokens::new(
         pool.clone(),
@@ -74,6 +85,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         accounts: accounts.clone(),
         tokens,
         chat,
+        authorizer,
     });
 
     let handle = axum_server::Handle::new();
@@ -87,7 +99,10 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         .acceptor(acceptor)
         .handle(handle.clone());
     let task = tokio::spawn(async move {
-        if let Err(error) = server.serve(app.into_make_service()).await {
+        if let Err(error) = server
+            .serve(app.into_make_service_with_connect_info::<SocketAddr>())
+            .await
+        {
             tracing::error!(%error, "server stopped with an error");
         }
     });

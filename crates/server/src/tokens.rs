@@ -20,7 +20,8 @@ pub fn random_token() -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
-fn hash_token(token: &str) -> Vec<u8> {
+/// Returns the SHA-256 of a token, the form in which tokens and codes are stored.
+pub fn hash_token(token: &str) -> Vec<u8> {
     Sha256::digest(token.as_bytes()).to_vec()
 }
 
@@ -183,7 +184,9 @@ impl Tokens {
         Ok(row.is_some())
     }
 
-    async fn insert_pair(
+    /// Inserts a new access and refresh token pair of `family_id` in `tx`.
+    /// Returns the pair and the refresh token's hash.
+    pub(crate) async fn insert_pair(
         &self,
         tx: &mut sqlx::SqliteConnection,
         user_id: i64,
@@ -246,7 +249,8 @@ impl Tokens {
     }
 }
 
-async fn revoke_family(
+/// Revokes every access and refresh token of a family.
+pub(crate) async fn revoke_family(
     tx: &mut sqlx::SqliteConnection,
     family_id: &str,
 ) -> Result<(), sqlx::Error> {
