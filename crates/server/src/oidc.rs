@@ -14,10 +14,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use base64::Engine as _;
-use openidconnect::core::{CoreAuthenticationFlow, CoreClient, CoreProviderMetadata};
+use openidconnect::core::{
+    CoreAuthenticationFlow, CoreClient, CoreJwsSigningAlgorithm, CoreProviderMetadata,
+};
 use openidconnect::{
-    AuthType, AuthorizationCode, ClientId, ClientSecret, CsrfToken, IssuerUrl, Nonce,
-    OAuth2TokenResponse as _, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope,
+    AuthType, AuthorizationCode, ClientId, ClientSecret, CsrfToken, IssuerUrl,
+    JwsSigningAlgorithm as _, Nonce, OAuth2TokenResponse as _, PkceCodeChallenge, PkceCodeVerifier,
+    RedirectUrl, Scope,
 };
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject as _;
@@ -126,7 +129,7 @@ impl Federation {
         &self,
         callback_url: &str,
     ) -> Result<(url::Url, Secret, FederationState), OidcError> {
-        let client = self.client(callback_url).await?;
+        let (client, _) = self.client(callback_url).await?;
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
         let mut request = client.authorize_url(
             CoreAuthenticationFlow::AuthorizationCode,
@@ -153,7 +156,7 @@ impl Federation {
         code: &Secret,
         federation: &FederationState,
     ) -> Result<FederatedIdentity, OidcError> {
-        let client = self.client(&federation.redirect_uri).await?;
+        let (client, metadata) = self.client(&federation.redirect_uri).await?;
         let exchange = client
             .exchange_code(AuthorizationCode::new(code.expose().to_owned()))
             .map_err(|error| OidcError::Discovery(error.to_string()))?
@@ -169,7 +172,9 @@ impl Federation {
             .extra_fields()
             .id_token()
             .ok_or(OidcError::MissingIdToken)?;
-        let verifier = client.id_token_verifier();
+        let verifier = client
+            .id_token_verifier()
+            .set_allowed_algs(signing_algorithms(&metadata));
         let nonce = Nonce::new(federation.nonce.expose().to_owned());
         let claims = id_token
             .claims(&verifier, &nonce)
@@ -240,7 +245,10 @@ impl Federation {
         Ok(claim_as_string(claims.get(&self.config.username_claim)))
     }
 
-    async fn client(&self, callback_url: &str) -> Result<ProviderClient, OidcError> {
+    async fn client(
+        &self,
+        callback_url: &str,
+    ) -> Result<(ProviderClient, Arc<CoreProviderMetadata>), OidcError> {
         let metadata = self.metadata().await?;
         let redirect = RedirectUrl::new(callback_url.to_owned())
             .map_err(|error| OidcError::Discovery(format!("invalid callback URL: {error}")))?;
@@ -255,7 +263,7 @@ impl Federation {
             }
             _ => AuthType::BasicAuth,
         };
-        Ok(CoreClient::from_provider_metadata(
+        let client = CoreClient::from_provider_metadata(
             (*metadata).clone(),
             ClientId::new(self.config.client_id.clone()),
             Some(ClientSecret::new(
@@ -263,7 +271,8 @@ impl Federation {
             )),
         )
         .set_redirect_uri(redirect)
-        .set_auth_type(auth_type))
+        .set_auth_type(auth_type);
+        Ok((client, metadata))
     }
 
     /// Returns the provider metadata, discovering it again when the cached copy
@@ -299,6 +308,23 @@ type ProviderClient = CoreClient<
     openidconnect::EndpointMaybeSet,
     openidconnect::EndpointMaybeSet,
 >;
+
+/// Returns the ID token signature algorithms to accept: the asymmetric ones the
+/// provider lists, or RS256, the OpenID Connect default, when it lists none.
+/// `none` and the HMAC algorithms are never accepted.
+fn signing_algorithms(metadata: &CoreProviderMetadata) -> Vec<CoreJwsSigningAlgorithm> {
+    let listed: Vec<CoreJwsSigningAlgorithm> = metadata
+        .id_token_signing_alg_values_supported()
+        .iter()
+        .filter(|alg| **alg != CoreJwsSigningAlgorithm::None && !alg.uses_shared_secret())
+        .cloned()
+        .collect();
+    if listed.is_empty() {
+        vec![CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256]
+    } else {
+        listed
+    }
+}
 
 /// Returns claim `name` of a compact JWT's payload. Call it only on a token
 /// whose signature has been verified.
