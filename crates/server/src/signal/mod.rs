@@ -10,7 +10,7 @@ pub mod machine;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::ws::{Message, WebSocket};
+use axum::extract::ws::{CloseFrame, Message, WebSocket, close_code};
 use futures_util::{SinkExt as _, StreamExt as _};
 use hearth_proto::{CallId, ClientMessage, ErrorCode, ServerMessage};
 use tokio::sync::mpsc;
@@ -87,7 +87,10 @@ pub async fn serve_connection(
     async move {
         tracing::info!("connected");
         let (sink, mut stream) = socket.split();
-        let mut writer = tokio::spawn(write_frames(sink, registration.outbox).in_current_span());
+        let close_frame = Arc::new(std::sync::Mutex::new(None));
+        let mut writer = tokio::spawn(
+            write_frames(sink, registration.outbox, close_frame.clone()).in_current_span(),
+        );
         let overflowed = registration.overflowed;
         let mut shutdown = hub.shutdown.subscribe();
         let mut session_check = tokio::time::interval(SESSION_CHECK_INTERVAL);
@@ -134,7 +137,11 @@ pub async fn serve_connection(
                 Some(Ok(Message::Close(_))) | None => break,
                 Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
                 Some(Err(error)) => {
-                    tracing::debug!(%error, "WebSocket read failed");
+                    tracing::info!(%error, "WebSocket read failed; closing");
+                    *close_frame
+                        .lock()
+                        .unwrap_or_else(|poisoned| poisoned.into_inner()) =
+                        Some(read_error_close_frame(&error));
                     break;
                 }
             }
@@ -255,11 +262,31 @@ fn schedule_ring_timeout(hub: Arc<Hub>, call_id: CallId) {
     );
 }
 
+/// Returns the close frame for a connection whose incoming data broke the
+/// WebSocket protocol: 1007 for a text frame that is not UTF-8 (RFC 6455
+/// section 8.1), 1002 for anything else.
+fn read_error_close_frame(error: &axum::Error) -> CloseFrame {
+    // axum hides tungstenite's error type, so its message is all there is to
+    // tell the cases apart.
+    let text = error.to_string();
+    let (code, reason) = if text.contains("UTF-8") {
+        (close_code::INVALID, "text frame is not valid UTF-8")
+    } else {
+        (close_code::PROTOCOL, "WebSocket protocol error")
+    };
+    CloseFrame {
+        code,
+        reason: reason.into(),
+    }
+}
+
 /// Writes queued frames to the socket. Frames that are already queued go out
-/// with one flush, so a burst of pushed events costs few TLS records.
+/// with one flush, so a burst of pushed events costs few TLS records. Ends
+/// with `close_frame` when the reader set one.
 async fn write_frames(
     mut sink: futures_util::stream::SplitSink<WebSocket, Message>,
     mut outbox: mpsc::Receiver<Outbound>,
+    close_frame: Arc<std::sync::Mutex<Option<CloseFrame>>>,
 ) {
     while let Some(frame) = outbox.recv().await {
         if let Err(error) = sink.feed(Message::Text(frame.text)).await {
@@ -278,6 +305,13 @@ async fn write_frames(
             tracing::debug!(%error, "WebSocket write failed");
             return;
         }
+    }
+    let close_frame = close_frame
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .take();
+    if let Some(frame) = close_frame {
+        let _ = sink.send(Message::Close(Some(frame))).await;
     }
     let _ = sink.close().await;
 }

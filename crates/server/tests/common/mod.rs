@@ -65,6 +65,11 @@ impl TestServer {
         }
     }
 
+    /// Returns the server's data directory.
+    pub fn data_dir(&self) -> &std::path::Path {
+        self._data_dir.path()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.server.base_url())
     }
@@ -216,6 +221,11 @@ impl Socket {
             })
             .await;
         assert_eq!(pong, ServerMessage::Pong { nonce: 42 });
+    }
+
+    /// Returns the underlying WebSocket, for tests that send raw frames.
+    pub fn into_stream(self) -> WebSocketStream<MaybeTlsStream<TcpStream>> {
+        self.stream
     }
 
     pub async fn close(mut self) {
