@@ -90,7 +90,7 @@ async fn two_hundred_connections_get_every_message_in_order() {
     for (index, reader) in readers.into_iter().enumerate() {
         let seqs = reader.await.unwrap();
         assert_eq!(seqs.len(), per_group, "connection {index}");
-        // Every connection of a group sees the same sequence.
+        // Every connection of a group receives the same sequence.
         let group_index = index / (GROUP_SIZE * CONNECTIONS_PER_USER);
         match by_group.get(&group_index) {
             Some(first) => assert_eq!(&seqs, first, "connection {index}"),

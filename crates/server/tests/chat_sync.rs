@@ -57,7 +57,7 @@ async fn sync_from_zero_returns_whole_log() {
 }
 
 #[tokio::test]
-async fn sync_when_up_to_date_is_one_empty_complete_batch() {
+async fn up_to_date_sync_is_empty_and_complete() {
     let test = TestServer::start().await;
     let mut alice = test.chat_user("alice").await;
     let group = test.create_group(&alice.token, "team", &[]).await;
@@ -67,7 +67,7 @@ async fn sync_when_up_to_date_is_one_empty_complete_batch() {
 }
 
 #[tokio::test]
-async fn long_sync_comes_in_batches_of_at_most_page_size() {
+async fn long_sync_splits_into_page_batches() {
     let test = TestServer::start().await;
     let mut alice = test.chat_user("alice").await;
     let group = test.create_group(&alice.token, "team", &[]).await;

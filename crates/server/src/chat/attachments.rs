@@ -5,6 +5,9 @@
 //! and gets its database row after that, so a crash never leaves a row without
 //! its file. The file name the client gave is stored, cleaned, for display and
 //! for the download's `Content-Disposition`; it never becomes part of a path.
+//!
+//! NOTE: an upload that no message ever refers to stays on disk; nothing
+//! expires unsent uploads yet.
 
 use std::path::{Path, PathBuf};
 
@@ -24,10 +27,10 @@ pub const DIRECTORY: &str = "attachments";
 /// Default upload limit: 25 MiB.
 pub const DEFAULT_MAX_ATTACHMENT_BYTES: u64 = 25 * 1024 * 1024;
 
-/// Longest stored file name in bytes.
+/// Maximum length of a stored file name in bytes.
 const MAX_FILE_NAME_BYTES: usize = 255;
 
-/// Longest accepted `Content-Type` in bytes.
+/// Maximum length of an accepted `Content-Type` in bytes.
 const MAX_CONTENT_TYPE_BYTES: usize = 255;
 
 /// Content type of uploads that name none.
@@ -203,7 +206,7 @@ impl AttachmentStore {
     }
 }
 
-/// What a client says about an upload besides its bytes.
+/// Metadata of an upload: the file name, content type and declared length.
 pub struct Upload {
     pub name: String,
     pub content_type: String,

@@ -19,7 +19,7 @@ use super::store::{self, now_ms, role_to_sql, seq_to_sql, sql_to_u64};
 use super::writer::{Change, MemberCache};
 use crate::signal::CallLog;
 
-/// Most attachments one message may carry.
+/// Maximum number of attachments on one message.
 pub const MAX_ATTACHMENTS_PER_MESSAGE: usize = 32;
 
 /// The result of one applied change.
@@ -171,6 +171,7 @@ async fn append_event(
     .bind(id.to_string())
     .fetch_one(&mut *conn)
     .await?;
+
     let at_ms = now_ms();
     let json = serde_json::to_string(&body).expect("event bodies have only string keys");
     let (row_id,): (i64,) = sqlx::query_as(
@@ -188,6 +189,7 @@ async fn append_event(
     .bind(columns.target.map(seq_to_sql))
     .fetch_one(&mut *conn)
     .await?;
+
     let event = Event {
         conversation_id: id,
         seq: sql_to_u64(seq),
@@ -413,7 +415,7 @@ async fn delete(
     };
     let (_, event) = append_event(conn, id, user, EventBody::Deleted { target }, columns).await?;
 
-    // Blank the deleted text wherever the log holds it.
+    // Blank the deleted text in every event that contains it.
     sqlx::query(
         "UPDATE events SET deleted = 1, text = NULL,
              body = json_remove(json_set(body, '$.text', ''), '$.attachments')
@@ -804,10 +806,10 @@ async fn remove_member(
     cache.forget(id);
 
     let remaining = member_names(conn, cache, id).await?;
-    let mut told = remaining.clone();
-    told.push(member.to_owned());
+    let mut recipients = remaining.clone();
+    recipients.push(member.to_owned());
     let mut applied = Applied::new(id);
-    applied.push(told, event_message(event));
+    applied.push(recipients, event_message(event));
     applied.push(
         remaining,
         ServerMessage::ConversationChanged {

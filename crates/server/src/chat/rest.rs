@@ -1,5 +1,5 @@
 //! REST endpoints of chat under `/api/v1`. Every endpoint takes the access
-//! token as a bearer token and answers errors with an [`ApiError`] body.
+//! token as a bearer token and returns errors as an [`ApiError`] body.
 //!
 //! [`ApiError`]: hearth_proto::chat::ApiError
 
@@ -26,9 +26,9 @@ use crate::secret::Secret;
 
 /// Results of a search when the request gives no limit.
 pub const DEFAULT_SEARCH_LIMIT: u32 = 20;
-/// Most results of one search.
+/// Maximum number of results of one search.
 pub const MAX_SEARCH_LIMIT: u32 = 100;
-/// Longest search query in bytes.
+/// Maximum length of a search query in bytes.
 pub const MAX_QUERY_BYTES: usize = 512;
 
 pub fn routes() -> Router<AppState> {
@@ -99,7 +99,8 @@ fn body_error(rejection: JsonRejection) -> ChatError {
     ChatError::invalid(format!("invalid request body: {}", rejection.body_text()))
 }
 
-/// Returns the conversation as `user` sees it, after checking membership.
+/// Returns the conversation with `user`'s read position and unread count,
+/// after checking membership.
 async fn view(state: &AppState, id: ConversationId, user: &str) -> Result<Conversation, ChatError> {
     let mut conn = state.chat.pool.acquire().await?;
     store::require_member(&mut conn, id, user).await?;

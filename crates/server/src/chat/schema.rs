@@ -4,14 +4,14 @@
 //! Conversation ids, attachment ids and client message ids are stored as
 //! hyphenated lowercase UUID text, and users by name, as on the wire.
 //!
-//! `events` is the append-only log of every conversation. Its `body` column holds
+//! `events` is the append-only log of every conversation. Its `body` column contains
 //! the `EventBody` JSON as sent to clients. Message rows also carry the message's
 //! current state for server-side queries: `text` after the latest edit, and
 //! `deleted`. Deleting a message blanks the text in the message's own body and in
 //! the bodies of its edits, so the deleted text is no longer served to anyone.
 //! `target` is the message that an edit or delete refers to.
 //!
-//! `message_search` is an FTS5 table whose rowid is `events.id`. It holds
+//! `message_search` is an FTS5 table whose rowid is `events.id`. It contains
 //! `hearth_proto::search::index_text` of each message's current text and loses
 //! the row when the message is deleted.
 

@@ -201,8 +201,8 @@ pub async fn unread_count(
     Ok(sql_to_u64(count))
 }
 
-/// Builds the conversation as `user` sees it. Returns `None` if it does not
-/// exist; membership is the caller's check.
+/// Builds the conversation with `user`'s read position and unread count.
+/// Returns `None` if it does not exist. The caller checks membership.
 pub async fn conversation_view(
     conn: &mut SqliteConnection,
     id: ConversationId,

@@ -6,7 +6,7 @@
 //! applies them in one SQLite transaction, each inside its own savepoint so a
 //! failing request does not undo the others, and commits once. Only after the
 //! commit does it push the new events to the members' connections, in sequence
-//! order, and answer the requests. One fsync then covers a whole batch, and a
+//! order, and reply to the requests. One fsync then covers a whole batch, and a
 //! single task allocating sequence numbers keeps each conversation's pushes in
 //! order.
 
@@ -22,7 +22,7 @@ use super::error::ChatError;
 use super::ops::{self, Applied};
 use crate::signal::{CallLog, Hub};
 
-/// Most requests applied in one transaction.
+/// Maximum number of requests applied in one transaction.
 const MAX_BATCH: usize = 512;
 
 /// Requests waiting for the writer before senders have to wait.
@@ -264,7 +264,7 @@ async fn apply_one(
     }
 }
 
-/// Pushes a committed change's events and answers its request.
+/// Pushes a committed change's events and replies to its request.
 fn deliver(
     hub: &Hub,
     attachments_dir: &Path,

@@ -1,10 +1,10 @@
 //! Chat frames on the session WebSocket.
 //!
 //! Writes are checked for what can be checked without the database and then
-//! queued for the writer, which answers the connection after commit. The
+//! queued for the writer, which replies to the connection after commit. The
 //! connection does not wait for the commit, so a client may send many
 //! messages before the first acknowledgement. `sync` and `history` read on a
-//! pooled connection and answer at once.
+//! pooled connection and reply at once.
 
 use hearth_proto::chat::{
     ClientMessageId, ConversationId, MAX_PAGE_EVENTS, MAX_TEXT_BYTES, Presence, Seq,

@@ -120,7 +120,17 @@ pub async fn serve_connection(
             };
             match received {
                 Some(Ok(Message::Text(text))) => {
-                    on_text(&chat, &accounts, &context, text.as_str(), &mut rejected).await
+                    // Handling a frame can wait: a long `sync` waits for the
+                    // client to read earlier batches. Overflow and shutdown
+                    // must still end the connection meanwhile.
+                    tokio::select! {
+                        () = on_text(&chat, &accounts, &context, text.as_str(), &mut rejected) => {}
+                        () = overflowed.notified() => {
+                            fell_behind = true;
+                            break;
+                        }
+                        _ = shutdown.wait_for(|closing| *closing) => break,
+                    }
                 }
                 Some(Ok(Message::Binary(bytes))) => {
                     if rejected.count() {
@@ -150,7 +160,8 @@ pub async fn serve_connection(
         hub.unregister(conn);
         if fell_behind {
             // The client stopped reading, so waiting for the writer could take
-            // forever. Dropping the socket tells the client to reconnect.
+            // forever. Dropping the socket closes the TCP connection, and the
+            // client reconnects and resyncs.
             writer.abort();
             tracing::info!("closed a connection that fell behind");
             return;
