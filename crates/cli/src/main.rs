@@ -37,8 +37,11 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Sign in and keep the refresh token in the OS keyring.
+    /// Sign in through the browser (or with --password) and keep the refresh
+    /// token in the OS keyring.
     Login(auth::LoginArgs),
+    /// Sign out: revoke the session at the server and delete it from the keyring.
+    Logout,
     /// Call a user and stream a video and a speech file.
     Call(CallArgs),
     /// Wait for a call, accept it and record what arrives.
@@ -96,6 +99,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Login(args) => auth::login(args).await,
+            Command::Logout => auth::logout().await,
             Command::Call(args) => call(args).await,
             Command::Answer(args) => answer(args).await,
             Command::Demo(args) => demo::run(args).await,

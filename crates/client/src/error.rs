@@ -46,6 +46,15 @@ pub enum ClientError {
     #[error("the OS keyring is unavailable: {0}")]
     Keyring(String),
 
+    #[error("cannot receive the browser's redirect: {0}")]
+    Loopback(String),
+
+    #[error(
+        "signed out on this device, but the server did not revoke the session: {detail}; \
+         it ends when its refresh token expires"
+    )]
+    RevokeFailed { detail: String },
+
     #[error(transparent)]
     Media(#[from] hearth_media::MediaError),
 
@@ -81,6 +90,8 @@ impl ClientError {
             Self::Timeout { .. } => "timeout",
             Self::Disconnected => "disconnected",
             Self::Keyring(_) => "keyring",
+            Self::Loopback(_) => "loopback",
+            Self::RevokeFailed { .. } => "revoke_failed",
             Self::Media(_) => "media",
             Self::Sqlite(_) | Self::Store(_) => "local_store",
             Self::InvalidInput { .. } => "invalid_input",

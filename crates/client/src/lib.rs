@@ -6,6 +6,7 @@ pub mod auth;
 pub mod call;
 pub mod credentials;
 pub mod error;
+mod loopback;
 pub mod server;
 pub mod session;
 pub mod signal;
