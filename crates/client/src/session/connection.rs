@@ -155,10 +155,12 @@ struct Progress {
     in_flight: HashSet<ClientMessageId>,
     /// Set once the first sync finished and the outbox was sent.
     online: bool,
+    /// Receives the ids of conversations fetched over REST in the background.
+    fetched: Option<mpsc::UnboundedSender<ConversationId>>,
 }
 
 async fn serve(
-    shared: &Shared,
+    shared: &Arc<Shared>,
     socket: Socket,
     stop: &mut watch::Receiver<bool>,
     backoff: &mut Backoff,
@@ -178,7 +180,11 @@ async fn serve(
     shared.set_state(ConnectionState::Syncing);
     tracing::info!(user = %shared.user, "connected; syncing");
 
-    let mut progress = Progress::default();
+    let (fetched_tx, mut fetched) = mpsc::unbounded_channel();
+    let mut progress = Progress {
+        fetched: Some(fetched_tx),
+        ..Progress::default()
+    };
     let end = match start_sync(shared, &mut progress).await {
         Ok(()) => {
             if let Some(presence) = *lock(&shared.own_presence) {
@@ -187,7 +193,15 @@ async fn serve(
             if go_online_if_synced(shared, &mut progress).await {
                 backoff.reset();
             }
-            serve_frames(shared, &mut progress, &mut incoming, stop, backoff).await
+            serve_frames(
+                shared,
+                &mut progress,
+                &mut incoming,
+                &mut fetched,
+                stop,
+                backoff,
+            )
+            .await
         }
         Err(err) => End::Lost(err),
     };
@@ -199,9 +213,10 @@ async fn serve(
 }
 
 async fn serve_frames(
-    shared: &Shared,
+    shared: &Arc<Shared>,
     progress: &mut Progress,
     incoming: &mut mpsc::UnboundedReceiver<ServerMessage>,
+    fetched: &mut mpsc::UnboundedReceiver<ConversationId>,
     stop: &mut watch::Receiver<bool>,
     backoff: &mut Backoff,
 ) -> End {
@@ -220,6 +235,11 @@ async fn serve_frames(
                 }
                 if !was_online && progress.online {
                     backoff.reset();
+                }
+            }
+            Some(id) = fetched.recv() => {
+                if let Err(err) = request_sync(shared, progress, id) {
+                    tracing::debug!(conversation_id = %id, error = %err, "cannot sync a fetched conversation");
                 }
             }
             () = shared.flush.notified() => {
@@ -289,7 +309,8 @@ async fn go_online_if_synced(shared: &Shared, progress: &mut Progress) -> bool {
         return false;
     }
     progress.online = true;
-    match shared.store().unsent_reads() {
+    let unsent_reads = shared.store().unsent_reads();
+    match unsent_reads {
         Ok(reads) => {
             for (conversation_id, seq) in reads {
                 let _ = shared.send_frame(ClientMessage::MarkRead {
@@ -448,7 +469,11 @@ fn is_call_frame(message: &ServerMessage) -> bool {
     }
 }
 
-async fn handle(shared: &Shared, progress: &mut Progress, message: ServerMessage) -> Result<()> {
+async fn handle(
+    shared: &Arc<Shared>,
+    progress: &mut Progress,
+    message: ServerMessage,
+) -> Result<()> {
     if is_call_frame(&message) {
         if let Some(link) = lock(&shared.link).as_mut() {
             link.calls.route(message);
@@ -507,8 +532,8 @@ async fn handle(shared: &Shared, progress: &mut Progress, message: ServerMessage
             Ok(())
         }
         ServerMessage::ConversationChanged { conversation_id } => {
-            shared.refresh_conversation(conversation_id).await?;
-            request_sync(shared, progress, conversation_id)
+            fetch_conversation(shared, progress, conversation_id);
+            Ok(())
         }
         ServerMessage::ConversationRemoved { conversation_id } => {
             progress.syncing.remove(&conversation_id);
@@ -536,15 +561,37 @@ async fn handle(shared: &Shared, progress: &mut Progress, message: ServerMessage
 }
 
 /// Stores a pushed event. An event of an unknown conversation fetches the
-/// conversation first; an event past a gap asks for the missing ones.
-async fn receive_event(shared: &Shared, progress: &mut Progress, event: Event) -> Result<()> {
+/// conversation; an event past a gap asks for the missing ones.
+async fn receive_event(shared: &Arc<Shared>, progress: &mut Progress, event: Event) -> Result<()> {
     let id = event.conversation_id;
-    if shared.store().sync_state(id)?.is_none() {
-        shared.refresh_conversation(id).await?;
-    }
+    let known = shared.store().sync_state(id)?.is_some();
     store_event(shared, &event)?;
     complete_change(shared, &event);
-    request_sync(shared, progress, id)
+    if known {
+        request_sync(shared, progress, id)
+    } else {
+        fetch_conversation(shared, progress, id);
+        Ok(())
+    }
+}
+
+/// Fetches a conversation over REST in the background, so that a slow
+/// request does not hold up the frames behind it, then syncs it.
+fn fetch_conversation(shared: &Arc<Shared>, progress: &Progress, id: ConversationId) {
+    let shared = Arc::clone(shared);
+    let fetched = progress.fetched.clone();
+    tokio::spawn(async move {
+        match shared.refresh_conversation(id).await {
+            Ok(_) => {
+                if let Some(fetched) = fetched {
+                    let _ = fetched.send(id);
+                }
+            }
+            Err(err) => {
+                tracing::warn!(conversation_id = %id, error = %err, "cannot fetch a changed conversation");
+            }
+        }
+    });
 }
 
 /// Stores an event and tells subscribers when it is new.
@@ -592,7 +639,8 @@ async fn receive_sync_batch(
     let asked_after = progress.syncing.remove(&id);
     // A gap left after a complete answer (events pushed past it while
     // syncing) gets another sync, as long as the last one made progress.
-    if let (Some(asked_after), Some(state)) = (asked_after, shared.store().sync_state(id)?)
+    let state = shared.store().sync_state(id)?;
+    if let (Some(asked_after), Some(state)) = (asked_after, state)
         && state.synced_seq > asked_after
     {
         request_sync(shared, progress, id)?;

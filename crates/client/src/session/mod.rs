@@ -451,6 +451,7 @@ impl Session {
     /// Follow up with [`wait_sent`](Self::wait_sent) to learn its sequence number.
     pub async fn send(&self, id: ConversationId, message: NewMessage) -> Result<OutboxEntry> {
         check_text(&message.text)?;
+        self.conversation(id)?;
         let mut attachments = Vec::with_capacity(message.files.len());
         for path in &message.files {
             let path = check_file(path)?;

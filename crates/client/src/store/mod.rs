@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use rusqlite::Connection;
+use rusqlite::config::DbConfig;
 
 use crate::error::{ClientError, Result};
 
@@ -163,6 +164,9 @@ fn is_corruption(err: &rusqlite::Error) -> bool {
 fn open_checked(path: &Path) -> std::result::Result<Connection, OpenError> {
     let mut conn = Connection::open(path)?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
+    // Until the file passed the check, closing must not fold the WAL into
+    // it (or delete the WAL), so that a damaged file is moved aside as found.
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)?;
     // Reading anything from a file that is not a database fails here with
     // SQLITE_NOTADB, which `From` turns into `Corrupt`.
     let problems = quick_check(&conn)?;
@@ -172,6 +176,7 @@ fn open_checked(path: &Path) -> std::result::Result<Connection, OpenError> {
             problems.join("; ")
         )));
     }
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, false)?;
     configure(&conn)?;
     match schema::migrate(&mut conn) {
         Ok(()) => Ok(conn),

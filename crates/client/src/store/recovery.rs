@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
+use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags};
 
 use super::outbox::{self, OutboxEntry};
@@ -100,6 +101,9 @@ fn salvage_outbox(path: &Path) -> Vec<OutboxEntry> {
             return Vec::new();
         }
     };
+    if let Err(err) = conn.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true) {
+        tracing::debug!(error = %err, "cannot keep the moved WAL from being checkpointed");
+    }
     let (rows, error) = outbox::read_until_error(&conn);
     if let Some(err) = error {
         tracing::warn!(
