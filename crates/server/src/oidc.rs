@@ -220,8 +220,7 @@ impl Federation {
                 detail: error_chain(&error),
             })?;
         let status = response.status();
-        let body = response
-            .bytes()
+        let body = read_limited(response)
             .await
             .map_err(|error| OidcError::InvalidUserInfo(error_chain(&error)))?;
         if !status.is_success() {
@@ -403,14 +402,7 @@ impl ProviderHttp {
             .await?;
         let status = response.status();
         let headers = response.headers().clone();
-        let mut body = Vec::new();
-        let mut stream = response;
-        while let Some(chunk) = stream.chunk().await? {
-            if body.len() + chunk.len() > MAX_PROVIDER_RESPONSE_BYTES {
-                return Err(ProviderHttpError::TooLarge);
-            }
-            body.extend_from_slice(&chunk);
-        }
+        let body = read_limited(response).await?;
         let mut builder = openidconnect::http::Response::builder().status(status);
         if let Some(map) = builder.headers_mut() {
             *map = headers;
@@ -419,6 +411,18 @@ impl ProviderHttp {
             .body(body)
             .map_err(|error| ProviderHttpError::Http(error.to_string()))
     }
+}
+
+/// Reads a response body of at most [`MAX_PROVIDER_RESPONSE_BYTES`].
+async fn read_limited(mut response: reqwest::Response) -> Result<Vec<u8>, ProviderHttpError> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await? {
+        if body.len() + chunk.len() > MAX_PROVIDER_RESPONSE_BYTES {
+            return Err(ProviderHttpError::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -150,3 +150,98 @@ fn binary_rejects_bad_listen_without_panic() {
     );
     assert!(!stderr.contains("panicked"), "stderr: {stderr}");
 }
+
+const OIDC_SECTION: &str = "[oidc]
+issuer = \"https://idp.example.org/realms/staff\"
+client_id = \"hearth\"
+client_secret = \"from-file\"
+ca_file = \"idp-ca.pem\"
+button_label = \"Example SSO\"
+";
+
+fn resolve_oidc(
+    text: &str,
+    env_secret: Option<&str>,
+) -> Result<hearth_server::Config, ConfigError> {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("idp-ca.pem"), "not read by resolve").unwrap();
+    let file = write_file(&dir, text);
+    let sources = Sources {
+        file: Some(file),
+        env_oidc_client_secret: env_secret.map(str::to_owned),
+        ..Sources::default()
+    };
+    config::resolve(&sources)
+}
+
+#[test]
+fn oidc_section_gets_defaults() {
+    let config = resolve_oidc(OIDC_SECTION, None).unwrap();
+    let oidc = config.oidc.unwrap();
+    assert_eq!(oidc.username_claim, "preferred_username");
+    assert!(!oidc.create_users);
+    assert_eq!(oidc.scopes, ["openid", "profile"]);
+    assert_eq!(oidc.client_secret.expose(), "from-file");
+    assert!(oidc.ca_file.unwrap().ends_with("idp-ca.pem"));
+    assert_eq!(oidc.redirect_url, None);
+}
+
+#[test]
+fn oidc_secret_from_env_wins() {
+    let config = resolve_oidc(OIDC_SECTION, Some("from-env")).unwrap();
+    assert_eq!(config.oidc.unwrap().client_secret.expose(), "from-env");
+}
+
+#[test]
+fn oidc_secret_env_needs_section() {
+    let error = resolve_oidc("", Some("from-env")).unwrap_err();
+    assert!(
+        error.to_string().contains("no [oidc] section"),
+        "got {error}"
+    );
+}
+
+#[test]
+fn oidc_missing_secret_names_env() {
+    let text = OIDC_SECTION.replace("client_secret = \"from-file\"\n", "");
+    let error = resolve_oidc(&text, None).unwrap_err();
+    assert!(
+        error.to_string().contains("HEARTH_OIDC_CLIENT_SECRET"),
+        "got {error}"
+    );
+}
+
+#[test]
+fn oidc_http_issuer_rejected() {
+    let text = OIDC_SECTION.replace("https://idp", "http://idp");
+    let error = resolve_oidc(&text, None).unwrap_err();
+    assert!(error.to_string().contains("oidc.issuer"), "got {error}");
+    assert!(error.to_string().contains("must use https"), "got {error}");
+}
+
+#[test]
+fn oidc_missing_ca_file_rejected() {
+    let text = OIDC_SECTION.replace("idp-ca.pem", "missing.pem");
+    let error = resolve_oidc(&text, None).unwrap_err();
+    assert!(error.to_string().contains("oidc.ca_file"), "got {error}");
+}
+
+#[test]
+fn oidc_scopes_need_openid() {
+    let text = format!("{OIDC_SECTION}scopes = [\"profile\"]\n");
+    let error = resolve_oidc(&text, None).unwrap_err();
+    assert!(error.to_string().contains("oidc.scopes"), "got {error}");
+}
+
+#[test]
+fn oidc_unknown_key_rejected() {
+    let text = format!("{OIDC_SECTION}client_secert = \"typo\"\n");
+    let error = resolve_oidc(&text, None).unwrap_err();
+    assert!(error.to_string().contains("client_secert"), "got {error}");
+}
+
+#[test]
+fn oidc_secret_hidden_in_debug() {
+    let config = resolve_oidc(OIDC_SECTION, None).unwrap();
+    assert!(!format!("{config:?}").contains("from-file"));
+}

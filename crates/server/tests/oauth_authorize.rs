@@ -304,11 +304,19 @@ async fn disabled_account_rejected_on_page() {
 async fn form_from_other_browser_rejected() {
     let test = TestServer::start().await;
     let page = open_sign_in(&test, &browser(&test), &Pkce::new()).await;
+
     // Another browser has none of the first one's cookies: a cross-site post.
-    let response = submit_password(&browser(&test), &page, "alice", PASSWORD).await;
+    let other = browser(&test);
+    let response = submit_password(&other, &page, "alice", PASSWORD).await;
     assert_eq!(response.status, 400);
     assert_eq!(response.location, None);
     assert!(response.body.contains("invalid_state"));
+
+    // A cookie of its own does not help it either.
+    open_sign_in(&test, &other, &Pkce::new()).await;
+    let response = submit_password(&other, &page, "alice", PASSWORD).await;
+    assert_eq!(response.status, 400);
+    assert_eq!(response.location, None);
 }
 
 #[tokio::test]

@@ -509,9 +509,12 @@ async fn callback_state_checked() {
     }
     let callback = callback.unwrap();
 
-    // Another browser cannot use the callback: it lacks the cookie that binds
-    // the sign-in to the browser that started it.
-    let foreign = federated.browser().get(&callback).await;
+    // Another browser cannot use the callback, even with a Hearth cookie of its
+    // own: the sign-in is bound to the cookie of the browser that started it.
+    let other_browser = federated.browser();
+    let other_page = other_browser.get(&authorize).await;
+    assert_eq!(other_page.status, 200);
+    let foreign = other_browser.get(&callback).await;
     assert_eq!(foreign.status, 400);
     assert!(foreign.body.contains("invalid_state"));
 

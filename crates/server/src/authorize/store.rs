@@ -18,6 +18,9 @@ pub const REQUEST_TTL_SECS: i64 = 10 * 60;
 /// How long an authorization code can be exchanged. RFC 6749 section 4.1.2
 /// recommends at most 10 minutes; the client exchanges it at once.
 pub const CODE_TTL_SECS: i64 = 60;
+/// How long a code row stays after it expired, so that a late second use is
+/// still recognised as reuse and revokes the tokens issued for the code.
+const CODE_RETENTION_SECS: i64 = 24 * 60 * 60;
 
 /// A request waiting on the sign-in page.
 #[derive(Debug, Clone)]
@@ -173,6 +176,10 @@ impl AuthorizationStore {
         let Some(pending) = row.map(pending_from_row) else {
             return Ok(None);
         };
+        sqlx::query("DELETE FROM authorization_codes WHERE expires_at <= ?")
+            .bind(unix_now() - CODE_RETENTION_SECS)
+            .execute(&mut *tx)
+            .await?;
         let code = Secret::new(random_token());
         sqlx::query(
             "INSERT INTO authorization_codes
