@@ -24,7 +24,6 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 use clap::Parser;
 use futures_util::{SinkExt as _, StreamExt as _};
-use hdrhistogram::Histogram;
 use hearth_client::ServerEndpoint;
 use hearth_proto::chat::{Conversation, ConversationKind, CreateConversation};
 use hearth_proto::{ClientFrame, ClientMessage, ServerFrame, ServerMessage};
@@ -492,17 +491,16 @@ async fn run_step(
     })
 }
 
-/// Returns the 50th and 99th percentiles in milliseconds.
+/// Returns the 50th and 99th percentiles in milliseconds (nearest rank).
 fn percentiles(micros: &[u64]) -> Option<(f64, f64)> {
     if micros.is_empty() {
         return None;
     }
-    let mut histogram = Histogram::<u64>::new(3).expect("three significant digits is valid");
-    for &value in micros {
-        histogram.saturating_record(value.max(1));
-    }
-    Some((
-        histogram.value_at_quantile(0.50) as f64 / 1000.0,
-        histogram.value_at_quantile(0.99) as f64 / 1000.0,
-    ))
+    let mut sorted = micros.to_vec();
+    sorted.sort_unstable();
+    let rank = |quantile: f64| {
+        let index = (quantile * sorted.len() as f64).ceil() as usize;
+        sorted[index.clamp(1, sorted.len()) - 1] as f64 / 1000.0
+    };
+    Some((rank(0.50), rank(0.99)))
 }
