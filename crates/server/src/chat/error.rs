@@ -74,6 +74,12 @@ impl From<sqlx::Error> for ChatError {
     }
 }
 
+impl From<rusqlite::Error> for ChatError {
+    fn from(error: rusqlite::Error) -> Self {
+        Self::internal("chat storage failed", &error)
+    }
+}
+
 impl IntoResponse for ChatError {
     fn into_response(self) -> Response {
         let status = self.status();

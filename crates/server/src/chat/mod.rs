@@ -3,7 +3,7 @@
 //!
 //! Requests arrive as frames on the session WebSocket ([`Chat::handle_frame`])
 //! and as REST calls under `/api/v1` ([`rest`]). Reads run on the connection
-//! pool. Every write goes through the single [`writer`] task, which batches
+//! pool. Every write goes through the single [`writer`] thread, which batches
 //! writes into one transaction per batch, allocates sequence numbers, and
 //! pushes committed events to the members' connections through the
 //! [`Hub`](crate::signal::Hub).
@@ -12,6 +12,7 @@ mod attachments;
 mod error;
 mod ops;
 mod presence;
+mod queries;
 pub mod rest;
 pub mod schema;
 mod store;
@@ -79,19 +80,13 @@ impl Chat {
         let call_logs = hub
             .take_call_logs()
             .context("the signalling hub already has a chat service")?;
-        let writer_conn = pool
-            .acquire()
-            .await
-            .context("failed to open the chat writer's database connection")?
-            .detach();
-        let (sender, receiver) = mpsc::channel(writer::QUEUE_CAPACITY);
-        tokio::spawn(writer::run(
-            writer_conn,
+        let sender = writer::start(
+            &data_dir.join(crate::db::DATABASE_FILE),
             hub.clone(),
             attachments.dir().to_owned(),
-            receiver,
             call_logs,
-        ));
+        )?;
+        tokio::spawn(writer::run_checkpoints(pool.clone()));
         tokio::spawn(presence::run(pool.clone(), hub.clone()));
         Ok(Arc::new(Self {
             pool,

@@ -12,9 +12,10 @@ use hearth_proto::chat::{
     CreateConversation, Event, EventBody, MAX_NAME_BYTES, Role, Seq,
 };
 use hearth_proto::search::index_text;
-use sqlx::SqliteConnection;
+use rusqlite::{Connection, OptionalExtension as _, params};
 
 use super::error::ChatError;
+use super::queries;
 use super::store::{self, now_ms, role_to_sql, seq_to_sql, sql_to_u64};
 use super::writer::{Change, MemberCache};
 use crate::signal::CallLog;
@@ -50,8 +51,8 @@ impl Applied {
     }
 }
 
-pub async fn apply(
-    conn: &mut SqliteConnection,
+pub fn apply(
+    conn: &Connection,
     cache: &mut MemberCache,
     change: &Change,
 ) -> Result<Applied, ChatError> {
@@ -70,80 +71,78 @@ pub async fn apply(
                 reply_to: *reply_to,
                 attachments,
             };
-            send(conn, cache, user, *conversation_id, message).await
+            send(conn, cache, user, *conversation_id, message)
         }
         Change::Edit {
             user,
             conversation_id,
             target,
             text,
-        } => edit(conn, cache, user, *conversation_id, *target, text).await,
+        } => edit(conn, cache, user, *conversation_id, *target, text),
         Change::Delete {
             user,
             conversation_id,
             target,
-        } => delete(conn, cache, user, *conversation_id, *target).await,
+        } => delete(conn, cache, user, *conversation_id, *target),
         Change::MarkRead {
             user,
             conversation_id,
             seq,
-        } => mark_read(conn, cache, user, *conversation_id, *seq).await,
-        Change::Create { user, request } => create(conn, cache, user, request).await,
+        } => mark_read(conn, cache, user, *conversation_id, *seq),
+        Change::Create { user, request } => create(conn, cache, user, request),
         Change::Rename {
             user,
             conversation_id,
             name,
-        } => rename(conn, cache, user, *conversation_id, name).await,
+        } => rename(conn, cache, user, *conversation_id, name),
         Change::AddMember {
             user,
             conversation_id,
             member,
             role,
-        } => add_member(conn, cache, user, *conversation_id, member, *role).await,
+        } => add_member(conn, cache, user, *conversation_id, member, *role),
         Change::RemoveMember {
             user,
             conversation_id,
             member,
-        } => remove_member(conn, cache, user, *conversation_id, member).await,
-        Change::Call(log) => record_call(conn, cache, log).await,
+        } => remove_member(conn, cache, user, *conversation_id, member),
+        Change::Call(log) => record_call(conn, cache, log),
     }
 }
 
 /// Returns the role of `user`, failing with `not_member` or
 /// `conversation_not_found`.
-async fn require_member(
-    conn: &mut SqliteConnection,
+fn require_member(
+    conn: &Connection,
     cache: &mut MemberCache,
     id: ConversationId,
     user: &str,
 ) -> Result<Role, ChatError> {
-    let members = cache.get(conn, id).await?;
+    let members = cache.get(conn, id)?;
     if let Some((_, role)) = members.iter().find(|(member, _)| member == user) {
         return Ok(*role);
     }
-    if store::conversation_row(conn, id).await?.is_some() {
+    if queries::conversation_row(conn, id)?.is_some() {
         Err(ChatError::not_member(id))
     } else {
         Err(ChatError::conversation_not_found(id))
     }
 }
 
-async fn member_names(
-    conn: &mut SqliteConnection,
+fn member_names(
+    conn: &Connection,
     cache: &mut MemberCache,
     id: ConversationId,
-) -> Result<Vec<String>, sqlx::Error> {
-    let members = cache.get(conn, id).await?;
+) -> rusqlite::Result<Vec<String>> {
+    let members = cache.get(conn, id)?;
     Ok(members.iter().map(|(user, _)| user.clone()).collect())
 }
 
-async fn conversation(
-    conn: &mut SqliteConnection,
+fn conversation(
+    conn: &Connection,
     id: ConversationId,
 ) -> Result<store::ConversationRow, ChatError> {
-    store::conversation_row(conn, id)
-        .await?
-        .ok_or_else(|| ChatError::conversation_not_found(id))
+    queries::conversation_row(conn, id)?.ok_or_else(|| ChatError::conversation_not_found(id))
 }
 
 /// Columns of an event besides its body that queries need.
@@ -158,37 +157,41 @@ struct EventColumns<'a> {
 
 /// Appends an event with the conversation's next sequence number. Returns the
 /// event's row id and the event.
-async fn append_event(
-    conn: &mut SqliteConnection,
+fn append_event(
+    conn: &Connection,
     id: ConversationId,
     sender: &str,
     body: EventBody,
     columns: EventColumns<'_>,
-) -> Result<(i64, Event), sqlx::Error> {
-    let (seq,): (i64,) = sqlx::query_as(
-        "UPDATE conversations SET last_seq = last_seq + 1 WHERE id = ? RETURNING last_seq",
-    )
-    .bind(id.to_string())
-    .fetch_one(&mut *conn)
-    .await?;
+) -> rusqlite::Result<(i64, Event)> {
+    let seq: i64 = conn
+        .prepare_cached(
+            "UPDATE conversations SET last_seq = last_seq + 1 WHERE id = ? RETURNING last_seq",
+        )?
+        .query_row(params![id.to_string()], |row| row.get(0))?;
 
     let at_ms = now_ms();
     let json = serde_json::to_string(&body).expect("event bodies have only string keys");
-    let (row_id,): (i64,) = sqlx::query_as(
-        "INSERT INTO events (conversation_id, seq, sender, at_ms, kind, body, client_id, text, target)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-    )
-    .bind(id.to_string())
-    .bind(seq)
-    .bind(sender)
-    .bind(at_ms)
-    .bind(store::event_kind(&body))
-    .bind(json)
-    .bind(columns.client_id.map(|client_id| client_id.to_string()))
-    .bind(columns.text)
-    .bind(columns.target.map(seq_to_sql))
-    .fetch_one(&mut *conn)
-    .await?;
+    let row_id: i64 = conn
+        .prepare_cached(
+            "INSERT INTO events
+                 (conversation_id, seq, sender, at_ms, kind, body, client_id, text, target)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        )?
+        .query_row(
+            params![
+                id.to_string(),
+                seq,
+                sender,
+                at_ms,
+                store::event_kind(&body),
+                json,
+                columns.client_id.map(|client_id| client_id.to_string()),
+                columns.text,
+                columns.target.map(seq_to_sql),
+            ],
+            |row| row.get(0),
+        )?;
 
     let event = Event {
         conversation_id: id,
@@ -212,26 +215,27 @@ struct NewMessage<'a> {
     attachments: &'a [AttachmentId],
 }
 
-async fn send(
-    conn: &mut SqliteConnection,
+fn send(
+    conn: &Connection,
     cache: &mut MemberCache,
     user: &str,
     id: ConversationId,
     message: NewMessage<'_>,
 ) -> Result<Applied, ChatError> {
-    require_member(conn, cache, id, user).await?;
+    require_member(conn, cache, id, user)?;
     let mut applied = Applied::new(id);
 
     // A retry of a stored message gets the original sequence number again.
-    let stored: Option<(i64,)> = sqlx::query_as(
-        "SELECT seq FROM events WHERE conversation_id = ? AND sender = ? AND client_id = ?",
-    )
-    .bind(id.to_string())
-    .bind(user)
-    .bind(message.client_id.to_string())
-    .fetch_optional(&mut *conn)
-    .await?;
-    if let Some((seq,)) = stored {
+    let stored: Option<i64> = conn
+        .prepare_cached(
+            "SELECT seq FROM events WHERE conversation_id = ? AND sender = ? AND client_id = ?",
+        )?
+        .query_row(
+            params![id.to_string(), user, message.client_id.to_string()],
+            |row| row.get(0),
+        )
+        .optional()?;
+    if let Some(seq) = stored {
         applied.ack = Some(ServerMessage::MessageAck {
             conversation_id: id,
             client_id: message.client_id,
@@ -241,14 +245,14 @@ async fn send(
     }
 
     if let Some(reply_to) = message.reply_to
-        && store::message(conn, id, reply_to).await?.is_none()
+        && queries::message(conn, id, reply_to)?.is_none()
     {
         return Err(ChatError::new(
             ErrorCode::MessageNotFound,
             format!("reply_to {reply_to} is not a message in conversation {id}"),
         ));
     }
-    let attachments = claimable_attachments(conn, user, id, message.attachments).await?;
+    let attachments = claimable_attachments(conn, user, id, message.attachments)?;
 
     let body = EventBody::Message {
         client_id: message.client_id,
@@ -261,22 +265,16 @@ async fn send(
         text: Some(message.text),
         target: None,
     };
-    let (row_id, event) = append_event(conn, id, user, body, columns).await?;
+    let (row_id, event) = append_event(conn, id, user, body, columns)?;
     let seq = event.seq;
-    sqlx::query("INSERT INTO message_search (rowid, body) VALUES (?, ?)")
-        .bind(row_id)
-        .bind(index_text(message.text))
-        .execute(&mut *conn)
-        .await?;
+    conn.prepare_cached("INSERT INTO message_search (rowid, body) VALUES (?, ?)")?
+        .execute(params![row_id, index_text(message.text)])?;
     for attachment in message.attachments {
-        sqlx::query("UPDATE attachments SET message_seq = ? WHERE id = ?")
-            .bind(seq_to_sql(seq))
-            .bind(attachment.to_string())
-            .execute(&mut *conn)
-            .await?;
+        conn.prepare_cached("UPDATE attachments SET message_seq = ? WHERE id = ?")?
+            .execute(params![seq_to_sql(seq), attachment.to_string()])?;
     }
 
-    let members = member_names(conn, cache, id).await?;
+    let members = member_names(conn, cache, id)?;
     applied.push(members, event_message(event));
     applied.ack = Some(ServerMessage::MessageAck {
         conversation_id: id,
@@ -288,8 +286,8 @@ async fn send(
 
 /// Checks that each attachment was uploaded by `user` to this conversation and
 /// is not part of a message yet, and returns their descriptions.
-async fn claimable_attachments(
-    conn: &mut SqliteConnection,
+fn claimable_attachments(
+    conn: &Connection,
     user: &str,
     id: ConversationId,
     ids: &[AttachmentId],
@@ -308,14 +306,21 @@ async fn claimable_attachments(
                 "attachment {attachment_id} is listed twice"
             )));
         }
-        let row: Option<(String, String, String, i64, Option<i64>)> = sqlx::query_as(
-            "SELECT uploader, name, content_type, size_bytes, message_seq FROM attachments
-             WHERE id = ? AND conversation_id = ?",
-        )
-        .bind(attachment_id.to_string())
-        .bind(id.to_string())
-        .fetch_optional(&mut *conn)
-        .await?;
+        let row: Option<(String, String, String, i64, Option<i64>)> = conn
+            .prepare_cached(
+                "SELECT uploader, name, content_type, size_bytes, message_seq FROM attachments
+                 WHERE id = ? AND conversation_id = ?",
+            )?
+            .query_row(params![attachment_id.to_string(), id.to_string()], |row| {
+                Ok((
+                    row.get(0)?,
+                    row.get(1)?,
+                    row.get(2)?,
+                    row.get(3)?,
+                    row.get(4)?,
+                ))
+            })
+            .optional()?;
         let not_found = || {
             ChatError::new(
                 ErrorCode::AttachmentNotFound,
@@ -346,16 +351,16 @@ async fn claimable_attachments(
     Ok(attachments)
 }
 
-async fn edit(
-    conn: &mut SqliteConnection,
+fn edit(
+    conn: &Connection,
     cache: &mut MemberCache,
     user: &str,
     id: ConversationId,
     target: Seq,
     text: &str,
 ) -> Result<Applied, ChatError> {
-    require_member(conn, cache, id, user).await?;
-    let message = store::live_message(conn, id, target).await?;
+    require_member(conn, cache, id, user)?;
+    let message = queries::live_message(conn, id, target)?;
     if message.sender != user {
         return Err(ChatError::new(
             ErrorCode::Forbidden,
@@ -373,33 +378,27 @@ async fn edit(
         target: Some(target),
         ..EventColumns::default()
     };
-    let (_, event) = append_event(conn, id, user, body, columns).await?;
-    sqlx::query("UPDATE events SET text = ? WHERE id = ?")
-        .bind(text)
-        .bind(message.id)
-        .execute(&mut *conn)
-        .await?;
-    sqlx::query("UPDATE message_search SET body = ? WHERE rowid = ?")
-        .bind(index_text(text))
-        .bind(message.id)
-        .execute(&mut *conn)
-        .await?;
+    let (_, event) = append_event(conn, id, user, body, columns)?;
+    conn.prepare_cached("UPDATE events SET text = ? WHERE id = ?")?
+        .execute(params![text, message.id])?;
+    conn.prepare_cached("UPDATE message_search SET body = ? WHERE rowid = ?")?
+        .execute(params![index_text(text), message.id])?;
 
     let mut applied = Applied::new(id);
-    let members = member_names(conn, cache, id).await?;
+    let members = member_names(conn, cache, id)?;
     applied.push(members, event_message(event));
     Ok(applied)
 }
 
-async fn delete(
-    conn: &mut SqliteConnection,
+fn delete(
+    conn: &Connection,
     cache: &mut MemberCache,
     user: &str,
     id: ConversationId,
     target: Seq,
 ) -> Result<Applied, ChatError> {
-    let role = require_member(conn, cache, id, user).await?;
-    let message = store::live_message(conn, id, target).await?;
+    let role = require_member(conn, cache, id, user)?;
+    let message = queries::live_message(conn, id, target)?;
     if message.sender != user && role != Role::Owner {
         return Err(ChatError::new(
             ErrorCode::Forbidden,
@@ -413,68 +412,61 @@ async fn delete(
         target: Some(target),
         ..EventColumns::default()
     };
-    let (_, event) = append_event(conn, id, user, EventBody::Deleted { target }, columns).await?;
+    let (_, event) = append_event(conn, id, user, EventBody::Deleted { target }, columns)?;
 
     // Blank the deleted text in every event that contains it.
-    sqlx::query(
+    conn.prepare_cached(
         "UPDATE events SET deleted = 1, text = NULL,
              body = json_remove(json_set(body, '$.text', ''), '$.attachments')
          WHERE id = ?",
-    )
-    .bind(message.id)
-    .execute(&mut *conn)
-    .await?;
-    sqlx::query(
+    )?
+    .execute(params![message.id])?;
+    conn.prepare_cached(
         "UPDATE events SET body = json_set(body, '$.text', '')
          WHERE conversation_id = ? AND target = ? AND kind = 'edited'",
-    )
-    .bind(id.to_string())
-    .bind(seq_to_sql(target))
-    .execute(&mut *conn)
-    .await?;
-    sqlx::query("DELETE FROM message_search WHERE rowid = ?")
-        .bind(message.id)
-        .execute(&mut *conn)
-        .await?;
-    let files: Vec<(String,)> = sqlx::query_as(
-        "DELETE FROM attachments WHERE conversation_id = ? AND message_seq = ? RETURNING path",
-    )
-    .bind(id.to_string())
-    .bind(seq_to_sql(target))
-    .fetch_all(&mut *conn)
-    .await?;
+    )?
+    .execute(params![id.to_string(), seq_to_sql(target)])?;
+    conn.prepare_cached("DELETE FROM message_search WHERE rowid = ?")?
+        .execute(params![message.id])?;
+    let files: Vec<String> = conn
+        .prepare_cached(
+            "DELETE FROM attachments WHERE conversation_id = ? AND message_seq = ? RETURNING path",
+        )?
+        .query_map(params![id.to_string(), seq_to_sql(target)], |row| {
+            row.get(0)
+        })?
+        .collect::<rusqlite::Result<_>>()?;
 
     let mut applied = Applied::new(id);
-    applied.removed_files = files.into_iter().map(|(path,)| path).collect();
-    let members = member_names(conn, cache, id).await?;
+    applied.removed_files = files;
+    let members = member_names(conn, cache, id)?;
     applied.push(members, event_message(event));
     Ok(applied)
 }
 
-async fn mark_read(
-    conn: &mut SqliteConnection,
+fn mark_read(
+    conn: &Connection,
     cache: &mut MemberCache,
     user: &str,
     id: ConversationId,
     seq: Seq,
 ) -> Result<Applied, ChatError> {
-    require_member(conn, cache, id, user).await?;
-    let last_seq = conversation(conn, id).await?.last_seq;
+    require_member(conn, cache, id, user)?;
+    let last_seq = conversation(conn, id)?.last_seq;
     // A position past the newest event would hide messages that arrive later.
     let seq = seq.min(last_seq);
-    let (last_read_seq,): (i64,) = sqlx::query_as(
-        "INSERT INTO read_state (user, conversation_id, last_read_seq) VALUES (?, ?, ?)
-         ON CONFLICT (user, conversation_id)
-         DO UPDATE SET last_read_seq = max(last_read_seq, excluded.last_read_seq)
-         RETURNING last_read_seq",
-    )
-    .bind(user)
-    .bind(id.to_string())
-    .bind(seq_to_sql(seq))
-    .fetch_one(&mut *conn)
-    .await?;
+    let last_read_seq: i64 = conn
+        .prepare_cached(
+            "INSERT INTO read_state (user, conversation_id, last_read_seq) VALUES (?, ?, ?)
+             ON CONFLICT (user, conversation_id)
+             DO UPDATE SET last_read_seq = max(last_read_seq, excluded.last_read_seq)
+             RETURNING last_read_seq",
+        )?
+        .query_row(params![user, id.to_string(), seq_to_sql(seq)], |row| {
+            row.get(0)
+        })?;
     let last_read_seq = sql_to_u64(last_read_seq);
-    let unread = store::unread_count(conn, id, user, last_read_seq).await?;
+    let unread = queries::unread_count(conn, id, user, last_read_seq)?;
 
     let mut applied = Applied::new(id);
     applied.push(
@@ -510,19 +502,16 @@ pub fn validate_group_name(name: &str) -> Result<String, ChatError> {
     Ok(name.to_owned())
 }
 
-async fn require_user(conn: &mut SqliteConnection, name: &str) -> Result<(), ChatError> {
-    let row: Option<(i64,)> = sqlx::query_as("SELECT id FROM users WHERE name = ?")
-        .bind(name)
-        .fetch_optional(&mut *conn)
-        .await?;
-    match row {
-        Some(_) => Ok(()),
-        None => Err(ChatError::user_not_found(name)),
+fn require_user(conn: &Connection, name: &str) -> Result<(), ChatError> {
+    if queries::user_exists(conn, name)? {
+        Ok(())
+    } else {
+        Err(ChatError::user_not_found(name))
     }
 }
 
-async fn create(
-    conn: &mut SqliteConnection,
+fn create(
+    conn: &Connection,
     cache: &mut MemberCache,
     user: &str,
     request: &CreateConversation,
@@ -551,8 +540,8 @@ async fn create(
                     "you cannot start a direct conversation with yourself",
                 ));
             }
-            require_user(conn, other).await?;
-            direct_conversation(conn, cache, user, other).await
+            require_user(conn, other)?;
+            direct_conversation(conn, cache, user, other)
         }
         ConversationKind::Group => {
             let Some(name) = &request.name else {
@@ -560,82 +549,78 @@ async fn create(
             };
             let name = validate_group_name(name)?;
             for other in &others {
-                require_user(conn, other).await?;
+                require_user(conn, other)?;
             }
-            create_group(conn, cache, user, &name, &others).await
+            create_group(conn, cache, user, &name, &others)
         }
     }
 }
 
-async fn insert_conversation(
-    conn: &mut SqliteConnection,
+fn insert_conversation(
+    conn: &Connection,
     kind: ConversationKind,
     name: Option<&str>,
     direct_key: Option<&str>,
-) -> Result<ConversationId, sqlx::Error> {
+) -> rusqlite::Result<ConversationId> {
     let id = ConversationId::new_v4();
-    sqlx::query(
+    conn.prepare_cached(
         "INSERT INTO conversations (id, kind, name, direct_key, created_at_ms)
          VALUES (?, ?, ?, ?, ?)",
-    )
-    .bind(id.to_string())
-    .bind(store::kind_to_sql(kind))
-    .bind(name)
-    .bind(direct_key)
-    .bind(now_ms())
-    .execute(&mut *conn)
-    .await?;
+    )?
+    .execute(params![
+        id.to_string(),
+        store::kind_to_sql(kind),
+        name,
+        direct_key,
+        now_ms()
+    ])?;
     Ok(id)
 }
 
 /// Adds a member and appends the `member_added` event that `sender` caused.
-async fn insert_member(
-    conn: &mut SqliteConnection,
+fn insert_member(
+    conn: &Connection,
     id: ConversationId,
     sender: &str,
     user: &str,
     role: Role,
-) -> Result<Event, sqlx::Error> {
-    sqlx::query(
+) -> rusqlite::Result<Event> {
+    conn.prepare_cached(
         "INSERT INTO members (conversation_id, user, role, joined_at_ms) VALUES (?, ?, ?, ?)",
-    )
-    .bind(id.to_string())
-    .bind(user)
-    .bind(role_to_sql(role))
-    .bind(now_ms())
-    .execute(&mut *conn)
-    .await?;
+    )?
+    .execute(params![id.to_string(), user, role_to_sql(role), now_ms()])?;
     let body = EventBody::MemberAdded {
         user: user.to_owned(),
         role,
     };
-    let (_, event) = append_event(conn, id, sender, body, EventColumns::default()).await?;
+    let (_, event) = append_event(conn, id, sender, body, EventColumns::default())?;
     Ok(event)
 }
 
 /// Returns the direct conversation of `user` and `other`, creating it when it
 /// does not exist yet.
-async fn direct_conversation(
-    conn: &mut SqliteConnection,
+fn direct_conversation(
+    conn: &Connection,
     cache: &mut MemberCache,
     user: &str,
     other: &str,
 ) -> Result<Applied, ChatError> {
     let key = store::direct_key(user, other);
-    let existing: Option<(String,)> =
-        sqlx::query_as("SELECT id FROM conversations WHERE direct_key = ?")
-            .bind(&key)
-            .fetch_optional(&mut *conn)
-            .await?;
-    if let Some((id,)) = existing {
-        return Ok(Applied::new(store::parse_uuid(&id)?));
+    let existing: Option<String> = conn
+        .prepare_cached("SELECT id FROM conversations WHERE direct_key = ?")?
+        .query_row(params![key], |row| row.get(0))
+        .optional()?;
+    if let Some(id) = existing {
+        let id = ConversationId::parse_str(&id)
+            .map_err(|error| ChatError::internal("stored conversation id is invalid", &error))?;
+        return Ok(Applied::new(id));
     }
 
-    let id = insert_conversation(conn, ConversationKind::Direct, None, Some(&key)).await?;
+    let id = insert_conversation(conn, ConversationKind::Direct, None, Some(&key))?;
     let mut applied = Applied::new(id);
     let both = vec![user.to_owned(), other.to_owned()];
     for member in [user, other] {
-        let event = insert_member(conn, id, user, member, Role::Member).await?;
+        let event = insert_member(conn, id, user, member, Role::Member)?;
         applied.push(both.clone(), event_message(event));
     }
     cache.forget(id);
@@ -648,22 +633,22 @@ async fn direct_conversation(
     Ok(applied)
 }
 
-async fn create_group(
-    conn: &mut SqliteConnection,
+fn create_group(
+    conn: &Connection,
     cache: &mut MemberCache,
     user: &str,
     name: &str,
     others: &[&str],
 ) -> Result<Applied, ChatError> {
-    let id = insert_conversation(conn, ConversationKind::Group, Some(name), None).await?;
+    let id = insert_conversation(conn, ConversationKind::Group, Some(name), None)?;
     let mut applied = Applied::new(id);
     let mut everyone = vec![user.to_owned()];
     everyone.extend(others.iter().map(|other| (*other).to_owned()));
 
-    let event = insert_member(conn, id, user, user, Role::Owner).await?;
+    let event = insert_member(conn, id, user, user, Role::Owner)?;
     applied.push(everyone.clone(), event_message(event));
     for other in others {
-        let event = insert_member(conn, id, user, other, Role::Member).await?;
+        let event = insert_member(conn, id, user, other, Role::Member)?;
         applied.push(everyone.clone(), event_message(event));
     }
     cache.forget(id);
@@ -697,15 +682,15 @@ fn require_owner(role: Role, action: &str) -> Result<(), ChatError> {
     }
 }
 
-async fn rename(
-    conn: &mut SqliteConnection,
+fn rename(
+    conn: &Connection,
     cache: &mut MemberCache,
     user: &str,
     id: ConversationId,
     name: &str,
 ) -> Result<Applied, ChatError> {
-    let role = require_member(conn, cache, id, user).await?;
-    let row = conversation(conn, id).await?;
+    let role = require_member(conn, cache, id, user)?;
+    let row = conversation(conn, id)?;
     require_group(&row, "be renamed")?;
     require_owner(role, "rename a group")?;
     let name = validate_group_name(name)?;
@@ -714,20 +699,16 @@ async fn rename(
         return Ok(applied);
     }
 
-    sqlx::query("UPDATE conversations SET name = ? WHERE id = ?")
-        .bind(&name)
-        .bind(id.to_string())
-        .execute(&mut *conn)
-        .await?;
+    conn.prepare_cached("UPDATE conversations SET name = ? WHERE id = ?")?
+        .execute(params![&name, id.to_string()])?;
     let (_, event) = append_event(
         conn,
         id,
         user,
         EventBody::Renamed { name },
         EventColumns::default(),
-    )
-    .await?;
-    let members = member_names(conn, cache, id).await?;
+    )?;
+    let members = member_names(conn, cache, id)?;
     applied.push(members.clone(), event_message(event));
     applied.push(
         members,
@@ -738,29 +719,29 @@ async fn rename(
     Ok(applied)
 }
 
-async fn add_member(
-    conn: &mut SqliteConnection,
+fn add_member(
+    conn: &Connection,
     cache: &mut MemberCache,
     user: &str,
     id: ConversationId,
     member: &str,
     role: Role,
 ) -> Result<Applied, ChatError> {
-    let own_role = require_member(conn, cache, id, user).await?;
-    let row = conversation(conn, id).await?;
+    let own_role = require_member(conn, cache, id, user)?;
+    let row = conversation(conn, id)?;
     require_group(&row, "change members")?;
     require_owner(own_role, "add members")?;
-    require_user(conn, member).await?;
+    require_user(conn, member)?;
     let mut applied = Applied::new(id);
-    let members = cache.get(conn, id).await?;
+    let members = cache.get(conn, id)?;
     if members.iter().any(|(existing, _)| existing == member) {
         // Adding a member twice changes nothing, so a retried request succeeds.
         return Ok(applied);
     }
 
-    let event = insert_member(conn, id, user, member, role).await?;
+    let event = insert_member(conn, id, user, member, role)?;
     cache.forget(id);
-    let members = member_names(conn, cache, id).await?;
+    let members = member_names(conn, cache, id)?;
     applied.push(members.clone(), event_message(event));
     applied.push(
         members,
@@ -771,17 +752,17 @@ async fn add_member(
     Ok(applied)
 }
 
-async fn remove_member(
-    conn: &mut SqliteConnection,
+fn remove_member(
+    conn: &Connection,
     cache: &mut MemberCache,
     user: &str,
     id: ConversationId,
     member: &str,
 ) -> Result<Applied, ChatError> {
-    let own_role = require_member(conn, cache, id, user).await?;
-    let row = conversation(conn, id).await?;
+    let own_role = require_member(conn, cache, id, user)?;
+    let row = conversation(conn, id)?;
     require_group(&row, "change members")?;
-    let members = cache.get(conn, id).await?;
+    let members = cache.get(conn, id)?;
     if !members.iter().any(|(existing, _)| existing == member) {
         return Err(ChatError::new(
             ErrorCode::UserNotFound,
@@ -792,20 +773,17 @@ async fn remove_member(
         require_owner(own_role, "remove other members")?;
     }
 
-    sqlx::query("DELETE FROM members WHERE conversation_id = ? AND user = ?")
-        .bind(id.to_string())
-        .bind(member)
-        .execute(&mut *conn)
-        .await?;
+    conn.prepare_cached("DELETE FROM members WHERE conversation_id = ? AND user = ?")?
+        .execute(params![id.to_string(), member])?;
     cache.forget(id);
     let body = EventBody::MemberRemoved {
         user: member.to_owned(),
     };
-    let (_, event) = append_event(conn, id, user, body, EventColumns::default()).await?;
-    promote_if_ownerless(conn, id).await?;
+    let (_, event) = append_event(conn, id, user, body, EventColumns::default())?;
+    promote_if_ownerless(conn, id)?;
     cache.forget(id);
 
-    let remaining = member_names(conn, cache, id).await?;
+    let remaining = member_names(conn, cache, id)?;
     let mut recipients = remaining.clone();
     recipients.push(member.to_owned());
     let mut applied = Applied::new(id);
@@ -827,44 +805,41 @@ async fn remove_member(
 
 /// Makes the longest-standing member an owner when the last owner left, so a
 /// group with members always has someone who can manage it.
-async fn promote_if_ownerless(
-    conn: &mut SqliteConnection,
-    id: ConversationId,
-) -> Result<(), sqlx::Error> {
-    let promoted: Option<(String,)> = sqlx::query_as(
-        "UPDATE members SET role = 'owner'
-         WHERE conversation_id = ?1
-             AND NOT EXISTS (
-                 SELECT 1 FROM members WHERE conversation_id = ?1 AND role = 'owner'
-             )
-             AND user = (
-                 SELECT user FROM members WHERE conversation_id = ?1
-                 ORDER BY joined_at_ms, rowid LIMIT 1
-             )
-         RETURNING user",
-    )
-    .bind(id.to_string())
-    .fetch_optional(&mut *conn)
-    .await?;
-    if let Some((user,)) = promoted {
+fn promote_if_ownerless(conn: &Connection, id: ConversationId) -> rusqlite::Result<()> {
+    let promoted: Option<String> = conn
+        .prepare_cached(
+            "UPDATE members SET role = 'owner'
+             WHERE conversation_id = ?1
+                 AND NOT EXISTS (
+                     SELECT 1 FROM members WHERE conversation_id = ?1 AND role = 'owner'
+                 )
+                 AND user = (
+                     SELECT user FROM members WHERE conversation_id = ?1
+                     ORDER BY joined_at_ms, rowid LIMIT 1
+                 )
+             RETURNING user",
+        )?
+        .query_row(params![id.to_string()], |row| row.get(0))
+        .optional()?;
+    if let Some(user) = promoted {
         tracing::info!(conversation_id = %id, user, "promoted the oldest member to owner");
     }
     Ok(())
 }
 
-async fn record_call(
-    conn: &mut SqliteConnection,
+fn record_call(
+    conn: &Connection,
     cache: &mut MemberCache,
     log: &CallLog,
 ) -> Result<Applied, ChatError> {
-    let mut applied = direct_conversation(conn, cache, &log.caller, &log.callee).await?;
+    let mut applied = direct_conversation(conn, cache, &log.caller, &log.callee)?;
     let id = applied.conversation_id;
     let body = EventBody::Call {
         call_id: log.call_id,
         media: log.media,
         outcome: log.outcome,
     };
-    let (_, event) = append_event(conn, id, &log.caller, body, EventColumns::default()).await?;
+    let (_, event) = append_event(conn, id, &log.caller, body, EventColumns::default())?;
     let both = vec![log.caller.clone(), log.callee.clone()];
     tracing::debug!(call_id = %log.call_id, conversation_id = %id, seq = event.seq, "recorded call");
     applied.push(both, event_message(event));

@@ -1,7 +1,6 @@
-//! Queries over the chat tables, shared by the writer task (inside its
-//! transaction) and the read paths (on a pooled connection).
+//! Read queries over the chat tables on the sqlx pool, plus the conversions
+//! and SQL text that the writer's rusqlite queries share.
 
-use hearth_proto::ErrorCode;
 use hearth_proto::chat::{
     Conversation, ConversationId, ConversationKind, Event, EventBody, Member, Role, SearchHit, Seq,
 };
@@ -35,7 +34,7 @@ pub fn role_to_sql(role: Role) -> &'static str {
     }
 }
 
-fn role_from_sql(role: &str) -> Role {
+pub fn role_from_sql(role: &str) -> Role {
     if role == "owner" {
         Role::Owner
     } else {
@@ -50,7 +49,7 @@ pub fn kind_to_sql(kind: ConversationKind) -> &'static str {
     }
 }
 
-fn kind_from_sql(kind: &str) -> ConversationKind {
+pub fn kind_from_sql(kind: &str) -> ConversationKind {
     if kind == "direct" {
         ConversationKind::Direct
     } else {
@@ -81,6 +80,16 @@ pub fn direct_key(a: &str, b: &str) -> String {
     }
 }
 
+/// Queries that both the writer (rusqlite) and the read paths (sqlx) run.
+pub const CONVERSATION_ROW_SQL: &str =
+    "SELECT kind, name, last_seq, created_at_ms FROM conversations WHERE id = ?";
+pub const MEMBERS_SQL: &str =
+    "SELECT user, role FROM members WHERE conversation_id = ? ORDER BY joined_at_ms, rowid";
+pub const UNREAD_COUNT_SQL: &str = "SELECT COUNT(*) FROM events
+     WHERE conversation_id = ? AND seq > ? AND kind = 'message' AND deleted = 0 AND sender <> ?";
+pub const MESSAGE_SQL: &str = "SELECT id, sender, deleted FROM events
+     WHERE conversation_id = ? AND seq = ? AND kind = 'message'";
+
 /// The stored columns of a conversation.
 #[derive(Debug, Clone)]
 pub struct ConversationRow {
@@ -94,12 +103,10 @@ pub async fn conversation_row(
     conn: &mut SqliteConnection,
     id: ConversationId,
 ) -> Result<Option<ConversationRow>, sqlx::Error> {
-    let row: Option<(String, Option<String>, i64, i64)> = sqlx::query_as(
-        "SELECT kind, name, last_seq, created_at_ms FROM conversations WHERE id = ?",
-    )
-    .bind(id.to_string())
-    .fetch_optional(&mut *conn)
-    .await?;
+    let row: Option<(String, Option<String>, i64, i64)> = sqlx::query_as(CONVERSATION_ROW_SQL)
+        .bind(id.to_string())
+        .fetch_optional(&mut *conn)
+        .await?;
     Ok(
         row.map(|(kind, name, last_seq, created_at_ms)| ConversationRow {
             kind: kind_from_sql(&kind),
@@ -148,13 +155,10 @@ pub async fn members(
     conn: &mut SqliteConnection,
     id: ConversationId,
 ) -> Result<Vec<Member>, sqlx::Error> {
-    let rows: Vec<(String, String)> = sqlx::query_as(
-        "SELECT user, role FROM members WHERE conversation_id = ?
-         ORDER BY joined_at_ms, rowid",
-    )
-    .bind(id.to_string())
-    .fetch_all(&mut *conn)
-    .await?;
+    let rows: Vec<(String, String)> = sqlx::query_as(MEMBERS_SQL)
+        .bind(id.to_string())
+        .fetch_all(&mut *conn)
+        .await?;
     Ok(rows
         .into_iter()
         .map(|(user, role)| Member {
@@ -188,16 +192,12 @@ pub async fn unread_count(
     user: &str,
     after: Seq,
 ) -> Result<u64, sqlx::Error> {
-    let (count,): (i64,) = sqlx::query_as(
-        "SELECT COUNT(*) FROM events
-         WHERE conversation_id = ? AND seq > ? AND kind = 'message' AND deleted = 0
-             AND sender <> ?",
-    )
-    .bind(id.to_string())
-    .bind(seq_to_sql(after))
-    .bind(user)
-    .fetch_one(&mut *conn)
-    .await?;
+    let (count,): (i64,) = sqlx::query_as(UNREAD_COUNT_SQL)
+        .bind(id.to_string())
+        .bind(seq_to_sql(after))
+        .bind(user)
+        .fetch_one(&mut *conn)
+        .await?;
     Ok(sql_to_u64(count))
 }
 
@@ -344,55 +344,6 @@ pub async fn events_before(
         .into_iter()
         .map(|row| event_from_row(id, row))
         .collect())
-}
-
-/// The state of one message, for edits, deletes and replies.
-pub struct MessageRow {
-    pub id: i64,
-    pub sender: String,
-    pub deleted: bool,
-}
-
-/// Looks up the message with sequence number `seq`. Returns `None` when no
-/// event has that number or the event is not a message.
-pub async fn message(
-    conn: &mut SqliteConnection,
-    id: ConversationId,
-    seq: Seq,
-) -> Result<Option<MessageRow>, sqlx::Error> {
-    let row: Option<(i64, String, bool)> = sqlx::query_as(
-        "SELECT id, sender, deleted FROM events
-         WHERE conversation_id = ? AND seq = ? AND kind = 'message'",
-    )
-    .bind(id.to_string())
-    .bind(seq_to_sql(seq))
-    .fetch_optional(&mut *conn)
-    .await?;
-    Ok(row.map(|(id, sender, deleted)| MessageRow {
-        id,
-        sender,
-        deleted,
-    }))
-}
-
-/// Looks up a message that exists and is not deleted, or fails with
-/// `message_not_found`.
-pub async fn live_message(
-    conn: &mut SqliteConnection,
-    id: ConversationId,
-    seq: Seq,
-) -> Result<MessageRow, ChatError> {
-    match message(conn, id, seq).await? {
-        Some(row) if !row.deleted => Ok(row),
-        Some(_) => Err(ChatError::new(
-            ErrorCode::MessageNotFound,
-            format!("message {seq} in conversation {id} was deleted"),
-        )),
-        None => Err(ChatError::new(
-            ErrorCode::MessageNotFound,
-            format!("conversation {id} has no message with seq {seq}"),
-        )),
-    }
 }
 
 /// Finds messages whose current text matches an FTS5 expression built by
