@@ -355,3 +355,63 @@ fn remove_profile() -> anyhow::Result<()> {
 fn absolute(path: &Path) -> PathBuf {
     std::path::absolute(path).unwrap_or_else(|_| path.to_owned())
 }
+
+/// The server, user and credentials of a chat session, read from the command
+/// line, the saved profile and the keyring without contacting the server, so
+/// that a command can still queue a message while the server is down.
+pub struct ChatLogin {
+    pub server: ServerEndpoint,
+    pub user: String,
+    pub credentials: hearth_client::session::Credentials,
+    /// Where rotated refresh tokens go; `None` for a password sign-in.
+    pub keyring: Option<Account>,
+}
+
+pub fn chat_login(args: &SessionArgs) -> anyhow::Result<ChatLogin> {
+    use hearth_client::session::Credentials;
+
+    let profile = load_profile()?;
+    let server_url = match (&args.server, &profile) {
+        (Some(server), _) => server.clone(),
+        (None, Some(profile)) => profile.server.clone(),
+        (None, None) => {
+            bail!("no server given; run `hearth login https://HOST:PORT` or pass --server")
+        }
+    };
+    let ca_cert = args
+        .ca_cert
+        .clone()
+        .or_else(|| profile.as_ref().and_then(|p| p.ca_cert.clone()));
+    let server = endpoint(&server_url, ca_cert.as_deref())?;
+
+    if let Some(user) = &args.user {
+        let password = read_password(args.password_stdin)?;
+        return Ok(ChatLogin {
+            server,
+            user: user.clone(),
+            credentials: Credentials::Password(password),
+            keyring: None,
+        });
+    }
+    let Some(profile) = profile else {
+        bail!(
+            "not signed in; run `hearth login https://HOST:PORT`, or pass --user and --password-stdin"
+        );
+    };
+    let account = Account {
+        server: server.base_url().to_owned(),
+        user: profile.user.clone(),
+    };
+    let refresh_token = account.load_refresh_token()?.with_context(|| {
+        format!(
+            "no saved session for {} in the OS keyring; run `hearth login {}`",
+            profile.user, profile.server
+        )
+    })?;
+    Ok(ChatLogin {
+        server,
+        user: profile.user,
+        credentials: Credentials::RefreshToken(refresh_token),
+        keyring: Some(account),
+    })
+}

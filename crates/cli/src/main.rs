@@ -3,6 +3,7 @@
 //! users on an embedded server with a quality report.
 
 mod auth;
+mod chat;
 mod demo;
 mod media_files;
 mod report;
@@ -48,6 +49,8 @@ enum Command {
     Answer(AnswerArgs),
     /// Run a call between two users on an embedded server and report its quality.
     Demo(demo::DemoArgs),
+    /// Read and send chat messages, manage conversations, watch for events.
+    Chat(chat::ChatArgs),
 }
 
 #[derive(Args)]
@@ -103,6 +106,7 @@ fn main() -> ExitCode {
             Command::Call(args) => call(args).await,
             Command::Answer(args) => answer(args).await,
             Command::Demo(args) => demo::run(args).await,
+            Command::Chat(args) => chat::run(args).await,
         }
     });
     match result {

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hearth_client::ServerEndpoint;
-use hearth_client::session::{ConnectionState, Session, SessionConfig};
+use hearth_client::session::{ConnectionState, Credentials, Session, SessionConfig};
 use hearth_client::signal::SignalConnection;
 use hearth_media::PeerConfig;
 use hearth_proto::chat::{ConversationId, EventBody};
@@ -118,7 +118,7 @@ impl TestServer {
         Session::start(SessionConfig {
             server: endpoint,
             user: user.to_owned(),
-            tokens,
+            credentials: Credentials::Tokens(tokens),
             keyring: None,
             database: database.to_owned(),
         })

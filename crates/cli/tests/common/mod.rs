@@ -172,6 +172,12 @@ impl Process {
             .clone()
     }
 
+    /// Kills the process and waits for it to exit.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// Returns true while the process runs.
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
@@ -302,6 +308,27 @@ impl ServerProcess {
 
     pub fn log(&self) -> String {
         self.process.stderr()
+    }
+
+    /// Kills the server, as a crash or a power cut would.
+    pub fn kill(&mut self) {
+        self.process.kill();
+    }
+
+    /// Starts the server again on the same address and data folder.
+    pub fn restart(&mut self) {
+        self.process.kill();
+        let addr = self.url.trim_start_matches("https://").to_owned();
+        let child = server_command(self.data_dir.path())
+            .args(["--listen", &addr])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("hearth-server starts");
+        self.process = Process::new(child);
+        let url = wait_for_listening(&self.process);
+        assert_eq!(url, self.url, "the server came back on another address");
     }
 }
 

@@ -31,7 +31,6 @@ use hearth_proto::chat::{
     ConversationKind, CreateConversation, Event, MAX_NAME_BYTES, MAX_PAGE_EVENTS, MAX_TEXT_BYTES,
     Presence, RenameConversation, Role, SEARCH_PATH, SearchHit, Seq, USERS_PATH, UserEntry,
 };
-use hearth_proto::oauth::TokenResponse;
 use hearth_proto::{ClientMessage, ErrorCode};
 use reqwest::Method;
 use tokio::sync::{Notify, broadcast, oneshot, watch};
@@ -46,6 +45,8 @@ use connection::Link;
 use rest::Rest;
 use tokens::TokenSource;
 
+pub use tokens::Credentials;
+
 /// How long a request over the WebSocket (history, edit, delete) waits for
 /// the server's answer.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
@@ -58,8 +59,8 @@ pub struct SessionConfig {
     pub server: ServerEndpoint,
     /// The signed-in user's name.
     pub user: String,
-    /// Tokens from sign-in or from a refresh.
-    pub tokens: TokenResponse,
+    /// How the session gets access tokens.
+    pub credentials: Credentials,
     /// Keyring entry that receives each rotated refresh token; `None` keeps
     /// the refresh token in memory only, as for a password sign-in in a script.
     pub keyring: Option<Account>,
@@ -227,7 +228,12 @@ impl Session {
         let (stop, stop_rx) = watch::channel(false);
         let shared = Arc::new(Shared {
             rest: Rest::new(config.server.clone())?,
-            tokens: TokenSource::new(config.server.clone(), config.tokens, config.keyring),
+            tokens: TokenSource::new(
+                config.server.clone(),
+                &config.user,
+                config.credentials,
+                config.keyring,
+            ),
             server: config.server,
             user: config.user,
             store: Mutex::new(store),
