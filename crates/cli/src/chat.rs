@@ -84,6 +84,7 @@ struct Only {
 #[derive(Args)]
 struct UserArgs {
     /// User name.
+    #[arg(id = "other_user", value_name = "USER")]
     user: String,
     #[command(flatten)]
     session: SessionArgs,
@@ -205,6 +206,7 @@ struct MemberArgs {
     /// Conversation id or group name.
     conversation: String,
     /// User name.
+    #[arg(id = "member", value_name = "USER")]
     user: String,
     /// Make the added member an owner.
     #[arg(long)]

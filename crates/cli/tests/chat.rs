@@ -267,6 +267,14 @@ fn groups_and_attachments() {
     let history = bob.ok(&server, &["history", "planning-q3"]);
     assert!(history.contains("the final report (edited)"), "{history}");
 
+    alice.ok(&server, &["members", "remove", "planning-q3", "bob"]);
+    let denied = bob.run(&server, &["history", id]);
+    assert!(!denied.status.success(), "{denied}");
+    alice.ok(&server, &["members", "add", "planning-q3", "bob"]);
+    let direct = alice.ok(&server, &["dm", "bob"]);
+    assert_eq!(direct.trim().len(), 36, "{direct}");
+    assert_ne!(direct.trim(), id);
+
     bob.ok(&server, &["leave", "planning-q3"]);
     let list = bob.ok(&server, &["list"]);
     assert!(!list.contains("planning"), "{list}");
