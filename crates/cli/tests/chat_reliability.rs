@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hearth_client::ServerEndpoint;
-use hearth_client::session::{NewMessage, SendOutcome, Session, SessionConfig};
+use hearth_client::session::{Credentials, NewMessage, SendOutcome, Session, SessionConfig};
 use hearth_client::store::Store;
 use hearth_proto::chat::{ClientMessageId, ConversationId, EventBody, MAX_PAGE_EVENTS, Seq};
 use rand::Rng as _;
@@ -174,7 +174,7 @@ async fn start_client(endpoint: &ServerEndpoint, name: &str, database: PathBuf) 
     let session = Session::start(SessionConfig {
         server: endpoint.clone(),
         user: name.to_owned(),
-        tokens,
+        credentials: Credentials::Tokens(tokens),
         keyring: None,
         database: database.clone(),
     })
