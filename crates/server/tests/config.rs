@@ -245,3 +245,87 @@ fn oidc_secret_hidden_in_debug() {
     let config = resolve_oidc(OIDC_SECTION, None).unwrap();
     assert!(!format!("{config:?}").contains("from-file"));
 }
+
+#[test]
+fn attachment_limit_defaults_to_25_mib() {
+    let config = config::resolve(&Sources::default()).unwrap();
+    assert_eq!(config.max_attachment_bytes, 25 * 1024 * 1024);
+}
+
+#[test]
+fn attachment_limit_from_file_env_and_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_file(
+        &dir,
+        "max_attachment_bytes = 1000\nring_timeout_secs = 30\n",
+    );
+    let from_file = Sources {
+        file: Some(file.clone()),
+        ..Sources::default()
+    };
+    let config = config::resolve(&from_file).unwrap();
+    assert_eq!(config.max_attachment_bytes, 1000);
+    assert_eq!(config.ring_timeout_secs, 30);
+
+    let from_env = Sources {
+        file: Some(file.clone()),
+        env_max_attachment_bytes: Some("2000".into()),
+        ..Sources::default()
+    };
+    assert_eq!(
+        config::resolve(&from_env).unwrap().max_attachment_bytes,
+        2000
+    );
+
+    let from_flag = Sources {
+        file: Some(file),
+        env_max_attachment_bytes: Some("2000".into()),
+        flag_max_attachment_bytes: Some(3000),
+        ..Sources::default()
+    };
+    assert_eq!(
+        config::resolve(&from_flag).unwrap().max_attachment_bytes,
+        3000
+    );
+}
+
+#[test]
+fn invalid_attachment_limit_env_names_variable() {
+    let sources = Sources {
+        env_max_attachment_bytes: Some("25MB".into()),
+        ..Sources::default()
+    };
+    let message = config::resolve(&sources).unwrap_err().to_string();
+    assert!(
+        message.contains("HEARTH_MAX_ATTACHMENT_BYTES"),
+        "message {message:?} does not name the variable"
+    );
+    assert!(
+        message.contains("\"25MB\""),
+        "message {message:?} does not name the value"
+    );
+}
+
+#[test]
+fn zero_attachment_limit_is_rejected() {
+    let sources = Sources {
+        flag_max_attachment_bytes: Some(0),
+        ..Sources::default()
+    };
+    let message = config::resolve(&sources).unwrap_err().to_string();
+    assert!(message.contains("max_attachment_bytes"), "{message}");
+}
+
+#[test]
+fn binary_rejects_non_numeric_attachment_limit() {
+    let output = Command::new(env!("CARGO_BIN_EXE_hearth-server"))
+        .args(["--max-attachment-bytes", "abc", "user", "list"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "stderr: {stderr}");
+    assert!(
+        stderr.contains("--max-attachment-bytes"),
+        "stderr: {stderr}"
+    );
+}

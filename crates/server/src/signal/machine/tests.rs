@@ -445,3 +445,157 @@ fn other_connection_of_callee_is_not_in_call() {
     let out = send(&mut signalling, bob_old, ClientMessage::Accept { call_id });
     assert_eq!(error_code(&out), Some(ErrorCode::NotInCall));
 }
+
+fn record_kinds(signalling: &mut Signalling) -> Vec<CallRecordKind> {
+    signalling
+        .take_call_records()
+        .into_iter()
+        .map(|record| record.kind)
+        .collect()
+}
+
+#[test]
+fn accept_and_hang_up_note_started_then_ended() {
+    let mut signalling = online();
+    let call_id = active_call(&mut signalling);
+    let records = signalling.take_call_records();
+    assert_eq!(
+        records,
+        vec![CallRecord {
+            call_id,
+            caller: "alice".into(),
+            callee: "bob".into(),
+            media: CallMedia::Video,
+            kind: CallRecordKind::Started,
+        }]
+    );
+    send(&mut signalling, BOB, ClientMessage::HangUp { call_id });
+    assert_eq!(record_kinds(&mut signalling), [CallRecordKind::Ended]);
+}
+
+#[test]
+fn decline_notes_declined() {
+    let mut signalling = online();
+    let (call_id, _) = invite(&mut signalling, ALICE, "bob");
+    let decline = ClientMessage::Decline {
+        call_id,
+        reason: None,
+    };
+    send(&mut signalling, BOB, decline);
+    assert_eq!(record_kinds(&mut signalling), [CallRecordKind::Declined]);
+}
+
+#[test]
+fn callee_hang_up_before_accept_notes_declined() {
+    let mut signalling = online();
+    let (call_id, _) = invite(&mut signalling, ALICE, "bob");
+    send(&mut signalling, BOB, ClientMessage::HangUp { call_id });
+    assert_eq!(record_kinds(&mut signalling), [CallRecordKind::Declined]);
+}
+
+#[test]
+fn cancel_notes_missed() {
+    let mut signalling = online();
+    let (call_id, _) = invite(&mut signalling, ALICE, "bob");
+    send(&mut signalling, ALICE, ClientMessage::Cancel { call_id });
+    assert_eq!(record_kinds(&mut signalling), [CallRecordKind::Missed]);
+}
+
+#[test]
+fn invite_to_offline_user_notes_missed() {
+    let mut signalling = online();
+    let (call_id, out) = invite(&mut signalling, ALICE, "dave");
+    assert_eq!(error_code(&out), Some(ErrorCode::UserOffline));
+    let records = signalling.take_call_records();
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0].call_id, call_id);
+    assert_eq!(records[0].callee, "dave");
+    assert_eq!(records[0].kind, CallRecordKind::Missed);
+}
+
+#[test]
+fn invite_to_busy_user_notes_missed() {
+    let mut signalling = online();
+    active_call(&mut signalling);
+    signalling.take_call_records();
+    let (_, out) = invite(&mut signalling, CAROL, "bob");
+    assert_eq!(error_code(&out), Some(ErrorCode::UserBusy));
+    assert_eq!(record_kinds(&mut signalling), [CallRecordKind::Missed]);
+}
+
+#[test]
+fn invite_to_unknown_user_notes_nothing() {
+    let mut signalling = online();
+    let (_, out) = invite(&mut signalling, ALICE, "mallory");
+    assert_eq!(error_code(&out), Some(ErrorCode::UserNotFound));
+    assert!(signalling.take_call_records().is_empty());
+}
+
+#[test]
+fn busy_caller_notes_nothing() {
+    let mut signalling = online();
+    active_call(&mut signalling);
+    signalling.take_call_records();
+    let (_, out) = invite(&mut signalling, ALICE, "dave");
+    assert_eq!(error_code(&out), Some(ErrorCode::UserOffline));
+    assert!(signalling.take_call_records().is_empty());
+}
+
+#[test]
+fn disconnect_notes_missed_or_ended() {
+    let mut signalling = online();
+    invite(&mut signalling, ALICE, "bob");
+    signalling.disconnect(BOB);
+    assert_eq!(record_kinds(&mut signalling), [CallRecordKind::Missed]);
+
+    let mut signalling = online();
+    active_call(&mut signalling);
+    signalling.take_call_records();
+    signalling.disconnect(ALICE);
+    assert_eq!(record_kinds(&mut signalling), [CallRecordKind::Ended]);
+}
+
+#[test]
+fn ring_timeout_cancels_both_sides() {
+    let mut signalling = online();
+    let (call_id, _) = invite(&mut signalling, ALICE, "bob");
+    send(&mut signalling, BOB, ClientMessage::Ringing { call_id });
+    let out = signalling.ring_timeout(call_id);
+    let cancelled = ServerMessage::Cancelled { call_id };
+    assert_eq!(
+        out,
+        vec![
+            Outgoing {
+                to: ALICE,
+                message: cancelled.clone()
+            },
+            Outgoing {
+                to: BOB,
+                message: cancelled
+            }
+        ]
+    );
+    assert_eq!(signalling.call_state(call_id), None);
+    assert_eq!(record_kinds(&mut signalling), [CallRecordKind::Missed]);
+}
+
+#[test]
+fn ring_timeout_leaves_accepted_call() {
+    let mut signalling = online();
+    let call_id = active_call(&mut signalling);
+    signalling.take_call_records();
+    assert!(signalling.ring_timeout(call_id).is_empty());
+    assert_eq!(signalling.call_state(call_id), Some(CallState::Active));
+    assert!(signalling.take_call_records().is_empty());
+}
+
+#[test]
+fn in_active_call_only_after_accept() {
+    let mut signalling = online();
+    let (call_id, _) = invite(&mut signalling, ALICE, "bob");
+    assert!(!signalling.user_in_active_call("alice"));
+    send(&mut signalling, BOB, ClientMessage::Accept { call_id });
+    assert!(signalling.user_in_active_call("alice"));
+    assert!(signalling.user_in_active_call("bob"));
+    assert!(!signalling.user_in_active_call("carol"));
+}
