@@ -45,7 +45,8 @@ async fn upload_and_download_round_trip() {
     let alice = test.token("alice").await;
     let bob = test.token("bob").await;
     let group = test.create_group(&alice, "team", &["bob"]).await;
-    let bytes = binary_payload(300_000);
+    // Larger than axum's default 2 MiB body limit, which must not apply here.
+    let bytes = binary_payload(3 * 1024 * 1024);
 
     let response = upload(
         &test,
