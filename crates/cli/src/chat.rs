@@ -426,6 +426,12 @@ async fn open(args: &SessionArgs, needs: Needs) -> anyhow::Result<Session> {
     let session = start(args)?;
     match session.wait_settled(CONNECT_TIMEOUT).await {
         ConnectionState::Online => Ok(session),
+        // An untrusted certificate is not an outage: working offline would
+        // hide a misconfiguration or an interception attempt.
+        ConnectionState::Offline { error, .. } if is_certificate_error(&error) => {
+            session.close().await;
+            bail!("cannot connect securely to the server: {error}")
+        }
         ConnectionState::Offline { error, .. } if needs == Needs::LocalCopy => {
             eprintln!("offline: {error}; using the local copy");
             Ok(session)
@@ -491,7 +497,7 @@ fn title(session: &Session, conversation: &Conversation) -> String {
 }
 
 async fn send(session: &Session, args: SendArgs) -> anyhow::Result<()> {
-    let id = session.resolve_conversation(&args.conversation).await?;
+    let id = session.resolve_or_open_direct(&args.conversation).await?;
     let entry = session
         .send(
             id,
@@ -661,4 +667,11 @@ mod tests {
     fn chat_options_are_consistent() {
         ChatArgs::augment_args(clap::Command::new("chat")).debug_assert();
     }
+}
+
+/// Returns whether a connection error is rustls rejecting the server's
+/// certificate (its `Error::InvalidCertificate` displays as "invalid peer
+/// certificate").
+fn is_certificate_error(error: &str) -> bool {
+    error.contains("invalid peer certificate")
 }

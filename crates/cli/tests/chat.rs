@@ -281,3 +281,29 @@ fn groups_and_attachments() {
     let denied = bob.run(&server, &["send", id, "let me back"]);
     assert!(!denied.status.success(), "{denied}");
 }
+
+#[test]
+fn names_never_redirect_messages() {
+    let server = ServerProcess::start(&[("alice", ALICE_PASSWORD), ("bob", BOB_PASSWORD)]);
+    let alice = User::new("alice", ALICE_PASSWORD);
+    let bob = User::new("bob", BOB_PASSWORD);
+
+    // Reading the history of a user without a direct conversation creates none.
+    let history = alice.run(&server, &["history", "bob"]);
+    assert!(!history.status.success(), "{history}");
+    let listed = bob.ok(&server, &["list"]);
+    assert!(
+        listed.trim().is_empty(),
+        "bob sees a conversation: {listed}"
+    );
+
+    // A group named like a user does not receive what is sent to that name.
+    let group = alice.ok(&server, &["create", "bob", "--member", "bob"]);
+    let ambiguous = alice.run(&server, &["send", "bob", "for bob alone"]);
+    assert!(!ambiguous.status.success(), "{ambiguous}");
+    assert!(
+        ambiguous.stderr.contains("both a group and a user"),
+        "{ambiguous}"
+    );
+    assert!(ambiguous.stderr.contains(group.trim()), "{ambiguous}");
+}

@@ -336,17 +336,40 @@ impl Session {
             .ok_or_else(|| conversation_not_found(&id.to_string()))
     }
 
-    /// Finds a conversation by id, group name or the user name of a direct
-    /// conversation. When only a user of that name exists and the session is
-    /// connected, opens the direct conversation with them.
+    /// Finds a stored conversation by id, group name or the user name of a
+    /// direct conversation, without creating anything.
     pub async fn resolve_conversation(&self, name: &str) -> Result<ConversationId> {
+        self.resolve(name, false).await
+    }
+
+    /// Like [`resolve_conversation`](Self::resolve_conversation), but when
+    /// only a user of that name exists and the session is connected, opens
+    /// the direct conversation with them. For sending, not for reading.
+    pub async fn resolve_or_open_direct(&self, name: &str) -> Result<ConversationId> {
+        self.resolve(name, true).await
+    }
+
+    async fn resolve(&self, name: &str, open_direct: bool) -> Result<ConversationId> {
         if let Ok(id) = ConversationId::parse_str(name) {
             self.conversation(id)?;
             return Ok(id);
         }
         let groups = self.shared.store().groups_named(name)?;
         match groups.as_slice() {
-            [id] => return Ok(*id),
+            [id] => {
+                // A group named like a user must not catch messages meant for
+                // the direct conversation with that user.
+                if self.is_user(name).await? {
+                    return Err(ClientError::InvalidInput {
+                        what: "conversation".into(),
+                        detail: format!(
+                            "{name:?} is both a group and a user; give the group's id {id} \
+                             or open the direct conversation with `hearth chat dm {name}` and use its id"
+                        ),
+                    });
+                }
+                return Ok(*id);
+            }
             [] => {}
             several => {
                 let ids: Vec<String> = several.iter().map(ToString::to_string).collect();
@@ -363,7 +386,7 @@ impl Session {
         if let Some(id) = self.shared.store().direct_with(name)? {
             return Ok(id);
         }
-        if self.state() != ConnectionState::Online {
+        if !open_direct || self.state() != ConnectionState::Online {
             return Err(conversation_not_found(name));
         }
         match self.open_direct(name).await {
@@ -374,6 +397,18 @@ impl Session {
             }) => Err(conversation_not_found(name)),
             Err(err) => Err(err),
         }
+    }
+
+    /// Returns whether `name` is a user with a stored direct conversation or,
+    /// when connected, a user in the server's directory.
+    async fn is_user(&self, name: &str) -> Result<bool> {
+        if self.shared.store().direct_with(name)?.is_some() {
+            return Ok(true);
+        }
+        if self.state() != ConnectionState::Online {
+            return Ok(false);
+        }
+        Ok(self.users().await?.iter().any(|user| user.name == name))
     }
 
     /// Returns up to `limit` events before `before` (or the newest ones),
