@@ -363,7 +363,7 @@ pub struct ChatLogin {
     pub server: ServerEndpoint,
     pub user: String,
     pub credentials: hearth_client::session::Credentials,
-    /// Where rotated refresh tokens go; `None` for a password sign-in.
+    /// Keyring entry for rotated refresh tokens; `None` for a password sign-in.
     pub keyring: Option<Account>,
 }
 

@@ -386,7 +386,7 @@ pub async fn run(args: ChatArgs) -> anyhow::Result<()> {
     }
 }
 
-/// Returns the folder that holds the local databases of every account.
+/// Returns the folder that contains the local databases of every account.
 fn data_dir() -> anyhow::Result<PathBuf> {
     if let Some(dir) = std::env::var_os(DATA_DIR_ENV) {
         return Ok(PathBuf::from(dir));

@@ -29,7 +29,7 @@ async fn outbox_survives_restart() {
     let direct = alice.open_direct("bob").await.unwrap();
     alice.close().await;
 
-    // A port that refuses connections stands in for a server that is down.
+    // A port that refuses connections simulates a server that is down.
     let closed_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let down = server.endpoint_at(closed_port.local_addr().unwrap());
     drop(closed_port);

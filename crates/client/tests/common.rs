@@ -98,7 +98,7 @@ impl TestServer {
     }
 
     /// Returns an endpoint for `addr` that trusts this server's certificate,
-    /// for reaching it through a [`Proxy`] or for a port nobody listens on.
+    /// for reaching it through a [`Proxy`] or for a port without a listener.
     pub fn endpoint_at(&self, addr: SocketAddr) -> ServerEndpoint {
         ServerEndpoint::new(
             &format!("https://{addr}"),
@@ -184,13 +184,13 @@ pub enum ProxyMode {
     Forward,
     /// Close new connections at once, as if the server were down.
     Refuse,
-    /// Forward what the client sends but drop what the server answers.
+    /// Forward what the client sends but drop the server's responses.
     DropReplies,
 }
 
 /// A TCP forwarder on loopback between a client and the server. It passes
 /// TLS through untouched and can cut connections, refuse new ones or drop
-/// the server's answers, to stage network failures.
+/// the server's responses, to stage network failures.
 pub struct Proxy {
     pub addr: SocketAddr,
     mode: Arc<Mutex<ProxyMode>>,

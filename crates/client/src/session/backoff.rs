@@ -7,7 +7,7 @@ use rand::Rng;
 
 /// Delay before the second attempt, before jitter.
 const FIRST_DELAY: Duration = Duration::from_millis(500);
-/// Longest delay, before jitter.
+/// Maximum delay, before jitter.
 const MAX_DELAY: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Default)]

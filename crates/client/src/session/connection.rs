@@ -21,8 +21,8 @@ pub(crate) struct Link {
     pub calls: CallRoute,
 }
 
-/// Delivers call frames to the one [`SignalConnection`] that call code holds.
-/// Frames that arrive while nobody holds it wait in its channel, so an
+/// Delivers call frames to the one [`SignalConnection`] that call code uses.
+/// Frames that arrive while no call code has taken it wait in its channel, so an
 /// incoming call is not lost before the UI asks for the connection.
 pub(crate) struct CallRoute {
     user: String,
@@ -74,7 +74,7 @@ impl CallRoute {
     }
 }
 
-/// Why one connection ended.
+/// Reason one connection ended.
 enum End {
     Stopped,
     Lost(ClientError),
@@ -207,7 +207,7 @@ async fn serve(
     };
 
     *lock(&shared.link) = None;
-    // Dropping the waiters fails the API calls that wait for an answer.
+    // Dropping the waiters fails the API calls that wait for a response.
     lock(&shared.waiters).clear();
     end
 }
@@ -253,7 +253,7 @@ async fn serve_frames(
 }
 
 /// Fetches the conversation list, drops the conversations this user no
-/// longer belongs to, and asks for every conversation that has new events.
+/// longer belongs to, and requests sync of every conversation with new events.
 async fn start_sync(shared: &Shared, progress: &mut Progress) -> Result<()> {
     let conversations: Vec<Conversation> = shared
         .rest
@@ -561,7 +561,7 @@ async fn handle(
 }
 
 /// Stores a pushed event. An event of an unknown conversation fetches the
-/// conversation; an event past a gap asks for the missing ones.
+/// conversation, and an event past a gap requests sync of the missing ones.
 async fn receive_event(shared: &Arc<Shared>, progress: &mut Progress, event: Event) -> Result<()> {
     let id = event.conversation_id;
     let known = shared.store().sync_state(id)?.is_some();
@@ -594,7 +594,7 @@ fn fetch_conversation(shared: &Arc<Shared>, progress: &Progress, id: Conversatio
     });
 }
 
-/// Stores an event and tells subscribers when it is new.
+/// Stores an event and publishes it to subscribers when it is new.
 fn store_event(shared: &Shared, event: &Event) -> Result<()> {
     if shared.store().insert_event(event)? {
         shared.publish(ChatUpdate::Event(event.clone()));
@@ -637,7 +637,7 @@ async fn receive_sync_batch(
         return Ok(());
     }
     let asked_after = progress.syncing.remove(&id);
-    // A gap left after a complete answer (events pushed past it while
+    // A gap left after a complete response (events pushed past it while
     // syncing) gets another sync, as long as the last one made progress.
     let state = shared.store().sync_state(id)?;
     if let (Some(asked_after), Some(state)) = (asked_after, state)
@@ -721,7 +721,7 @@ async fn receive_error(
         go_online_if_synced(shared, progress).await;
         return;
     }
-    // The error answers the oldest request waiting in this conversation.
+    // The error belongs to the oldest request waiting in this conversation.
     let waiter = lock(&shared.waiters)
         .get_mut(&id)
         .and_then(|queue| queue.pop_front());

@@ -6,7 +6,7 @@
 //! conversation list over REST, syncs each conversation from the newest event
 //! stored here until the server reports `complete`, sends read positions set
 //! while offline, and then sends the outbox in order. An outbox row is
-//! deleted only when its `message_ack` arrives; the server deduplicates by
+//! deleted only when its `message_ack` arrives. The server deduplicates by
 //! client id, so resending after a lost acknowledgement stores the message
 //! once. A dropped connection is retried with exponential backoff and jitter,
 //! and an expired access token is refreshed first.
@@ -48,18 +48,18 @@ use tokens::TokenSource;
 pub use tokens::Credentials;
 
 /// How long a request over the WebSocket (history, edit, delete) waits for
-/// the server's answer.
+/// the server's response.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// How many send outcomes are remembered for [`Session::wait_sent`].
 const REMEMBERED_OUTCOMES: usize = 4096;
 
-/// What a session needs to start.
+/// Settings of a session.
 pub struct SessionConfig {
     pub server: ServerEndpoint,
     /// The signed-in user's name.
     pub user: String,
-    /// How the session gets access tokens.
+    /// Source of the session's access tokens.
     pub credentials: Credentials,
     /// Keyring entry that receives each rotated refresh token; `None` keeps
     /// the refresh token in memory only, as for a password sign-in in a script.
@@ -134,7 +134,7 @@ pub enum ChatUpdate {
     Connection(ConnectionState),
 }
 
-/// What became of a message given to [`Session::send`].
+/// Result of a message given to [`Session::send`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SendOutcome {
     /// The server stored it as `seq`.
@@ -175,7 +175,7 @@ impl std::fmt::Debug for Session {
     }
 }
 
-/// An answer the connection task hands to an API call waiting for it.
+/// An API call waiting for the connection task to pass on the server's response.
 enum Waiter {
     History(oneshot::Sender<Result<()>>),
     Change {
@@ -939,7 +939,7 @@ impl Shared {
         }
     }
 
-    /// Stores a conversation and tells subscribers. Returns whether it is new.
+    /// Stores a conversation and publishes the change. Returns whether it is new.
     fn store_conversation(&self, conversation: &Conversation) -> Result<bool> {
         let new = self.store().upsert_conversation(conversation)?;
         self.publish(ChatUpdate::ConversationChanged(conversation.id));

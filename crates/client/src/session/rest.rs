@@ -1,6 +1,6 @@
 //! The REST endpoints under `/api/v1`: conversations, users, search and
 //! attachments. Each request carries the session's access token and is
-//! retried once with a refreshed token when the server answers 401.
+//! retried once with a refreshed token when the server responds with 401.
 
 use hearth_proto::chat::{
     ATTACHMENTS_PATH, ApiError, AttachmentId, CONVERSATIONS_PATH, ConversationId,

@@ -11,7 +11,7 @@ use crate::server::ServerEndpoint;
 /// How long before its expiry an access token is replaced.
 const REFRESH_MARGIN: Duration = Duration::from_secs(30);
 
-/// How a session obtains its access tokens.
+/// Source of a session's access tokens.
 pub enum Credentials {
     /// Tokens from a sign-in that just happened.
     Tokens(TokenResponse),

@@ -6,14 +6,14 @@ use rusqlite::{OptionalExtension, params};
 use super::{Store, uuid_column};
 use crate::error::Result;
 
-/// How many of the newest events a conversation seen for the first time gets
-/// by sync; older ones come through `history` when a UI scrolls back.
+/// Number of newest events that the first sync of a conversation fetches.
+/// Older events come through `history` when a UI scrolls back.
 pub const INITIAL_SYNC_EVENTS: u64 = 200;
 
 /// How far back the first sync reaches, at most, to include unread messages.
 pub const INITIAL_SYNC_MAX_EVENTS: u64 = 1000;
 
-/// Where the local copy of a conversation's log stands.
+/// Progress of the local copy of a conversation's log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SyncState {
     /// Every event in `(floor_seq, synced_seq]` is stored.
@@ -114,7 +114,7 @@ impl Store {
     }
 
     /// Returns every conversation, the most recently active first, with the
-    /// read position and unread count as this device knows them.
+    /// read position and unread count stored on this device.
     pub fn conversations(&self) -> Result<Vec<Conversation>> {
         let mut statement = self.conn.prepare(
             "SELECT c.id FROM conversations c
@@ -221,7 +221,7 @@ impl Store {
         Ok(ids)
     }
 
-    /// Returns where the local copy of a conversation stands.
+    /// Returns the progress of the local copy of a conversation.
     pub fn sync_state(&self, id: ConversationId) -> Result<Option<SyncState>> {
         Ok(self
             .conn

@@ -2,7 +2,7 @@
 //! their members, events with the current state of each message, read state,
 //! a full-text index of message text and the outbox of unsent messages.
 //!
-//! It never holds a token or other secret: the refresh token lives in the OS
+//! It never contains a token or other secret: the refresh token lives in the OS
 //! keyring and the access token in memory. Everything except the outbox can be
 //! fetched again from the server, which is what makes
 //! [corruption recovery](Store::open) safe.
@@ -130,9 +130,10 @@ impl Store {
     }
 }
 
-/// Why a database file could not be opened.
+/// Failure to open a database file.
 enum OpenError {
-    /// The file is damaged or not a database; the text says how, without content.
+    /// The file is damaged or not a database. The text describes the damage
+    /// without row contents.
     Corrupt(String),
     Other(ClientError),
 }

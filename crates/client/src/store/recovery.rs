@@ -8,10 +8,10 @@ use rusqlite::{Connection, OpenFlags};
 use super::outbox::{self, OutboxEntry};
 use crate::error::{ClientError, Result};
 
-/// What [`Store::open`](super::Store::open) did with a corrupt database.
+/// Report of [`Store::open`](super::Store::open) on a corrupt database.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Recovery {
-    /// Where the damaged file now is; its `-wal` and `-shm` files, if any,
+    /// New path of the damaged file. Its `-wal` and `-shm` files, if any,
     /// have the same name plus that suffix.
     pub moved_to: PathBuf,
     /// SQLite's description of the damage.
