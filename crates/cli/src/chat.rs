@@ -657,6 +657,13 @@ async fn watch(session: &Session) -> anyhow::Result<()> {
     }
 }
 
+/// Returns whether a connection error is rustls rejecting the server's
+/// certificate (its `Error::InvalidCertificate` displays as "invalid peer
+/// certificate").
+fn is_certificate_error(error: &str) -> bool {
+    error.contains("invalid peer certificate")
+}
+
 #[cfg(test)]
 mod tests {
     use clap::Args;
@@ -667,11 +674,4 @@ mod tests {
     fn chat_options_are_consistent() {
         ChatArgs::augment_args(clap::Command::new("chat")).debug_assert();
     }
-}
-
-/// Returns whether a connection error is rustls rejecting the server's
-/// certificate (its `Error::InvalidCertificate` displays as "invalid peer
-/// certificate").
-fn is_certificate_error(error: &str) -> bool {
-    error.contains("invalid peer certificate")
 }
