@@ -38,7 +38,17 @@ async fn refresh_token_starts_session() {
     );
     common::wait_online(&session).await;
     assert!(session.conversations().unwrap().is_empty());
-    session.close().await;
+
+    // Dropping the last handle ends the connection task without close().
+    let mut state = session.watch_state();
+    drop(session);
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        state.wait_for(|state| *state == ConnectionState::Closed),
+    )
+    .await
+    .expect("the task stops")
+    .expect("the state stays readable");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -160,10 +160,23 @@ pub struct NewMessage {
     pub files: Vec<PathBuf>,
 }
 
-/// A handle to a running session. Clones share the same connection and store.
+/// A handle to a running session. Clones share the same connection and store,
+/// and dropping the last clone stops the connection task as
+/// [`close`](Session::close) does, without waiting for it.
 #[derive(Clone)]
 pub struct Session {
     shared: Arc<Shared>,
+    _stop_on_drop: Arc<StopOnDrop>,
+}
+
+/// Stops the connection task when the last [`Session`] clone is dropped. The
+/// task holds its own reference to [`Shared`], so that alone would not end it.
+struct StopOnDrop(Arc<Shared>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.stop.send_replace(true);
+    }
 }
 
 impl std::fmt::Debug for Session {
@@ -252,7 +265,10 @@ impl Session {
         });
         let task = tokio::spawn(connection::run(Arc::clone(&shared), stop_rx));
         *lock(&shared.task) = Some(task);
-        Ok(Self { shared })
+        Ok(Self {
+            _stop_on_drop: Arc::new(StopOnDrop(Arc::clone(&shared))),
+            shared,
+        })
     }
 
     /// Closes the connection and stops reconnecting.
