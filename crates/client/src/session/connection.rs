@@ -391,6 +391,8 @@ async fn flush_outbox(shared: &Shared, progress: &mut Progress) {
 }
 
 /// Uploads the pending files of an outbox row.
+// NOTE: this runs inside the connection task, so frames wait while a file
+// queued offline uploads; files attached while online are uploaded by `send`.
 async fn upload_pending(
     shared: &Shared,
     id: ConversationId,
