@@ -1,5 +1,5 @@
 //! Many clients chat while the server is killed and restarted: afterwards every
-//! client holds every message exactly once, in the server's order, and every
+//! client has stored every message exactly once, in the server's order, and every
 //! acknowledged message kept the sequence number it was acknowledged with.
 //!
 //! 200 clients (50 users with 4 devices each, every device with its own local
@@ -423,7 +423,7 @@ fn chat_survives_two_server_kills() {
             let seqs: Vec<Seq> = messages.iter().map(|(seq, _)| *seq).collect();
             assert!(seqs.windows(2).all(|pair| pair[0] < pair[1]), "seqs of {conversation} are not increasing");
             let unique: HashSet<ClientMessageId> = messages.iter().map(|(_, id)| *id).collect();
-            assert_eq!(unique.len(), messages.len(), "{conversation} holds a message twice");
+            assert_eq!(unique.len(), messages.len(), "{conversation} contains a message twice");
         }
         let stored_seq: HashMap<ClientMessageId, (ConversationId, Seq)> = server_order
             .iter()
@@ -431,7 +431,7 @@ fn chat_survives_two_server_kills() {
                 messages.iter().map(move |(seq, id)| (*id, (*conversation, *seq)))
             })
             .collect();
-        assert_eq!(stored_seq.len(), total, "the server holds another number of messages than were sent");
+        assert_eq!(stored_seq.len(), total, "the server stored a different number of messages than were sent");
         for (conversation, client_id) in &sent {
             let stored = stored_seq.get(client_id);
             assert_eq!(stored.map(|(c, _)| c), Some(conversation), "message {client_id} is missing on the server");
@@ -448,17 +448,17 @@ fn chat_survives_two_server_kills() {
             for conversation in [groups[user % SMALL_GROUPS], large] {
                 let expected = &server_order[&conversation];
                 loop {
-                    let held = stored_messages(&client.database, &client.name, conversation);
-                    if &held == expected {
+                    let stored = stored_messages(&client.database, &client.name, conversation);
+                    if &stored == expected {
                         break;
                     }
                     if Instant::now() > deadline {
-                        let held_ids: HashSet<_> = held.iter().map(|(_, id)| *id).collect();
-                        let missing = expected.iter().filter(|(_, id)| !held_ids.contains(id)).count();
+                        let stored_ids: HashSet<_> = stored.iter().map(|(_, id)| *id).collect();
+                        let missing = expected.iter().filter(|(_, id)| !stored_ids.contains(id)).count();
                         panic!(
-                            "{} holds {} messages of {conversation}, the server {}; {missing} missing",
+                            "{} stores {} messages of {conversation}, the server {}; {missing} missing",
                             client.database.display(),
-                            held.len(),
+                            stored.len(),
                             expected.len()
                         );
                     }

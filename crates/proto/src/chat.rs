@@ -3,13 +3,13 @@
 //! A conversation is an append-only log of events on the server. Each event gets
 //! the next sequence number of its conversation, starting at 1, and is never
 //! renumbered: a message, an edit or delete of an earlier message, a membership
-//! change, a rename or a call record. A client that holds every event up to
-//! `seq` asks for the ones after it (`sync`) and so sees edits and deletes made
-//! while it was away. History pages backward with `history`.
+//! change, a rename or a call record. A client that has stored every event up
+//! to `seq` requests the ones after it (`sync`), so it receives the edits and
+//! deletes made while it was away. `history` pages backward.
 //!
 //! Real-time traffic (sending, pushed events, sync, read state, presence) uses the
 //! session WebSocket. Conversation management, attachments, user lists and search
-//! use the REST endpoints under `/api/v1`, which answer errors with [`ApiError`].
+//! use the REST endpoints under `/api/v1`, which return errors as [`ApiError`].
 
 use serde::{Deserialize, Serialize};
 
@@ -74,7 +74,7 @@ pub struct Member {
     pub role: Role,
 }
 
-/// A conversation as one member sees it.
+/// A conversation from one member's point of view, with that member's read state.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Conversation {
     pub id: ConversationId,
@@ -186,7 +186,7 @@ pub enum EventBody {
     },
 }
 
-/// What happened to a call, recorded in the callers' direct conversation.
+/// Outcome of a call, recorded in the direct conversation of caller and callee.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum CallOutcome {

@@ -113,7 +113,7 @@ pub enum ClientMessage {
     Ping {
         nonce: u64,
     },
-    /// Appends a message. The server answers `message_ack` once the message is
+    /// Appends a message. The server sends `message_ack` once the message is
     /// stored, and pushes it to every member as an `event`.
     SendMessage {
         conversation_id: ConversationId,
@@ -221,15 +221,15 @@ pub enum ServerMessage {
         client_id: ClientMessageId,
         seq: Seq,
     },
-    /// Events answering `sync`, oldest first. `complete` is true on the last batch
-    /// of the answer, when the client holds everything up to the conversation's
-    /// newest event at the time of the request.
+    /// Events requested by `sync`, oldest first. `complete` is true on the last
+    /// batch of the reply, after which the client has every event up to the
+    /// conversation's newest one at the time of the request.
     SyncBatch {
         conversation_id: ConversationId,
         events: Vec<Event>,
         complete: bool,
     },
-    /// Events answering `history`, newest first.
+    /// Events requested by `history`, newest first.
     HistoryPage {
         conversation_id: ConversationId,
         events: Vec<Event>,

@@ -10,7 +10,7 @@
 //! - delivery latency: from sending to each other member connection's `event`.
 //!
 //! As a reference, the same connections carry `ping` frames at the same rate in
-//! the same run. The server answers those at once, without storage or fan-out,
+//! the same run. The server returns `pong` at once, without storage or fan-out,
 //! so the difference between the two rows is what storing and fanning out costs.
 //!
 //! Prints a Markdown table.
@@ -243,7 +243,7 @@ impl ServerProcess {
                 break rest.split_whitespace().next().unwrap_or(rest).to_owned();
             }
         };
-        // Keep draining the log so the server never blocks on a full pipe.
+        // Drain the log so the server does not block writing to a full pipe.
         std::thread::spawn(move || for _ in lines {});
         Ok(Self { child, url })
     }
