@@ -11,6 +11,7 @@ pub mod server;
 pub mod session;
 pub mod signal;
 pub mod store;
+pub mod trust;
 
 pub use error::ClientError;
 pub use server::ServerEndpoint;

@@ -28,13 +28,7 @@ impl ServerEndpoint {
     /// trusts the operating system's roots plus `extra_ca_pem`, which is how a
     /// server with a private CA or a self-signed certificate is trusted.
     pub fn new(base_url: &str, extra_ca_pem: Option<&str>) -> Result<Self> {
-        let trimmed = base_url.trim_end_matches('/');
-        if !trimmed.starts_with("https://") {
-            return Err(ClientError::InvalidServerUrl {
-                url: base_url.to_owned(),
-                detail: "expected an https:// address such as https://chat.example.org:7443".into(),
-            });
-        }
+        let trimmed = checked_base_url(base_url)?;
         install_crypto_provider();
 
         let mut roots = RootCertStore::empty();
@@ -69,6 +63,19 @@ impl ServerEndpoint {
         })
     }
 
+    /// Creates an endpoint that trusts the operating system's roots and the
+    /// one certificate whose SHA-256 fingerprint is `fingerprint`: a server
+    /// with a private CA or a self-signed certificate that the user confirmed.
+    pub fn with_pinned_certificate(base_url: &str, fingerprint: &str) -> Result<Self> {
+        let trimmed = checked_base_url(base_url)?;
+        install_crypto_provider();
+        let tls = crate::trust::pinned_config(fingerprint)?;
+        Ok(Self {
+            base_url: trimmed.to_owned(),
+            tls: Arc::new(tls),
+        })
+    }
+
     pub fn base_url(&self) -> &str {
         &self.base_url
     }
@@ -94,6 +101,20 @@ impl ServerEndpoint {
             .build()
             .map_err(|err| ClientError::Protocol(format!("cannot build the HTTP client: {err}")))
     }
+}
+
+fn checked_base_url(base_url: &str) -> Result<&str> {
+    let trimmed = base_url.trim_end_matches('/');
+    let valid = trimmed
+        .strip_prefix("https://")
+        .is_some_and(|rest| !rest.is_empty() && url::Url::parse(trimmed).is_ok());
+    if !valid {
+        return Err(ClientError::InvalidServerUrl {
+            url: base_url.to_owned(),
+            detail: "expected an https:// address such as https://chat.example.org:7443".into(),
+        });
+    }
+    Ok(trimmed)
 }
 
 /// Installs ring as the process-wide rustls provider unless one is installed.

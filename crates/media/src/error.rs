@@ -60,6 +60,37 @@ pub enum MediaError {
     #[error("peer connection failed: {0}")]
     Peer(#[from] webrtc::error::Error),
 
+    #[error("camera {id} not found; choose one from the camera list or reconnect it")]
+    CameraMissing { id: String },
+
+    #[error(
+        "camera {id} is busy because another application is using it; close that application and try again"
+    )]
+    CameraBusy { id: String },
+
+    #[error("camera {id} failed: {reason}")]
+    CameraFailed { id: String, reason: String },
+
+    #[error("listing cameras failed: {reason}")]
+    CameraList { reason: String },
+
+    #[error("this peer does not send {kind}; create it with `SendMedia {{ {kind}: true, .. }}`")]
+    NotSending { kind: &'static str },
+
+    #[error(
+        "live sending has already started on this peer; use its `LiveControls` to change sources"
+    )]
+    LiveAlreadyStarted,
+
+    #[error("{kind} sending has stopped because the peer connection closed")]
+    SendingStopped { kind: &'static str },
+
+    #[error("cannot start the {name} thread: {source}")]
+    ThreadSpawn {
+        name: &'static str,
+        source: std::io::Error,
+    },
+
     #[error("cannot write {path}: {source}")]
     Write {
         path: PathBuf,

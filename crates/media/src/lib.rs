@@ -2,11 +2,13 @@
 //! connections with the `webrtc` crate, receive paths, sinks and statistics.
 //! It has no notion of chat or the server, so signalling is the caller's job.
 
+pub mod audio;
 pub mod codec;
 pub mod error;
 pub mod frame;
 pub mod jitter;
 mod keyframe_forwarder;
+pub mod live;
 pub mod negotiate;
 pub mod peer;
 pub mod quality;
@@ -19,4 +21,7 @@ pub mod stats;
 
 pub use error::{MediaError, Result};
 pub use frame::VideoFrame;
+pub use live::{
+    AudioFeed, DeviceInfo, LiveControls, LiveSend, LocalVideo, VideoFeed, VideoSource, list_cameras,
+};
 pub use peer::{Candidate, MediaPeer, PeerConfig, PeerEvent, RemoteSinks, SendMedia};

@@ -31,6 +31,7 @@ use webrtc::peer_connection::{
 use webrtc::rtp_transceiver::RtpSender;
 
 use crate::error::{MediaError, Result};
+use crate::live::{self, AudioTrack, LiveControls, LiveSend, VideoTrack};
 use crate::negotiate;
 use crate::receive::{self, DecodedAudio, DecodedVideo};
 use crate::send::{self, AudioSendInfo, VideoSendInfo};
@@ -137,6 +138,7 @@ pub struct MediaPeer {
     video: Option<(Arc<TrackLocalStaticRTP>, Arc<dyn RtpSender>, u32)>,
     audio: Option<(Arc<TrackLocalStaticSample>, Arc<dyn RtpSender>, u32)>,
     tasks: Vec<JoinHandle<()>>,
+    live_started: bool,
 }
 
 impl MediaPeer {
@@ -172,6 +174,7 @@ impl MediaPeer {
             video: None,
             audio: None,
             tasks: Vec::new(),
+            live_started: false,
         };
         if send.video {
             let codec = h264_codec(H264_FMTP_CONSTRAINED_BASELINE);
@@ -321,6 +324,66 @@ impl MediaPeer {
         Ok(info)
     }
 
+    /// Starts live sending: video from the latest frame of `send.video` at up
+    /// to 30 fps, audio from `send.audio` in 20 ms Opus packets. Sending runs
+    /// until the peer is closed or dropped, and the returned controls mute,
+    /// turn the camera off and switch sources without renegotiation.
+    ///
+    /// Call it once the offer/answer exchange is done (after
+    /// [`set_answer`](Self::set_answer) on the caller, after
+    /// [`accept_offer`](Self::accept_offer) on the callee), because the payload
+    /// types come from the negotiated codecs. A peer created without video or
+    /// audio in [`SendMedia`] has no such track, so a feed for it is rejected
+    /// with [`MediaError::NotSending`].
+    ///
+    /// ```no_run
+    /// # async fn call(mut peer: hearth_media::MediaPeer) -> hearth_media::Result<()> {
+    /// use hearth_media::live::{LiveSend, LocalVideo, VideoSource, loop_wav};
+    ///
+    /// // `peer` is `ActiveCall::peer` from `place_call` or `answer_call`,
+    /// // which return once the media connection is up.
+    /// let camera = LocalVideo::start(&VideoSource::Camera { id: "0".into() })?;
+    /// let controls = peer.start_live(LiveSend {
+    ///     video: Some(camera.frames()),
+    ///     audio: Some(loop_wav("speech.wav".as_ref())?),
+    ///     ..LiveSend::default()
+    /// })
+    /// .await?;
+    ///
+    /// controls.set_muted(true);
+    /// let file = LocalVideo::start(&VideoSource::File("clip.y4m".into()))?;
+    /// controls.replace_video(Some(file.frames()))?;
+    /// // Keep `camera` or `file` alive while it is sent: dropping one stops
+    /// // its capture, and the call then sends no video until a replacement.
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn start_live(&mut self, send: LiveSend) -> Result<LiveControls> {
+        if self.live_started {
+            return Err(MediaError::LiveAlreadyStarted);
+        }
+        let video = match self.video.clone() {
+            Some((track, sender, ssrc)) => Some(VideoTrack {
+                track,
+                ssrc,
+                payload_type: negotiated_payload_type(&sender, "video").await?,
+            }),
+            None => None,
+        };
+        let audio = match self.audio.clone() {
+            Some((track, sender, ssrc)) => Some(AudioTrack {
+                track,
+                ssrc,
+                payload_type: negotiated_payload_type(&sender, "audio").await?,
+            }),
+            None => None,
+        };
+        let (controls, tasks) = live::spawn_live(video, audio, send, Arc::clone(&self.stats))?;
+        self.tasks.extend(tasks);
+        self.live_started = true;
+        Ok(controls)
+    }
+
     /// Waits until every started send task has sent its last frame.
     pub async fn wait_sent(&mut self) {
         for task in self.tasks.drain(..) {
@@ -345,6 +408,16 @@ impl MediaPeer {
         }
         if let Err(err) = self.connection.close().await {
             tracing::debug!(error = %err, "closing the peer connection failed");
+        }
+    }
+}
+
+impl Drop for MediaPeer {
+    /// Stops the send tasks, which would otherwise run on after the peer is
+    /// gone; live sending never ends on its own.
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
         }
     }
 }

@@ -16,9 +16,10 @@ use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::media_stream::track_local::static_sample::TrackLocalStaticSample;
 use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
 
-use crate::codec::h264::{H264Encoder, H264EncoderConfig};
+use crate::codec::h264::{EncodedFrame, H264Encoder, H264EncoderConfig};
 use crate::codec::opus::{DEFAULT_OPUS_BITRATE_BPS, OpusEncoder};
 use crate::error::Result;
+use crate::frame::VideoFrame;
 use crate::frame::{AUDIO_FRAME_SAMPLES, AUDIO_RATE};
 use crate::source::VideoClip;
 use crate::source::wav::AudioClip;
@@ -26,7 +27,7 @@ use crate::stats::{StatsCounters, add};
 
 /// RTP payload size limit, leaving room for SRTP, header extensions and a
 /// TURN or VPN envelope within a 1500-byte MTU.
-const RTP_PAYLOAD_MTU: usize = 1150;
+pub(crate) const RTP_PAYLOAD_MTU: usize = 1150;
 
 /// RTP clock rate of video, in Hz.
 pub const VIDEO_CLOCK_RATE: u32 = 90_000;
@@ -114,8 +115,8 @@ struct VideoSender {
 
 impl VideoSender {
     async fn run(self, mut encoder: H264Encoder) -> Result<()> {
-        let mut payloader = H264Payloader::default();
-        let mut sequence_number: u16 = rand::random();
+        let mut writer =
+            RtpVideoWriter::new(self.track, self.info.ssrc, self.payload_type, self.stats);
         let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / self.info.fps));
         ticker.set_missed_tick_behavior(MissedTickBehavior::Burst);
 
@@ -124,14 +125,8 @@ impl VideoSender {
             if self.keyframe_requested.swap(false, Ordering::Relaxed) {
                 encoder.request_keyframe();
             }
-            let frame = self.clip.frames[index % self.clip.frames.len()].clone();
-            // Encoding takes milliseconds of CPU, so it runs off the async workers.
-            let (returned, encoded) = tokio::task::spawn_blocking(move || {
-                let encoded = encoder.encode(&frame);
-                (encoder, encoded)
-            })
-            .await
-            .expect("the encoder task does not panic");
+            let frame = Arc::new(self.clip.frames[index % self.clip.frames.len()].clone());
+            let (returned, encoded) = encode_off_thread(encoder, frame).await;
             encoder = returned;
             let Some(encoded) = encoded? else {
                 continue;
@@ -140,37 +135,91 @@ impl VideoSender {
             let timestamp = self.info.rtp_timestamp_base.wrapping_add(
                 (index as f64 * f64::from(VIDEO_CLOCK_RATE) / self.info.fps).round() as u32,
             );
-            let payloads = payloader.payload(RTP_PAYLOAD_MTU, &Bytes::from(encoded.data))?;
-            let last = payloads.len().saturating_sub(1);
-            for (position, payload) in payloads.into_iter().enumerate() {
-                add(&self.stats.video_bytes_sent, payload.len() as u64);
-                let packet = rtc::rtp::Packet {
-                    header: rtc::rtp::header::Header {
-                        version: 2,
-                        marker: position == last,
-                        payload_type: self.payload_type,
-                        sequence_number,
-                        timestamp,
-                        ssrc: self.info.ssrc,
-                        ..Default::default()
-                    },
-                    payload,
-                };
-                sequence_number = sequence_number.wrapping_add(1);
-                self.track.write_rtp(packet).await?;
-                add(&self.stats.video_packets_sent, 1);
-            }
-            add(&self.stats.video_frames_sent, 1);
-            if encoded.keyframe {
-                add(&self.stats.video_keyframes_sent, 1);
-            }
+            writer.write_frame(timestamp, encoded).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Encodes one frame on the blocking pool, because encoding takes
+/// milliseconds of CPU that must not stall the async workers.
+pub(crate) async fn encode_off_thread(
+    mut encoder: H264Encoder,
+    frame: Arc<VideoFrame>,
+) -> (H264Encoder, Result<Option<EncodedFrame>>) {
+    tokio::task::spawn_blocking(move || {
+        let encoded = encoder.encode(&frame);
+        (encoder, encoded)
+    })
+    .await
+    .expect("the encoder task does not panic")
+}
+
+/// Packetizes encoded H.264 frames into RTP on one track and counts them.
+pub(crate) struct RtpVideoWriter {
+    track: Arc<TrackLocalStaticRTP>,
+    ssrc: u32,
+    payload_type: u8,
+    stats: Arc<StatsCounters>,
+    payloader: H264Payloader,
+    sequence_number: u16,
+}
+
+impl RtpVideoWriter {
+    pub(crate) fn new(
+        track: Arc<TrackLocalStaticRTP>,
+        ssrc: u32,
+        payload_type: u8,
+        stats: Arc<StatsCounters>,
+    ) -> Self {
+        Self {
+            track,
+            ssrc,
+            payload_type,
+            stats,
+            payloader: H264Payloader::default(),
+            sequence_number: rand::random(),
+        }
+    }
+
+    /// Sends one encoded frame as RTP packets with the marker bit on the last.
+    pub(crate) async fn write_frame(
+        &mut self,
+        timestamp: u32,
+        encoded: EncodedFrame,
+    ) -> Result<()> {
+        let payloads = self
+            .payloader
+            .payload(RTP_PAYLOAD_MTU, &Bytes::from(encoded.data))?;
+        let last = payloads.len().saturating_sub(1);
+        for (position, payload) in payloads.into_iter().enumerate() {
+            add(&self.stats.video_bytes_sent, payload.len() as u64);
+            let packet = rtc::rtp::Packet {
+                header: rtc::rtp::header::Header {
+                    version: 2,
+                    marker: position == last,
+                    payload_type: self.payload_type,
+                    sequence_number: self.sequence_number,
+                    timestamp,
+                    ssrc: self.ssrc,
+                    ..Default::default()
+                },
+                payload,
+            };
+            self.sequence_number = self.sequence_number.wrapping_add(1);
+            self.track.write_rtp(packet).await?;
+            add(&self.stats.video_packets_sent, 1);
+        }
+        add(&self.stats.video_frames_sent, 1);
+        if encoded.keyframe {
+            add(&self.stats.video_keyframes_sent, 1);
         }
         Ok(())
     }
 }
 
 /// Sets `flag` whenever the receiver requests a keyframe with PLI or FIR.
-async fn watch_keyframe_requests(
+pub(crate) async fn watch_keyframe_requests(
     track: Arc<TrackLocalStaticRTP>,
     flag: Arc<AtomicBool>,
     stats: Arc<StatsCounters>,
