@@ -1,0 +1,137 @@
+import { useEffect, useState } from "preact/hooks";
+import { api } from "./api";
+import { resolveLanguage, setLanguage, t } from "./i18n";
+import { useEvent } from "./hooks";
+import { ErrorNote } from "./components/common";
+import { FirstRun } from "./screens/FirstRun";
+import { Main } from "./screens/Main";
+import { Settings } from "./screens/Settings";
+import { InCall, IncomingCall } from "./screens/Call";
+import type { AppStatus, CallState, ConversationSummary, Settings as SettingsValue } from "./types";
+
+/** How long the "call ended" view stays before returning to the chat. */
+const ENDED_CALL_VISIBLE_MS = 4000;
+
+export function App() {
+  const [status, setStatus] = useState<AppStatus | null>(null);
+  const [loadError, setLoadError] = useState<unknown>(null);
+  const [systemLocale, setSystemLocale] = useState<string | null>(null);
+  const [, setRenderedLanguage] = useState("");
+  const [call, setCall] = useState<CallState>({ state: "idle" });
+  const [callError, setCallError] = useState<unknown>(null);
+  const [settingsOpen, setSettingsOpen] = useState(false);
+
+  const loadStatus = async () => {
+    try {
+      setStatus(await api.getStatus());
+      setLoadError(null);
+    } catch (err) {
+      setLoadError(err);
+    }
+  };
+
+  useEffect(() => {
+    api
+      .getSystemLocale()
+      .catch(() => null)
+      .then((locale) => setSystemLocale(locale ?? navigator.language ?? "en"));
+    void loadStatus();
+    // A call may already be ringing or running when the window (re)loads.
+    api
+      .getCallState()
+      .then((state) => setCall((current) => (current.state === "idle" ? state : current)))
+      .catch((err) => console.warn("getCallState failed", err));
+  }, []);
+
+  // The saved choice wins; without one the language follows the system locale.
+  const chosenLanguage = status?.settings.language ?? null;
+  useEffect(() => {
+    const language = resolveLanguage(chosenLanguage ?? systemLocale ?? navigator.language);
+    setLanguage(language);
+    setRenderedLanguage(language);
+  }, [chosenLanguage, systemLocale]);
+
+  useEvent(
+    "onConnectionChanged",
+    (connection) => {
+      setStatus((current) => current && { ...current, connection });
+      if (connection === "signedOut") void loadStatus();
+    },
+  );
+  useEvent("onCallChanged", setCall);
+
+  useEffect(() => {
+    if (call.state !== "ended") return;
+    const timer = setTimeout(() => setCall((current) => (current === call ? { state: "idle" } : current)), ENDED_CALL_VISIBLE_MS);
+    return () => clearTimeout(timer);
+  }, [call]);
+
+  const applySettings = async (next: SettingsValue) => {
+    const saved = await api.updateSettings(next);
+    setStatus((current) => current && { ...current, settings: saved });
+  };
+
+  const signOut = async () => {
+    await api.signOut();
+    setSettingsOpen(false);
+    await loadStatus();
+  };
+
+  const startCall = async (conversation: ConversationSummary, video: boolean) => {
+    setCallError(null);
+    setCall((current) => (current.state === "idle" ? { state: "outgoing", peer: conversation.title, video } : current));
+    try {
+      await api.startCall(conversation.id, video);
+    } catch (err) {
+      setCall((current) => (current.state === "outgoing" ? { state: "idle" } : current));
+      setCallError(err);
+    }
+  };
+
+  if (!status) {
+    return (
+      <main class="splash" data-testid="loading">
+        {loadError ? (
+          <div class="form">
+            <ErrorNote error={loadError} />
+            <button type="button" class="primary" data-testid="retry" onClick={loadStatus}>
+              {t("common.retry")}
+            </button>
+          </div>
+        ) : (
+          <p class="muted">{t("common.loading")}</p>
+        )}
+      </main>
+    );
+  }
+
+  if (!status.account) return <FirstRun onSignedIn={loadStatus} />;
+
+  const callActive = call.state !== "idle";
+  return (
+    <>
+      <Main
+        account={status.account}
+        connection={status.connection}
+        callActive={callActive}
+        onOpenSettings={() => setSettingsOpen(true)}
+        onCall={startCall}
+      />
+      {call.state !== "idle" && call.state !== "incoming" && (
+        <div class="call-layer">
+          <InCall call={call} settings={status.settings} onApplySettings={applySettings} onDismiss={() => setCall({ state: "idle" })} />
+        </div>
+      )}
+      {call.state === "incoming" && <IncomingCall caller={call.caller} video={call.video} />}
+      {callError !== null && (
+        <div class="toast" data-testid="call-error">
+          <ErrorNote error={callError} />
+          <button type="button" class="icon-button" aria-label={t("common.close")} onClick={() => setCallError(null)}>
+            ×
+          </button>
+        </div>
+      )}
+      {settingsOpen && <Settings status={status} onApply={applySettings} onSignOut={signOut} onClose={() => setSettingsOpen(false)} />}
+    </>
+  );
+}
