@@ -1,0 +1,110 @@
+//! The error every command returns: a stable code the UI translates, and a
+//! detail (an address, a file, a device) that the translation names.
+
+use hearth_client::ClientError;
+use hearth_media::MediaError;
+use hearth_proto::ErrorCode as ServerCode;
+use serde::{Deserialize, Serialize};
+
+/// What went wrong, as the UI matches on it. Never match on `detail`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, specta::Type)]
+#[serde(rename_all = "camelCase")]
+pub enum ErrorCode {
+    InvalidAddress,
+    Unreachable,
+    UntrustedCertificate,
+    WrongPassword,
+    NotSignedIn,
+    ServerFailed,
+    CameraMissing,
+    CameraBusy,
+    NoMicrophone,
+    AudioDeviceFailed,
+    VideoFileUnreadable,
+    CallFailed,
+    Declined,
+    NoAnswer,
+    Busy,
+    NotFound,
+    InvalidInput,
+    KeyringUnavailable,
+    Internal,
+}
+
+/// A command's error.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, specta::Type, thiserror::Error)]
+#[serde(rename_all = "camelCase")]
+#[error("{code:?}{}", detail.as_ref().map(|d| format!(": {d}")).unwrap_or_default())]
+pub struct UiError {
+    pub code: ErrorCode,
+    /// The value the message names, for example the address or the file.
+    pub detail: Option<String>,
+}
+
+impl UiError {
+    pub fn new(code: ErrorCode, detail: impl Into<String>) -> Self {
+        Self {
+            code,
+            detail: Some(detail.into()),
+        }
+    }
+
+    pub fn code(code: ErrorCode) -> Self {
+        Self { code, detail: None }
+    }
+
+    pub fn internal(err: impl std::fmt::Display) -> Self {
+        Self::new(ErrorCode::Internal, err.to_string())
+    }
+}
+
+pub type UiResult<T> = Result<T, UiError>;
+
+/// Whether a connection error text comes from a rejected server certificate.
+pub fn is_certificate_error(text: &str) -> bool {
+    text.contains("invalid peer certificate") || text.contains("UnknownIssuer")
+}
+
+impl From<ClientError> for UiError {
+    fn from(err: ClientError) -> Self {
+        match err {
+            ClientError::InvalidServerUrl { url, .. } => Self::new(ErrorCode::InvalidAddress, url),
+            ClientError::Unreachable { url, detail } if is_certificate_error(&detail) => {
+                Self::new(ErrorCode::UntrustedCertificate, url)
+            }
+            ClientError::Unreachable { url, .. } => Self::new(ErrorCode::Unreachable, url),
+            ClientError::SignInRejected { .. } => Self::code(ErrorCode::WrongPassword),
+            ClientError::Unauthorized => Self::code(ErrorCode::NotSignedIn),
+            ClientError::Declined { callee, .. } => Self::new(ErrorCode::Declined, callee),
+            ClientError::Timeout { what, .. } => Self::new(ErrorCode::NoAnswer, what),
+            ClientError::Disconnected | ClientError::NotConnected { .. } => {
+                Self::code(ErrorCode::Unreachable)
+            }
+            ClientError::Keyring(detail) => Self::new(ErrorCode::KeyringUnavailable, detail),
+            ClientError::InvalidInput { what, detail } => {
+                Self::new(ErrorCode::InvalidInput, format!("{what}: {detail}"))
+            }
+            ClientError::Server { code, message } => match code {
+                ServerCode::UserNotFound
+                | ServerCode::ConversationNotFound
+                | ServerCode::MessageNotFound => Self::new(ErrorCode::NotFound, message),
+                ServerCode::UserOffline => Self::new(ErrorCode::NoAnswer, message),
+                ServerCode::UserBusy | ServerCode::DuplicateCall => {
+                    Self::new(ErrorCode::Busy, message)
+                }
+                ServerCode::InvalidText | ServerCode::InvalidRequest | ServerCode::SelfCall => {
+                    Self::new(ErrorCode::InvalidInput, message)
+                }
+                _ => Self::new(ErrorCode::ServerFailed, message),
+            },
+            ClientError::Media(err) => err.into(),
+            other => Self::internal(other),
+        }
+    }
+}
+
+impl From<MediaError> for UiError {
+    fn from(err: MediaError) -> Self {
+        Self::new(ErrorCode::CallFailed, err.to_string())
+    }
+}

@@ -1,0 +1,523 @@
+//! Call control for the app: one task per session owns the call signalling,
+//! rings for incoming calls, places, accepts, declines and hangs up, and
+//! reports every change as a [`CallState`].
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use hearth_client::call::{self, ActiveCall, CallEnd, CallOptions, IncomingCall};
+use hearth_client::session::{ConnectionState, Session};
+use hearth_client::signal::SignalConnection;
+use hearth_media::{RemoteSinks, SendMedia};
+use hearth_proto::ServerMessage;
+use hearth_proto::signal::CallMedia;
+use tauri::AppHandle;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use crate::error::{ErrorCode, UiError, UiResult};
+use crate::events::{CallChanged, emit};
+use crate::media::{CallMediaSettings, MediaSession, Preview};
+use crate::video::{VideoHub, VideoStream};
+use crate::views::{CallState, EndReason, Quality};
+
+/// How long after a call ends its end screen stays before the state goes idle.
+const ENDED_LINGER: Duration = Duration::from_secs(3);
+
+enum Command {
+    Place {
+        peer: String,
+        video: bool,
+        done: oneshot::Sender<UiResult<()>>,
+    },
+    Accept {
+        video: bool,
+        done: oneshot::Sender<UiResult<()>>,
+    },
+    Decline,
+    HangUp,
+    SetMuted(bool),
+    SetCamera(bool),
+    /// The user picked other devices during a call.
+    Switch(CallMediaSettings),
+}
+
+/// The app's phone: attached to the signed-in session.
+pub struct Phone {
+    handle: AppHandle,
+    video: Arc<VideoHub>,
+    media_settings: Arc<Mutex<CallMediaSettings>>,
+    commands: Mutex<Option<mpsc::UnboundedSender<Command>>>,
+    task: Mutex<Option<JoinHandle<()>>>,
+    state: Arc<Mutex<CallState>>,
+    preview: Arc<Mutex<Preview>>,
+}
+
+impl Phone {
+    pub fn new(handle: AppHandle, video: Arc<VideoHub>) -> Self {
+        Self {
+            handle,
+            video,
+            media_settings: Arc::new(Mutex::new(CallMediaSettings::default())),
+            commands: Mutex::new(None),
+            task: Mutex::new(None),
+            state: Arc::new(Mutex::new(CallState::Idle)),
+            preview: Arc::new(Mutex::new(Preview::default())),
+        }
+    }
+
+    fn in_call(&self) -> bool {
+        !matches!(self.state(), CallState::Idle | CallState::Ended { .. })
+    }
+
+    /// Shows the camera preview of the settings page, unless a call shows
+    /// the self view already.
+    pub fn show_preview(&self, source: &crate::profile::VideoSource) -> UiResult<()> {
+        if self.in_call() {
+            return Ok(());
+        }
+        lock(&self.preview).show_video(source, &self.video)
+    }
+
+    pub fn hide_preview(&self) {
+        if !self.in_call() {
+            lock(&self.preview).hide_video(&self.video);
+        }
+    }
+
+    /// The microphone level for the settings meter; during a call, silence
+    /// is reported rather than opening the device twice.
+    pub fn mic_level(&self, device: Option<&str>) -> UiResult<f64> {
+        if self.in_call() {
+            return Ok(f64::from(hearth_media::audio::SILENCE_DBFS));
+        }
+        let preview = Arc::clone(&self.preview);
+        let level = lock(&preview).microphone_level(device);
+        tauri::async_runtime::spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_secs(4)).await;
+            lock(&preview).close_idle();
+        });
+        level
+    }
+
+    /// Applies new device settings; during a call they switch at once.
+    pub fn switch_devices(&self, settings: CallMediaSettings) {
+        self.set_media_settings(settings.clone());
+        if self.in_call() {
+            let _ = self.send(Command::Switch(settings));
+        }
+    }
+
+    pub fn state(&self) -> CallState {
+        lock(&self.state).clone()
+    }
+
+    /// Sets the sources and devices the next call uses.
+    pub fn set_media_settings(&self, settings: CallMediaSettings) {
+        *lock(&self.media_settings) = settings;
+    }
+
+    pub fn attach(&self, session: Session) {
+        self.detach();
+        let (commands, receiver) = mpsc::unbounded_channel();
+        let actor = Actor {
+            handle: self.handle.clone(),
+            session,
+            video: Arc::clone(&self.video),
+            media_settings: Arc::clone(&self.media_settings),
+            commands: receiver,
+            state: Arc::clone(&self.state),
+            preview: Arc::clone(&self.preview),
+        };
+        *lock(&self.commands) = Some(commands);
+        *lock(&self.task) = Some(tokio::spawn(actor.run()));
+    }
+
+    pub fn detach(&self) {
+        lock(&self.commands).take();
+        if let Some(task) = lock(&self.task).take() {
+            task.abort();
+        }
+        *lock(&self.state) = CallState::Idle;
+        self.video.clear(VideoStream::Remote);
+    }
+
+    fn send(&self, command: Command) -> UiResult<()> {
+        lock(&self.commands)
+            .as_ref()
+            .ok_or_else(|| UiError::code(ErrorCode::NotSignedIn))?
+            .send(command)
+            .map_err(|_| UiError::code(ErrorCode::NotSignedIn))
+    }
+
+    pub async fn place(&self, peer: String, video: bool) -> UiResult<()> {
+        let (done, result) = oneshot::channel();
+        self.send(Command::Place { peer, video, done })?;
+        result
+            .await
+            .map_err(|_| UiError::code(ErrorCode::CallFailed))?
+    }
+
+    pub async fn accept(&self, video: bool) -> UiResult<()> {
+        let (done, result) = oneshot::channel();
+        self.send(Command::Accept { video, done })?;
+        result
+            .await
+            .map_err(|_| UiError::code(ErrorCode::CallFailed))?
+    }
+
+    pub fn decline(&self) -> UiResult<()> {
+        self.send(Command::Decline)
+    }
+
+    pub fn hang_up(&self) -> UiResult<()> {
+        self.send(Command::HangUp)
+    }
+
+    pub fn set_muted(&self, muted: bool) -> UiResult<()> {
+        self.send(Command::SetMuted(muted))
+    }
+
+    pub fn set_camera(&self, on: bool) -> UiResult<()> {
+        self.send(Command::SetCamera(on))
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+struct Actor {
+    handle: AppHandle,
+    session: Session,
+    video: Arc<VideoHub>,
+    media_settings: Arc<Mutex<CallMediaSettings>>,
+    commands: mpsc::UnboundedReceiver<Command>,
+    state: Arc<Mutex<CallState>>,
+    preview: Arc<Mutex<Preview>>,
+}
+
+/// What ended a wait for the next call.
+enum Idle {
+    Incoming(SignalConnection, IncomingCall),
+    Place(
+        SignalConnection,
+        String,
+        bool,
+        oneshot::Sender<UiResult<()>>,
+    ),
+    Lost,
+    Stopped,
+}
+
+impl Actor {
+    fn set(&self, state: CallState) {
+        *lock(&self.state) = state.clone();
+        emit(&self.handle, CallChanged(state));
+    }
+
+    async fn run(mut self) {
+        loop {
+            let signal = match self.signal().await {
+                Some(signal) => signal,
+                None => return,
+            };
+            match self.idle(signal).await {
+                Idle::Incoming(signal, incoming) => self.ring(signal, incoming).await,
+                Idle::Place(signal, peer, video, done) => {
+                    self.call(signal, peer, video, done).await;
+                }
+                Idle::Lost => {}
+                Idle::Stopped => return,
+            }
+        }
+    }
+
+    /// Waits until the session is online and takes its call signalling.
+    async fn signal(&mut self) -> Option<SignalConnection> {
+        let mut state = self.session.watch_state();
+        loop {
+            if *state.borrow_and_update() == ConnectionState::Online
+                && let Ok(signal) = self.session.call_signal()
+            {
+                return Some(signal);
+            }
+            tokio::select! {
+                changed = state.changed() => if changed.is_err() { return None; },
+                command = self.commands.recv() => match command {
+                    None => return None,
+                    Some(command) => reject_offline(command),
+                },
+                () = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
+        }
+    }
+
+    async fn idle(&mut self, mut signal: SignalConnection) -> Idle {
+        loop {
+            tokio::select! {
+                incoming = call::wait_for_incoming(&mut signal) => return match incoming {
+                    Ok(incoming) => Idle::Incoming(signal, incoming),
+                    Err(_) => Idle::Lost,
+                },
+                command = self.commands.recv() => match command {
+                    None => return Idle::Stopped,
+                    Some(Command::Place { peer, video, done }) => {
+                        return Idle::Place(signal, peer, video, done);
+                    }
+                    Some(Command::Accept { done, .. }) => {
+                        let _ = done.send(Err(UiError::new(ErrorCode::CallFailed, "no call is ringing")));
+                    }
+                    Some(_) => {}
+                },
+            }
+        }
+    }
+
+    /// An incoming call rings until the user answers, the caller cancels or
+    /// the connection drops.
+    async fn ring(&mut self, mut signal: SignalConnection, incoming: IncomingCall) {
+        let video = incoming.media == CallMedia::Video;
+        let caller = incoming.caller.clone();
+        if let Err(err) = signal.send(hearth_proto::ClientMessage::Ringing {
+            call_id: incoming.call_id,
+        }) {
+            tracing::warn!(error = %err, "cannot report ringing");
+        }
+        crate::notify::incoming_call(&self.handle, &caller, video);
+        self.set(CallState::Incoming {
+            caller: caller.clone(),
+            video,
+        });
+        loop {
+            tokio::select! {
+                message = signal.recv() => match message {
+                    Some(ServerMessage::Cancelled { call_id, .. }) if call_id == incoming.call_id => {
+                        self.end(&caller, EndReason::Missed, None).await;
+                        return;
+                    }
+                    Some(_) => {}
+                    None => {
+                        self.end(&caller, EndReason::ConnectionLost, None).await;
+                        return;
+                    }
+                },
+                command = self.commands.recv() => match command {
+                    None => return,
+                    Some(Command::Accept { video: with_video, done }) => {
+                        self.set(CallState::Connecting { peer: caller.clone(), video: with_video });
+                        let (options, media) = self.prepare(with_video);
+                        let result = match media {
+                            Ok(media) => call::answer_call(signal, &incoming, options)
+                                .await
+                                .map(|call| (call, media))
+                                .map_err(UiError::from),
+                            Err(err) => {
+                                let _ = call::decline(&signal, &incoming, Some(err.to_string()));
+                                Err(err)
+                            }
+                        };
+                        match result {
+                            Ok((call, media)) => {
+                                let _ = done.send(Ok(()));
+                                self.in_call(call, media, with_video).await;
+                            }
+                            Err(err) => {
+                                self.end(&caller, EndReason::Failed, err.detail.clone()).await;
+                                let _ = done.send(Err(err));
+                            }
+                        }
+                        return;
+                    }
+                    Some(Command::Decline) => {
+                        let _ = call::decline(&signal, &incoming, None);
+                        self.end(&caller, EndReason::Declined, None).await;
+                        return;
+                    }
+                    Some(Command::Place { done, .. }) => {
+                        let _ = done.send(Err(UiError::code(ErrorCode::Busy)));
+                    }
+                    Some(_) => {}
+                },
+            }
+        }
+    }
+
+    async fn call(
+        &mut self,
+        signal: SignalConnection,
+        peer: String,
+        video: bool,
+        done: oneshot::Sender<UiResult<()>>,
+    ) {
+        let (options, media) = self.prepare(video);
+        let media = match media {
+            Ok(media) => media,
+            Err(err) => {
+                let _ = done.send(Err(err));
+                return;
+            }
+        };
+        self.set(CallState::Outgoing {
+            peer: peer.clone(),
+            video,
+        });
+        // The command returns once the call rings; the outcome arrives as state.
+        let _ = done.send(Ok(()));
+        let placed = tokio::select! {
+            placed = call::place_call(signal, &peer, options) => placed,
+            () = self.wait_for_cancel() => {
+                self.end(&peer, EndReason::LocalHangUp, None).await;
+                return;
+            }
+        };
+        match placed {
+            Ok(call) => self.in_call(call, media, video).await,
+            Err(hearth_client::ClientError::Declined { .. }) => {
+                self.end(&peer, EndReason::Declined, None).await;
+            }
+            Err(hearth_client::ClientError::Timeout { .. }) => {
+                self.end(&peer, EndReason::Missed, None).await;
+            }
+            Err(err) => {
+                let err = UiError::from(err);
+                self.end(&peer, EndReason::Failed, err.detail).await;
+            }
+        }
+    }
+
+    /// Resolves when the user hangs up while the call rings. Dropping the
+    /// ringing call closes its signalling, which the server records as missed.
+    async fn wait_for_cancel(&mut self) {
+        loop {
+            match self.commands.recv().await {
+                Some(Command::HangUp) | None => return,
+                Some(Command::Place { done, .. } | Command::Accept { done, .. }) => {
+                    let _ = done.send(Err(UiError::code(ErrorCode::Busy)));
+                }
+                Some(_) => {}
+            }
+        }
+    }
+
+    fn prepare(&self, video: bool) -> (CallOptions, UiResult<MediaSession>) {
+        let settings = lock(&self.media_settings).clone();
+        lock(&self.preview).close(&self.video);
+        let (remote_video, remote_frames) = mpsc::channel(4);
+        let (remote_audio, remote_samples) = mpsc::channel(64);
+        let options = CallOptions {
+            send: SendMedia { video, audio: true },
+            sinks: RemoteSinks {
+                video: Some(remote_video),
+                audio: Some(remote_audio),
+            },
+            ..CallOptions::default()
+        };
+        let media = MediaSession::open(
+            &settings,
+            video,
+            remote_frames,
+            remote_samples,
+            Arc::clone(&self.video),
+        );
+        (options, media)
+    }
+
+    async fn in_call(&mut self, mut call: ActiveCall, mut media: MediaSession, video: bool) {
+        let peer = call.remote_user.clone();
+        if let Err(err) = media.start(&mut call).await {
+            tracing::warn!(error = %err, "cannot start sending media");
+            media.warning = Some(err);
+        }
+        let started_at_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0.0, |since| since.as_millis() as f64);
+        let mut muted = false;
+        let mut camera_on = video;
+        let connected =
+            |muted, camera_on, quality, warning: &Option<UiError>| CallState::Connected {
+                peer: peer.clone(),
+                video,
+                started_at_ms,
+                muted,
+                camera_on,
+                quality,
+                warning: warning.clone(),
+            };
+        self.set(connected(muted, camera_on, Quality::Good, &media.warning));
+        let mut ended = call.end_watcher();
+        let mut quality_tick = tokio::time::interval(Duration::from_secs(2));
+        let reason = loop {
+            tokio::select! {
+                end = ended.wait() => break match end {
+                    CallEnd::RemoteHangUp => EndReason::RemoteHangUp,
+                    CallEnd::LocalHangUp => EndReason::LocalHangUp,
+                    CallEnd::MediaFailed => EndReason::Failed,
+                    CallEnd::SignalLost => EndReason::ConnectionLost,
+                },
+                command = self.commands.recv() => match command {
+                    None | Some(Command::HangUp) => break EndReason::LocalHangUp,
+                    Some(Command::SetMuted(value)) => {
+                        muted = value;
+                        media.set_muted(value);
+                        let quality = media.quality(&call);
+                        self.set(connected(muted, camera_on, quality, &media.warning));
+                    }
+                    Some(Command::SetCamera(value)) => {
+                        camera_on = value && video;
+                        media.set_camera(camera_on);
+                        let quality = media.quality(&call);
+                        self.set(connected(muted, camera_on, quality, &media.warning));
+                    }
+                    Some(Command::Place { done, .. } | Command::Accept { done, .. }) => {
+                        let _ = done.send(Err(UiError::code(ErrorCode::Busy)));
+                    }
+                    Some(Command::Switch(settings)) => {
+                        media.warning = media.switch(settings).err();
+                        let quality = media.quality(&call);
+                        self.set(connected(muted, camera_on, quality, &media.warning));
+                    }
+                    Some(Command::Decline) => {}
+                },
+                _ = quality_tick.tick() => {
+                    let quality = media.quality(&call);
+                    self.set(connected(muted, camera_on, quality, &media.warning));
+                }
+            }
+        };
+        media.stop();
+        if reason == EndReason::LocalHangUp {
+            if let Err(err) = call.hang_up().await {
+                tracing::warn!(error = %err, "the hang-up did not finish cleanly");
+            }
+        } else {
+            call.peer.close().await;
+        }
+        self.end(&peer, reason, None).await;
+    }
+
+    async fn end(&mut self, peer: &str, reason: EndReason, detail: Option<String>) {
+        self.video.clear(VideoStream::Remote);
+        self.set(CallState::Ended {
+            peer: peer.to_owned(),
+            reason,
+            detail,
+        });
+        tokio::time::sleep(ENDED_LINGER).await;
+        if matches!(*lock(&self.state), CallState::Ended { .. }) {
+            self.set(CallState::Idle);
+        }
+    }
+}
+
+fn reject_offline(command: Command) {
+    let offline = || Err(UiError::code(ErrorCode::Unreachable));
+    match command {
+        Command::Place { done, .. } | Command::Accept { done, .. } => {
+            let _ = done.send(offline());
+        }
+        _ => {}
+    }
+}
