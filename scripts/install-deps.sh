@@ -9,6 +9,13 @@ packages=(
   ffmpeg
   dbus gnome-keyring
   iproute2 nftables
+  # cpal's ALSA backend, and the PulseAudio daemon (with pactl) that the audio
+  # device tests start with a null sink, reached through ALSA's pulse plugin.
+  libasound2-dev libasound2-plugins pulseaudio pulseaudio-utils
+  # The desktop app (Tauri 2 on WebKitGTK) and its end-to-end tests under
+  # Xvfb through tauri-driver and WebKitWebDriver.
+  libwebkit2gtk-4.1-dev libgtk-3-dev librsvg2-dev libayatana-appindicator3-dev libxdo-dev file
+  xvfb xauth imagemagick webkit2gtk-driver
 )
 
 missing=()
@@ -47,4 +54,18 @@ fi
 if ! command -v cargo >/dev/null; then
   echo "error: cargo not found; install Rust 1.90 or newer with rustup (https://rustup.rs) and run this again" >&2
   exit 1
+fi
+
+# The UI and the Tauri CLI (an npm dev dependency) that builds the app.
+ui_dir="$(cd "$(dirname "$0")/.." && pwd)/ui"
+if [[ ! -x "$ui_dir/node_modules/.bin/tauri" \
+  || "$ui_dir/package-lock.json" -nt "$ui_dir/node_modules/.package-lock.json" ]]; then
+  npm ci --prefix "$ui_dir" --no-audit --no-fund --loglevel=error
+fi
+
+# tauri-driver is the WebDriver server the app's end-to-end tests talk to.
+tools_dir="$HOME/.cache/hearth-tools"
+if [[ ! -x "$tools_dir/bin/tauri-driver" ]]; then
+  echo "installing: tauri-driver into $tools_dir"
+  cargo install tauri-driver --version 2.1.0 --locked --root "$tools_dir"
 fi

@@ -7,6 +7,14 @@ cd "$root"
 
 scripts/install-deps.sh
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/hearth-target}"
+# The cache must fit the disk: no incremental data (the workspace crates
+# rebuild in seconds without it), and test binaries of earlier builds,
+# which cargo never removes, are deleted after two days.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
+if [[ -d "$CARGO_TARGET_DIR/debug/deps" ]]; then
+  find "$CARGO_TARGET_DIR/debug/deps" -maxdepth 1 -type f -executable \
+    -name '*-????????????????' -mtime +2 -delete
+fi
 export HEARTH_MEDIA_DIR="${HEARTH_MEDIA_DIR:-$root/../shared/media}"
 if [[ ! -d "$HEARTH_MEDIA_DIR" ]]; then
   echo "error: the recordings folder $HEARTH_MEDIA_DIR is missing; set HEARTH_MEDIA_DIR to the shared media folder" >&2
@@ -14,9 +22,23 @@ if [[ ! -d "$HEARTH_MEDIA_DIR" ]]; then
 fi
 
 cargo fmt --all --check
+# The app embeds ui/dist when it compiles, so the UI is tested and built first:
+# type checks, the translation completeness test and the UI's unit tests.
+npm test --prefix ui
+npm run build --prefix ui
 cargo clippy --locked --workspace --all-targets -- -D warnings
 # The CLI tests run the server binary as a separate process.
 cargo build --locked --workspace --bins
+
+# The app's end-to-end tests drive the `tauri build` binary, which embeds
+# ui/dist. `cargo test` below rebuilds target/debug/hearth-desktop without
+# the UI, so the tests run a copy in target/e2e. TAURI_FRONTEND_PATH makes
+# tauri.conf.json's beforeBuildCommand run in ui/.
+(cd src-tauri && TAURI_FRONTEND_PATH="$root/ui" npx --prefix ../ui tauri build --debug --no-bundle -- --locked)
+mkdir -p "$CARGO_TARGET_DIR/e2e"
+# A hard link takes no extra disk space; the debug binary is about 750 MB.
+ln -f "$CARGO_TARGET_DIR/debug/hearth-desktop" "$CARGO_TARGET_DIR/e2e/hearth-desktop"
+echo "the app's end-to-end tests save screenshots to $CARGO_TARGET_DIR/e2e-screenshots"
 
 # The keyring tests need a Secret Service: a private D-Bus session with an
 # unlocked gnome-keyring, so nothing touches the user's own keyring.
