@@ -16,6 +16,13 @@ use hearth_client::store::{OutboxMessage, Store};
 fn corrupt_table(path: &Path, table: &str) {
     let (page_size, root): (u64, u64) = {
         let conn = rusqlite::Connection::open(path).unwrap();
+        // Copies the WAL into the file first: a background task of the closed
+        // session can still hold a connection, and while any connection is
+        // open SQLite keeps the WAL, whose copy of the page would hide the damage.
+        let busy: i64 = conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(busy, 0, "the WAL checkpoint was blocked by a reader");
         let page_size = conn
             .query_row("PRAGMA page_size", [], |row| row.get(0))
             .unwrap();
@@ -71,8 +78,8 @@ async fn corrupt_database_is_rebuilt() {
             .unwrap();
     }
     alice.close().await;
-    // The session's own connection must close too, so that SQLite folds the
-    // WAL into the file that is damaged next.
+    // Dropping the handle closes the session's connection, unless a
+    // background fetch still holds it (`corrupt_table` checkpoints the WAL).
     drop(alice);
 
     // Two messages written while offline wait in the outbox.

@@ -311,10 +311,25 @@ impl Element<'_> {
         format!("/element/{}{suffix}", self.id)
     }
 
+    /// Clicks the element by script after checking that it is shown and
+    /// enabled. WebKitWebDriver's "element click" now and then dropped the
+    /// connection without a response under Xvfb, like its "send keys".
     pub fn click(&self) {
-        self.session
-            .send("POST", &self.path("/click"), Some(&json!({})))
+        let script = r#"const [element] = arguments;
+            if (!element.isConnected) return "it is no longer in the page";
+            if (element.getClientRects().length === 0) return "it is not shown";
+            if (element.disabled) return "it is disabled";
+            element.scrollIntoView({ block: "nearest" });
+            element.click();
+            return null;"#;
+        let body = json!({ "script": script, "args": [{ ELEMENT_KEY: self.id }] });
+        let problem = self
+            .session
+            .send("POST", "/execute/sync", Some(&body))
             .unwrap_or_else(|err| panic!("clicking {} failed: {err}", self.css));
+        if let Some(problem) = problem.as_str() {
+            panic!("cannot click {}: {problem}", self.css);
+        }
     }
 
     /// Replaces the value of an input with `text` and sends the `input`
