@@ -14,7 +14,10 @@ use crate::frame::VideoFrame;
 /// libvpx speed preset (`cpu-used`) for calls. With the real-time deadline
 /// libvpx's VP8 encoder runs a negative value `-n` at the fixed speed level
 /// `n` (0 slowest, 16 fastest), and a value of 0 or more picks the level
-/// itself from the time each frame took.
+/// itself from the time each frame took. -6 was chosen by measuring -4 to
+/// -12 on the foreman and 720p clips with `hearth-codec-bench --vp8-speeds`
+/// (docs/benchmarks.md). Faster presets gained little at 720p and lost
+/// up to 3.8 dB.
 pub const DEFAULT_CPU_USED: i32 = -6;
 
 /// Largest width or height a VP8 frame header can carry (14 bits).
