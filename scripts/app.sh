@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the Hearth desktop app needs on Debian or Ubuntu, builds it
 # (release) and starts it. On a first run the app offers to start a server on
-# this computer; HEARTH_FIRST_RUN=connect offers joining a server instead.
+# this computer (the preselected choice) or to join an organisation's server.
 #
 # Usage: scripts/app.sh [--build-only]
 #   --build-only  build target/release/hearth-desktop and do not start it
@@ -61,16 +61,12 @@ if [[ ! -x ui/node_modules/.bin/tauri || ui/package-lock.json -nt ui/node_module
 fi
 
 # `tauri build` runs the UI's production build and embeds it in the binary.
-# A first release build takes several minutes. TAURI_FRONTEND_PATH makes
-# tauri.conf.json's beforeBuildCommand run in ui/.
-(cd src-tauri && TAURI_FRONTEND_PATH="$root/ui" npx --prefix ../ui tauri build --no-bundle)
+# A first release build takes several minutes.
+(cd src-tauri && npx --prefix ../ui tauri build --no-bundle)
 target_dir=${CARGO_TARGET_DIR:-$root/target}
 app="$target_dir/release/hearth-desktop"
 echo "built $app"
 
 if ((start)); then
-  # NOTE: the app does not read HEARTH_FIRST_RUN yet; until it does, the first
-  # run shows both choices with neither preselected.
-  export HEARTH_FIRST_RUN="${HEARTH_FIRST_RUN:-host}"
   exec "$app"
 fi

@@ -18,6 +18,11 @@ packages=(
   # Xvfb through tauri-driver and WebKitWebDriver.
   libwebkit2gtk-4.1-dev libgtk-3-dev librsvg2-dev libayatana-appindicator3-dev libxdo-dev file
   xvfb xauth imagemagick webkit2gtk-driver
+  # Chinese glyphs for the app's screenshots in Simplified Chinese.
+  fonts-noto-cjk
+  # The C compiler for the C code of dependencies when the workspace is
+  # type-checked for Windows (x86_64-pc-windows-gnu).
+  mingw-w64
 )
 
 missing=()
@@ -56,6 +61,11 @@ fi
 if ! command -v cargo >/dev/null; then
   echo "error: cargo not found; install Rust 1.90 or newer with rustup (https://rustup.rs) and run this again" >&2
   exit 1
+fi
+
+if ! rustup target list --installed 2>/dev/null | grep -qx x86_64-pc-windows-gnu; then
+  echo "installing: the Rust target x86_64-pc-windows-gnu"
+  rustup target add x86_64-pc-windows-gnu
 fi
 
 # The UI and the Tauri CLI (an npm dev dependency) that builds the app.

@@ -26,17 +26,21 @@ cargo fmt --all --check
 # type checks, the translation completeness test and the UI's unit tests.
 npm test --prefix ui
 npm run build --prefix ui
-cargo clippy --locked --workspace --all-targets -- -D warnings
+# Every cargo command builds the app with the `custom-protocol` feature, as
+# `tauri build` does: the binary then embeds ui/dist instead of loading the
+# Vite dev server, and one set of features means one build of each crate.
+app_features=(--features hearth-desktop/custom-protocol)
+cargo clippy --locked --workspace --all-targets "${app_features[@]}" -- -D warnings
+# Windows code must at least compile: the workspace is type-checked for
+# Windows, with MinGW compiling the C code of dependencies.
+cargo check --locked --workspace --target x86_64-pc-windows-gnu
 # The CLI tests run the server binary as a separate process.
-cargo build --locked --workspace --bins
+cargo build --locked --workspace --bins "${app_features[@]}"
 
-# The app's end-to-end tests drive the `tauri build` binary, which embeds
-# ui/dist. `cargo test` below rebuilds target/debug/hearth-desktop without
-# the UI, so the tests run a copy in target/e2e. TAURI_FRONTEND_PATH makes
-# tauri.conf.json's beforeBuildCommand run in ui/.
-(cd src-tauri && TAURI_FRONTEND_PATH="$root/ui" npx --prefix ../ui tauri build --debug --no-bundle -- --locked)
+# The app's end-to-end tests run a hard link to the app binary in
+# target/e2e, so that a `cargo test` without the feature, which rebuilds
+# target/debug/hearth-desktop to load the dev server, cannot break them.
 mkdir -p "$CARGO_TARGET_DIR/e2e"
-# A hard link takes no extra disk space; the debug binary is about 750 MB.
 ln -f "$CARGO_TARGET_DIR/debug/hearth-desktop" "$CARGO_TARGET_DIR/e2e/hearth-desktop"
 echo "the app's end-to-end tests save screenshots to $CARGO_TARGET_DIR/e2e-screenshots"
 
@@ -44,5 +48,5 @@ echo "the app's end-to-end tests save screenshots to $CARGO_TARGET_DIR/e2e-scree
 # unlocked gnome-keyring, so nothing touches the user's own keyring.
 dbus-run-session -- bash -c '
   echo -n hearth-test | gnome-keyring-daemon --unlock --components=secrets >/dev/null
-  cargo test --locked --workspace --no-fail-fast
+  cargo test --locked --workspace --no-fail-fast --features hearth-desktop/custom-protocol
 '

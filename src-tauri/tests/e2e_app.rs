@@ -1,9 +1,9 @@
-//! The desktop app end to end: the `tauri build` binary under Xvfb, driven
-//! through tauri-driver (W3C WebDriver), against a real `hearth-server` on
-//! loopback, with the `hearth` CLI as the other person.
+//! The desktop app end to end: the app binary with its embedded UI under
+//! Xvfb, driven through tauri-driver (W3C WebDriver), against a real
+//! `hearth-server` on loopback, with the `hearth` CLI as the other person.
 //!
 //! Needs Xvfb, tauri-driver, WebKitWebDriver, a Secret Service for the
-//! refresh token and the app built by `tauri build --debug`;
+//! refresh token and the app built with the `custom-protocol` feature;
 //! `scripts/test.sh` provides all of them. Screenshots of every screen in
 //! both languages go to `target/e2e-screenshots/`.
 

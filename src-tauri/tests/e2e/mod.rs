@@ -94,14 +94,19 @@ impl App {
         video_file: Option<&Path>,
         screenshots: &str,
     ) -> Self {
-        let data_dir = tempfile::tempdir().expect("a temporary folder");
         let video_source = match video_file {
             Some(path) => json!({ "kind": "file", "path": path }),
             None => json!({ "kind": "none" }),
         };
-        let profile = json!({
-            "settings": { "language": language, "videoSource": video_source }
-        });
+        let settings = json!({ "language": language, "videoSource": video_source });
+        Self::launch_with_settings(xvfb, settings, screenshots)
+    }
+
+    /// Starts the app with a fresh profile holding `settings`, in the form
+    /// the app stores them in `profile.json`.
+    pub fn launch_with_settings(xvfb: &Xvfb, settings: Value, screenshots: &str) -> Self {
+        let data_dir = tempfile::tempdir().expect("a temporary folder");
+        let profile = json!({ "settings": settings });
         std::fs::write(data_dir.path().join("profile.json"), profile.to_string())
             .expect("the profile can be written");
 
@@ -143,6 +148,32 @@ impl App {
             path.display()
         );
         path
+    }
+
+    /// Signs in to `server` on the first-run screens, trusting its
+    /// self-signed certificate, and waits until the app is online.
+    pub fn sign_in(&self, server: &processes::Server, user: &str, password: &str) {
+        let page = &self.session;
+        page.wait_for("[data-testid=choose-connect]", STEP).click();
+        page.wait_for("[data-testid=connect-address]", STEP)
+            .type_text(server.address());
+        page.wait_for("[data-testid=connect-submit]", STEP).click();
+        page.wait_for("[data-testid=trust-certificate]", STEP)
+            .click();
+        page.wait_for("[data-testid=sign-in-user]", STEP)
+            .type_text(user);
+        page.wait_for("[data-testid=sign-in-password]", STEP)
+            .type_text(password);
+        page.wait_for("[data-testid=sign-in-submit]", STEP).click();
+        page.wait_for(
+            "[data-testid=connection-state][data-connection=online]",
+            STEP,
+        );
+    }
+
+    /// Returns the app's data folder, `HEARTH_DESKTOP_DATA_DIR`.
+    pub fn data_dir(&self) -> &Path {
+        self.data_dir.path()
     }
 
     /// Returns the app's log, for failure messages.

@@ -33,10 +33,11 @@ pub fn workspace_binary(name: &str) -> PathBuf {
     path
 }
 
-/// Returns the app binary built by `tauri build`, which embeds the UI.
+/// Returns the app binary built with the `custom-protocol` feature, which
+/// embeds the UI.
 ///
-/// `cargo test` rebuilds `target/debug/hearth-desktop` without the embedded
-/// UI, so `scripts/test.sh` copies the `tauri build` binary to
+/// A `cargo test` without the feature rebuilds `target/debug/hearth-desktop`
+/// to load the dev server, so `scripts/test.sh` links the binary to
 /// `target/e2e/hearth-desktop` first. `HEARTH_E2E_APP` overrides the path.
 pub fn app_binary() -> PathBuf {
     if let Some(path) = std::env::var_os("HEARTH_E2E_APP") {
@@ -50,10 +51,11 @@ pub fn app_binary() -> PathBuf {
     assert!(
         path.exists(),
         "the app binary {} is missing. Build it with scripts/test.sh, or by hand:\n  \
-         cd src-tauri && TAURI_FRONTEND_PATH=../ui npx --prefix ../ui tauri build --debug --no-bundle\n  \
+         npm run build --prefix ui\n  \
+         cargo build -p hearth-desktop --features custom-protocol\n  \
          mkdir -p {target}/e2e && ln -f {target}/debug/hearth-desktop {target}/e2e/\n\
-         (with the same CARGO_TARGET_DIR; `cargo test` overwrites target/debug/hearth-desktop \
-         with a build that needs the Vite dev server)",
+         (with the same CARGO_TARGET_DIR; without the feature the binary loads the Vite dev \
+         server instead of the built UI)",
         path.display(),
         target = target.display(),
     );

@@ -14,6 +14,13 @@ type Props = {
 
 const RESIZE_DEBOUNCE_MS = 150;
 
+declare global {
+  interface HTMLCanvasElement {
+    /** Frames drawn since the canvas was created; the app's benchmark reads it. */
+    framesDrawn?: number;
+  }
+}
+
 function deviceSize(element: HTMLElement): { width: number; height: number } {
   const ratio = window.devicePixelRatio || 1;
   const rect = element.getBoundingClientRect();
@@ -38,6 +45,7 @@ export function VideoCanvas({ stream, renderer, testId, class: className, onErro
       const frame = parseFrame(buffer);
       if (!frame || !target) return;
       target.draw(frame);
+      canvas.framesDrawn = (canvas.framesDrawn ?? 0) + 1;
       if (!seenFrame) {
         seenFrame = true;
         setHasFrame(true);
