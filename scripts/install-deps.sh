@@ -6,6 +6,8 @@ set -euo pipefail
 packages=(
   build-essential pkg-config cmake nasm clang libclang-dev
   libssl-dev libdbus-1-dev
+  # VP8 through libvpx, found with pkg-config by env-libvpx-sys.
+  libvpx-dev
   ffmpeg
   dbus gnome-keyring
   iproute2 nftables

@@ -10,7 +10,7 @@ use clap::Args;
 use hearth_client::ServerEndpoint;
 use hearth_client::call::{self, CallEnd, CallOptions};
 use hearth_client::signal::SignalConnection;
-use hearth_media::{PeerConfig, SendMedia};
+use hearth_media::{PeerConfig, SendMedia, VideoCodec};
 
 use crate::media_files;
 use crate::report::{self, Received, Recorder, Sent};
@@ -29,6 +29,10 @@ pub struct DemoArgs {
     /// Video bitrate in kbit/s.
     #[arg(long, default_value_t = 1000)]
     kbps: u32,
+    /// Video codec both users prefer: h264 or vp8. The other codec stays
+    /// available as the second choice.
+    #[arg(long, default_value = "h264")]
+    codec: VideoCodec,
     /// Folder for report.json, video.y4m and audio.wav.
     #[arg(long, default_value = "hearth-demo")]
     out: PathBuf,
@@ -77,10 +81,11 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let callee = sign_in(&server, &endpoint, CALLEE).await?;
 
     let out = args.out.clone();
-    let mut callee_task = tokio::spawn(async move { run_callee(callee, out).await });
+    let codec = args.codec;
+    let mut callee_task = tokio::spawn(async move { run_callee(callee, out, codec).await });
 
     let options = CallOptions {
-        peer: loopback_peer(),
+        peer: loopback_peer(codec),
         send: SendMedia {
             video: true,
             audio: true,
@@ -147,11 +152,15 @@ async fn sign_in(
     Ok(SignalConnection::connect(endpoint, &tokens.access_token).await?)
 }
 
-async fn run_callee(mut signal: SignalConnection, out: PathBuf) -> anyhow::Result<Received> {
+async fn run_callee(
+    mut signal: SignalConnection,
+    out: PathBuf,
+    codec: VideoCodec,
+) -> anyhow::Result<Received> {
     let incoming = call::wait_for_incoming(&mut signal).await?;
     let (sinks, recorder) = Recorder::start(&out);
     let options = CallOptions {
-        peer: loopback_peer(),
+        peer: loopback_peer(codec),
         sinks,
         ..Default::default()
     };
@@ -174,9 +183,13 @@ async fn run_callee(mut signal: SignalConnection, out: PathBuf) -> anyhow::Resul
 }
 
 /// Both demo peers run on this machine, so loopback candidates are enough.
-fn loopback_peer() -> PeerConfig {
+/// `codec` comes first in the video codec order.
+fn loopback_peer(codec: VideoCodec) -> PeerConfig {
+    let mut video_codecs = vec![codec];
+    video_codecs.extend(VideoCodec::ALL.into_iter().filter(|other| *other != codec));
     PeerConfig {
         udp_addrs: vec!["127.0.0.1:0".parse().expect("a valid socket address")],
+        video_codecs,
         ..Default::default()
     }
 }
@@ -191,6 +204,7 @@ fn random_password() -> String {
 }
 
 fn print_summary(report: &report::CallReport) {
+    println!("video_codec     {}", report.video_codec);
     println!("setup_ms        {:.0}", report.setup_ms);
     println!(
         "frames          {} sent, {} decoded ({:.1} %)",

@@ -4,7 +4,6 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use hearth_media::RemoteSinks;
 use hearth_media::frame::{AUDIO_FRAME_SAMPLES, AUDIO_RATE, VideoFrame};
 use hearth_media::quality::{best_lag, psnr_luma};
 use hearth_media::record::{RecordingSummary, record};
@@ -12,6 +11,7 @@ use hearth_media::send::{AudioSendInfo, VideoSendInfo};
 use hearth_media::source::VideoClip;
 use hearth_media::source::wav::AudioClip;
 use hearth_media::stats::CallStats;
+use hearth_media::{RemoteSinks, VideoCodec};
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -75,6 +75,8 @@ pub struct CallReport {
     pub fps: f64,
     pub seconds: f64,
     pub target_video_kbps: u32,
+    /// The negotiated video codec the caller sent.
+    pub video_codec: VideoCodec,
     /// From the callee's accept to its first decoded video frame.
     pub setup_ms: f64,
     pub frames_sent: u64,
@@ -142,6 +144,7 @@ pub fn build(sent: &Sent<'_>, received: &Received) -> anyhow::Result<CallReport>
         fps: sent.clip.fps,
         seconds: sent.seconds,
         target_video_kbps: sent.target_video_kbps,
+        video_codec: sent.video.codec,
         setup_ms: received.first_frame_at.map_or(f64::NAN, |at| {
             millis(at.saturating_duration_since(received.accepted_at))
         }),

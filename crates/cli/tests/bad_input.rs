@@ -264,6 +264,28 @@ fn demo_zero_seconds() {
 }
 
 #[test]
+fn demo_unknown_codec() {
+    let config = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+
+    let output = common::run(
+        common::hearth(config.path())
+            .arg("demo")
+            .args(["--codec", "av1"])
+            .arg("--out")
+            .arg(out.path()),
+        "",
+        TIMEOUT,
+    );
+
+    assert_rejected(&output, &["--codec", "av1", "expected h264 or vp8"]);
+    assert!(
+        !out.path().join("report.json").exists(),
+        "a rejected demo wrote report.json"
+    );
+}
+
+#[test]
 fn server_url_not_https() {
     let mut server = server();
     let http_url = server.url.replace("https://", "http://");

@@ -17,8 +17,8 @@ const TARGET_KBPS: f64 = 1000.0;
 /// once would compete for the CPU and skew each other's numbers.
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
-/// Runs `hearth demo` and returns the parsed report.json.
-fn run_demo(video: &str, seconds: u32, out: &Path) -> Value {
+/// Runs `hearth demo` with `extra` arguments and returns the parsed report.json.
+fn run_demo(video: &str, seconds: u32, out: &Path, extra: &[&str]) -> Value {
     let _guard = ONE_AT_A_TIME
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -31,6 +31,7 @@ fn run_demo(video: &str, seconds: u32, out: &Path) -> Value {
             .arg("--audio")
             .arg(media(SPEECH))
             .args(["--seconds", &seconds.to_string()])
+            .args(extra)
             .arg("--out")
             .arg(out),
         "",
@@ -99,8 +100,9 @@ fn assert_recordings(out: &Path) -> String {
 #[test]
 fn demo_foreman_cif_10s() {
     let out = tempfile::tempdir().unwrap();
-    let report = run_demo(FOREMAN, 10, out.path());
+    let report = run_demo(FOREMAN, 10, out.path(), &[]);
 
+    assert_eq!(report["video_codec"], "h264", "{report:#}");
     assert_video_quality(&report, 32.0);
 
     let audio_ms = number(&report, "audio_ms_received");
@@ -140,7 +142,7 @@ fn demo_foreman_cif_10s() {
 #[test]
 fn demo_720p_5s() {
     let out = tempfile::tempdir().unwrap();
-    let report = run_demo(CLIP_720P, 5, out.path());
+    let report = run_demo(CLIP_720P, 5, out.path(), &[]);
 
     assert_video_quality(&report, 30.0);
 
@@ -148,5 +150,27 @@ fn demo_720p_5s() {
     assert!(
         header.contains(" W1280") && header.contains(" H720"),
         "video.y4m header {header:?} is not 1280x720"
+    );
+}
+
+#[test]
+fn demo_foreman_vp8_5s() {
+    let out = tempfile::tempdir().unwrap();
+    let report = run_demo(FOREMAN, 5, out.path(), &["--codec", "vp8"]);
+
+    assert_eq!(report["video_codec"], "vp8", "{report:#}");
+    assert_video_quality(&report, 32.0);
+    assert_eq!(number(&report, "video_decode_errors"), 0.0);
+
+    let kbps = number(&report, "video_kbps");
+    assert!(
+        (0.5 * TARGET_KBPS..=1.5 * TARGET_KBPS).contains(&kbps),
+        "video_kbps {kbps:.0} is not within 50 % of the {TARGET_KBPS} kbit/s target"
+    );
+
+    let header = assert_recordings(out.path());
+    assert!(
+        header.contains(" W352") && header.contains(" H288"),
+        "video.y4m header {header:?} is not 352x288"
     );
 }

@@ -20,7 +20,10 @@ struct Namespace(String);
 
 impl Namespace {
     fn create() -> Self {
-        let name = format!("hearth-loss-{}", std::process::id());
+        // Tests run on several threads of one process, so the id alone is not unique.
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let index = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = format!("hearth-loss-{}-{index}", std::process::id());
         run(&["ip", "netns", "add", &name]);
         let namespace = Self(name);
         namespace.exec(&["ip", "link", "set", "lo", "up"]);
@@ -71,6 +74,17 @@ fn tools_available() -> bool {
 
 #[test]
 fn call_recovers_from_packet_loss() {
+    call_over_lossy_network("h264");
+}
+
+#[test]
+fn vp8_call_recovers_from_packet_loss() {
+    call_over_lossy_network("vp8");
+}
+
+/// Runs an 8-second `hearth demo` with `codec` first in both users' codec
+/// lists, drops UDP packets once the call is up, and checks the report.
+fn call_over_lossy_network(codec: &str) {
     if !tools_available() {
         assert!(
             std::env::var_os("CI").is_none(),
@@ -91,7 +105,7 @@ fn call_recovers_from_packet_loss() {
         .arg(media(FOREMAN))
         .arg("--audio")
         .arg(media(SPEECH))
-        .args(["--seconds", "8", "--out"])
+        .args(["--codec", codec, "--seconds", "8", "--out"])
         .arg(out.path())
         .env("HEARTH_CONFIG_DIR", config.path())
         .stdout(std::process::Stdio::piped())
@@ -119,6 +133,7 @@ fn call_recovers_from_packet_loss() {
             .unwrap_or_else(|| panic!("report.json has no number {field}: {report:#}"))
     };
 
+    assert_eq!(report["video_codec"], codec, "{report:#}");
     let sent = number("frames_sent");
     let decoded = number("frames_decoded");
     assert!(

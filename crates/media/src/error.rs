@@ -41,6 +41,12 @@ pub enum MediaError {
     #[error("H.264 decoder failed: {0}")]
     H264Decode(String),
 
+    #[error("VP8 encoder failed: {0}")]
+    Vp8Encode(String),
+
+    #[error("VP8 decoder failed: {0}")]
+    Vp8Decode(String),
+
     #[error("Opus codec failed: {0}")]
     Opus(#[from] opus::Error),
 
@@ -50,6 +56,9 @@ pub enum MediaError {
         to_hz: u32,
         detail: String,
     },
+
+    #[error("invalid peer configuration: {0}")]
+    InvalidConfig(String),
 
     #[error("invalid SDP: {0}")]
     InvalidSdp(String),

@@ -1,4 +1,4 @@
-//! Hearth's native media engine: file sources, H.264 and Opus codecs, peer
+//! Hearth's native media engine: file sources, H.264, VP8 and Opus codecs, peer
 //! connections with the `webrtc` crate, receive paths, sinks and statistics.
 //! It has no notion of chat or the server, so signalling is the caller's job.
 
@@ -18,7 +18,9 @@ pub mod send;
 pub mod sink;
 pub mod source;
 pub mod stats;
+pub mod video_payload;
 
+pub use codec::VideoCodec;
 pub use error::{MediaError, Result};
 pub use frame::VideoFrame;
 pub use live::{

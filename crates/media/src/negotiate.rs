@@ -1,10 +1,14 @@
 //! Codec negotiation checks on SDP, and the offer rewrites that the `webrtc`
 //! 0.21 crate needs before it can answer some real offers.
 //!
+//! It also puts an offer's video codecs in this peer's order of preference.
+//!
 //! H.264 payload formats are matched as RFC 6184 section 8.2.2 requires: the
 //! profile and the packetization mode must agree, but the level may differ.
 //! The profile classes follow `profile_idc` and the constraint flags of ITU-T
 //! H.264 annex A.
+
+use crate::codec::VideoCodec;
 
 /// The H.264 profiles that matter for negotiation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -135,17 +139,89 @@ pub fn describe_offered_codecs(sdp: &str) -> String {
     descriptions.join("; ")
 }
 
-/// Rewrites a remote offer so that the `webrtc` crate can answer it.
+/// Rewrites a remote offer so that the `webrtc` crate can answer it, and so
+/// that the answer lists video codecs in the order of `video_codecs`.
 ///
 /// `our_h264_fmtps` are the H.264 fmtp lines registered with the media engine.
 /// The line endings of the offer are kept.
-pub fn prepare_offer(sdp: &str, our_h264_fmtps: &[&str]) -> String {
+pub fn prepare_offer(sdp: &str, our_h264_fmtps: &[&str], video_codecs: &[VideoCodec]) -> String {
     let mut sections = split_sections(sdp);
     for section in &mut sections {
         upgrade_legacy_data_channel(section);
         align_h264_profiles(section, our_h264_fmtps);
+        order_video_formats(section, video_codecs);
     }
     sections.concat().concat()
+}
+
+/// Returns the codec of the first format in the first `m=video` section
+/// that is H.264 or VP8: the codec both sides send after this answer. RTX,
+/// RED and FEC formats are skipped because they carry no codec of their own.
+pub fn first_video_codec(sdp: &str) -> Option<VideoCodec> {
+    let sections = split_sections(sdp);
+    let video = sections
+        .iter()
+        .skip(1)
+        .find(|section| section[0].starts_with("m=video "))?;
+    let encodings = rtpmap_encodings(video);
+    media_formats(&video[0])
+        .into_iter()
+        .filter_map(|format| format.parse::<u8>().ok())
+        .find_map(|payload_type| {
+            let (_, name) = encodings.iter().find(|(pt, _)| *pt == payload_type)?;
+            VideoCodec::from_mime_type(name)
+        })
+}
+
+/// Reorders the formats on the `m=video` line so that H.264 and VP8 come in
+/// the order of `video_codecs`, each codec's formats in their offered order.
+/// Other formats (RTX, RED, FEC, codecs we lack) follow in their offered order.
+///
+/// The `webrtc` crate answers with the offered order, and both sides send
+/// the answer's first codec, so this makes our preference decide.
+fn order_video_formats(section: &mut [String], video_codecs: &[VideoCodec]) {
+    let Some(first) = section.first() else {
+        return;
+    };
+    if !first.starts_with("m=video ") {
+        return;
+    }
+    let encodings = rtpmap_encodings(section);
+    let rank = |format: &str| -> usize {
+        let codec = format.parse::<u8>().ok().and_then(|payload_type| {
+            let (_, name) = encodings.iter().find(|(pt, _)| *pt == payload_type)?;
+            VideoCodec::from_mime_type(name)
+        });
+        codec
+            .and_then(|codec| video_codecs.iter().position(|ours| *ours == codec))
+            .unwrap_or(video_codecs.len())
+    };
+    let ending = line_ending(first).to_owned();
+    let fields: Vec<&str> = first.trim_end().split(' ').collect();
+    if fields.len() < 4 {
+        return;
+    }
+    let mut formats = fields[3..].to_vec();
+    formats.sort_by_key(|format| rank(format));
+    section[0] = format!("{} {}{ending}", fields[..3].join(" "), formats.join(" "));
+}
+
+/// Returns the formats (payload types) listed on an `m=` line.
+fn media_formats(media_line: &str) -> Vec<&str> {
+    media_line.trim_end().split(' ').skip(3).collect()
+}
+
+/// Returns each `a=rtpmap` line of a section as the payload type and the encoding name.
+fn rtpmap_encodings(section: &[String]) -> Vec<(u8, String)> {
+    section
+        .iter()
+        .filter_map(|line| {
+            let (payload_type, encoding) =
+                line.trim_end().strip_prefix("a=rtpmap:")?.split_once(' ')?;
+            let name = encoding.split('/').next()?;
+            Some((payload_type.parse().ok()?, name.to_owned()))
+        })
+        .collect()
 }
 
 /// Splits an SDP into the session part and one part per `m=` section. Each
@@ -430,7 +506,7 @@ mod tests {
     fn prepare_offer_rewrites_only_h264_lines() {
         let offer = "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96 97\r\na=fmtp:96 packetization-mode=1;profile-level-id=42c01f\r\n\
                      a=rtpmap:96 H264/90000\r\na=rtpmap:97 VP9/90000\r\na=fmtp:97 profile-level-id=42c01f\r\n";
-        let prepared = prepare_offer(offer, &OURS);
+        let prepared = prepare_offer(offer, &OURS, &VideoCodec::ALL);
         assert!(prepared.contains("a=fmtp:96 packetization-mode=1;profile-level-id=42e01f\r\n"));
         assert!(prepared.contains("a=fmtp:97 profile-level-id=42c01f\r\n"));
         assert_eq!(prepared.lines().count(), offer.lines().count());
@@ -439,7 +515,31 @@ mod tests {
     #[test]
     fn prepare_offer_keeps_other_offers_unchanged() {
         let offer = "v=0\nm=audio 9 UDP/TLS/RTP/SAVPF 111\na=rtpmap:111 opus/48000/2\n";
-        assert_eq!(prepare_offer(offer, &OURS), offer);
+        assert_eq!(prepare_offer(offer, &OURS, &VideoCodec::ALL), offer);
+    }
+
+    #[test]
+    fn video_formats_follow_our_order() {
+        let offer = "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96 97 102 103 45\r\na=rtpmap:96 VP8/90000\r\n\
+                     a=rtpmap:97 rtx/90000\r\na=rtpmap:102 H264/90000\r\na=rtpmap:103 rtx/90000\r\n\
+                     a=rtpmap:45 AV1/90000\r\n";
+        let h264_first = prepare_offer(offer, &OURS, &[VideoCodec::H264, VideoCodec::Vp8]);
+        assert!(h264_first.contains("m=video 9 UDP/TLS/RTP/SAVPF 102 96 97 103 45\r\n"));
+        assert_eq!(first_video_codec(&h264_first), Some(VideoCodec::H264));
+
+        let vp8_first = prepare_offer(offer, &OURS, &[VideoCodec::Vp8, VideoCodec::H264]);
+        assert!(vp8_first.contains("m=video 9 UDP/TLS/RTP/SAVPF 96 102 97 103 45\r\n"));
+        assert_eq!(first_video_codec(&vp8_first), Some(VideoCodec::Vp8));
+    }
+
+    #[test]
+    fn first_video_codec_skips_other_formats() {
+        let answer = "v=0\nm=audio 9 RTP/SAVPF 111\na=rtpmap:111 opus/48000/2\n\
+                      m=video 9 RTP/SAVPF 97 45 96\na=rtpmap:97 rtx/90000\na=rtpmap:45 AV1/90000\n\
+                      a=rtpmap:96 VP8/90000\n";
+        assert_eq!(first_video_codec(answer), Some(VideoCodec::Vp8));
+        assert_eq!(first_video_codec("v=0\nm=audio 9 RTP/SAVPF 0\n"), None);
+        assert_eq!(first_video_codec("m=video 0 RTP/SAVPF 0\n"), None);
     }
 
     #[test]
@@ -454,7 +554,7 @@ mod tests {
     fn legacy_data_channel_is_upgraded() {
         let offer = "v=0\r\nm=application 45791 DTLS/SCTP 5000\r\nc=IN IP4 192.168.99.58\r\n\
                      a=sctpmap:5000 webrtc-datachannel 256\r\na=max-message-size:1073741823\r\n";
-        let prepared = prepare_offer(offer, &OURS);
+        let prepared = prepare_offer(offer, &OURS, &VideoCodec::ALL);
         assert_eq!(
             prepared,
             "v=0\r\nm=application 45791 UDP/DTLS/SCTP webrtc-datachannel\r\nc=IN IP4 192.168.99.58\r\n\

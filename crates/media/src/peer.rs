@@ -30,6 +30,7 @@ use webrtc::peer_connection::{
 };
 use webrtc::rtp_transceiver::RtpSender;
 
+use crate::codec::VideoCodec;
 use crate::error::{MediaError, Result};
 use crate::live::{self, AudioTrack, LiveControls, LiveSend, VideoTrack};
 use crate::negotiate;
@@ -40,15 +41,18 @@ use crate::source::wav::AudioClip;
 use crate::stats::{CallStats, StatsCounters};
 
 pub const MIME_TYPE_H264: &str = "video/H264";
+pub const MIME_TYPE_VP8: &str = "video/VP8";
 pub const MIME_TYPE_OPUS: &str = "audio/opus";
 pub const MIME_TYPE_RTX: &str = "video/rtx";
 
-/// Payload types offered for H.264 (Constrained Baseline, then Baseline), their
-/// RTX retransmission streams (RFC 4588), and Opus.
+/// Payload types offered for H.264 (Constrained Baseline, then Baseline) and
+/// VP8, their RTX retransmission streams (RFC 4588), and Opus.
 const H264_CONSTRAINED_BASELINE_PT: u8 = 102;
 const H264_CONSTRAINED_BASELINE_RTX_PT: u8 = 103;
 const H264_BASELINE_PT: u8 = 127;
 const H264_BASELINE_RTX_PT: u8 = 125;
+const VP8_PT: u8 = 96;
+const VP8_RTX_PT: u8 = 97;
 const OPUS_PT: u8 = 111;
 
 /// Maximum time from ICE connected to DTLS connected before the call fails.
@@ -78,6 +82,11 @@ pub struct PeerConfig {
     pub ice_servers: Vec<String>,
     /// DTLS-SRTP protection profiles to offer; `None` keeps the library default.
     pub srtp_profiles: Option<Vec<SrtpProtectionProfile>>,
+    /// Video codecs this peer offers and accepts, most preferred first. An
+    /// offer lists them in this order. An answer lists the offered ones in
+    /// this order too, and both sides send the first codec of the answer.
+    /// Repeated entries count once, and an empty list is rejected.
+    pub video_codecs: Vec<VideoCodec>,
 }
 
 impl Default for PeerConfig {
@@ -89,6 +98,7 @@ impl Default for PeerConfig {
             ],
             ice_servers: Vec::new(),
             srtp_profiles: None,
+            video_codecs: VideoCodec::ALL.to_vec(),
         }
     }
 }
@@ -139,12 +149,28 @@ pub struct MediaPeer {
     audio: Option<(Arc<TrackLocalStaticSample>, Arc<dyn RtpSender>, u32)>,
     tasks: Vec<JoinHandle<()>>,
     live_started: bool,
+    video_codecs: Vec<VideoCodec>,
 }
 
 impl MediaPeer {
     /// Builds the peer connection and adds the local tracks. Nothing is sent
     /// until [`start_video`](Self::start_video) and [`start_audio`](Self::start_audio).
     pub async fn new(config: &PeerConfig, send: SendMedia, sinks: RemoteSinks) -> Result<Self> {
+        let mut video_codecs: Vec<VideoCodec> = Vec::new();
+        for codec in &config.video_codecs {
+            if !video_codecs.contains(codec) {
+                video_codecs.push(*codec);
+            }
+        }
+        let Some(&preferred_codec) = video_codecs.first() else {
+            return Err(MediaError::InvalidConfig(
+                "`video_codecs` is empty; list at least one of H.264 and VP8".into(),
+            ));
+        };
+        let config = &PeerConfig {
+            video_codecs,
+            ..config.clone()
+        };
         let (event_tx, events) = mpsc::unbounded_channel();
         let stats = Arc::new(StatsCounters::default());
         let handler = Arc::new(Handler {
@@ -175,19 +201,31 @@ impl MediaPeer {
             audio: None,
             tasks: Vec::new(),
             live_started: false,
+            video_codecs: config.video_codecs.clone(),
         };
         if send.video {
-            let codec = h264_codec(H264_FMTP_CONSTRAINED_BASELINE);
-            let (track, ssrc) = local_track(RtpCodecKind::Video, codec);
+            let ssrc = rand::random::<u32>();
+            let track = local_track(RtpCodecKind::Video, main_codec(preferred_codec), ssrc);
             let track = Arc::new(TrackLocalStaticRTP::new(track));
-            let sender = peer
+            let transceiver = peer
                 .connection
-                .add_track(Arc::clone(&track) as Arc<dyn TrackLocal>)
+                .add_transceiver_from_track(Arc::clone(&track) as Arc<dyn TrackLocal>, None)
                 .await?;
+            // A track's encoding names one codec, and the library then offers
+            // only that one; the preferences put every configured codec back,
+            // in the configured order.
+            transceiver
+                .set_codec_preferences(codec_preferences(&config.video_codecs))
+                .await?;
+            let sender = transceiver
+                .sender()
+                .await?
+                .expect("a transceiver created from a track has a sender");
             peer.video = Some((track, sender, ssrc));
         }
         if send.audio {
-            let (track, ssrc) = local_track(RtpCodecKind::Audio, opus_codec());
+            let ssrc = rand::random::<u32>();
+            let track = local_track(RtpCodecKind::Audio, opus_codec(), ssrc);
             let track = Arc::new(TrackLocalStaticSample::new(
                 std::time::Instant::now(),
                 track,
@@ -211,8 +249,12 @@ impl MediaPeer {
 
     /// Applies the remote offer and returns the SDP of the local answer.
     pub async fn accept_offer(&self, sdp: &str) -> Result<String> {
-        let prepared =
-            negotiate::prepare_offer(sdp, &[H264_FMTP_CONSTRAINED_BASELINE, H264_FMTP_BASELINE]);
+        let h264_fmtps: &[&str] = if self.video_codecs.contains(&VideoCodec::H264) {
+            &[H264_FMTP_CONSTRAINED_BASELINE, H264_FMTP_BASELINE]
+        } else {
+            &[]
+        };
+        let prepared = negotiate::prepare_offer(sdp, h264_fmtps, &self.video_codecs);
         let invalid_offer = |err: webrtc::error::Error| {
             MediaError::InvalidSdp(format!(
                 "the remote offer was rejected ({err}); pass on the SDP exactly as the \
@@ -231,12 +273,14 @@ impl MediaPeer {
             .map_err(|err| match err {
                 webrtc::error::Error::ErrSenderWithNoCodecs => MediaError::NoCommonCodec(format!(
                     "the offer contains no codec that this peer can send (offered: {}); \
-                     offer H.264 Constrained Baseline or Baseline with packetization-mode=1, or Opus",
-                    negotiate::describe_offered_codecs(sdp)
+                     offer {}, or Opus",
+                    negotiate::describe_offered_codecs(sdp),
+                    describe_video_codecs(&self.video_codecs)
                 )),
                 other => other.into(),
             })?;
         let answer_sdp = answer.sdp.clone();
+        self.match_video_track_to(&answer_sdp).await?;
         self.connection.set_local_description(answer).await?;
         Ok(answer_sdp)
     }
@@ -245,10 +289,34 @@ impl MediaPeer {
     pub async fn set_answer(&self, sdp: &str) -> Result<()> {
         let answer = RTCSessionDescription::answer(sdp.to_owned())
             .map_err(|err| MediaError::InvalidSdp(err.to_string()))?;
+        self.match_video_track_to(sdp).await?;
         self.connection
             .set_remote_description(answer)
             .await
             .map_err(|err| MediaError::InvalidSdp(err.to_string()))
+    }
+
+    /// Gives the video track the codec that the answer `sdp` makes this peer
+    /// send. It must run before the answer is applied, because that is when
+    /// the library binds the sent stream to its retransmission,
+    /// congestion-control and report interceptors. The library matches the
+    /// track's codec against the negotiated ones and leaves a track made for
+    /// another codec unbound.
+    async fn match_video_track_to(&self, answer_sdp: &str) -> Result<()> {
+        let Some((_, sender, ssrc)) = &self.video else {
+            return Ok(());
+        };
+        let Some(codec) = negotiate::first_video_codec(answer_sdp) else {
+            return Ok(());
+        };
+        tracing::debug!(%codec, "video codec negotiated");
+        // Only the library's description of the track changes. The track
+        // object that writes packets and reads RTCP stays bound to the sender.
+        let track = local_track(RtpCodecKind::Video, main_codec(codec), *ssrc);
+        sender
+            .replace_track(Arc::new(TrackLocalStaticRTP::new(track)))
+            .await?;
+        Ok(())
     }
 
     pub async fn add_remote_candidate(&self, candidate: Candidate) -> Result<()> {
@@ -287,16 +355,9 @@ impl MediaPeer {
             .video
             .clone()
             .ok_or_else(|| MediaError::NoCommonCodec("this peer sends no video".into()))?;
-        let payload_type = negotiated_payload_type(&sender, "video").await?;
-        let (info, task) = send::spawn_video(
-            track,
-            ssrc,
-            payload_type,
-            clip,
-            seconds,
-            bitrate_bps,
-            Arc::clone(&self.stats),
-        )?;
+        let video = negotiated_video(track, &sender, ssrc).await?;
+        let (info, task) =
+            send::spawn_video(video, clip, seconds, bitrate_bps, Arc::clone(&self.stats))?;
         self.tasks.push(task);
         Ok(info)
     }
@@ -363,11 +424,7 @@ impl MediaPeer {
             return Err(MediaError::LiveAlreadyStarted);
         }
         let video = match self.video.clone() {
-            Some((track, sender, ssrc)) => Some(VideoTrack {
-                track,
-                ssrc,
-                payload_type: negotiated_payload_type(&sender, "video").await?,
-            }),
+            Some((track, sender, ssrc)) => Some(negotiated_video(track, &sender, ssrc).await?),
             None => None,
         };
         let audio = match self.audio.clone() {
@@ -428,7 +485,7 @@ async fn build_connection(
     multicast_dns: MulticastDnsMode,
 ) -> Result<Arc<dyn PeerConnection>> {
     let mut media_engine = MediaEngine::default();
-    for (codec, kind) in supported_codecs() {
+    for (codec, kind) in supported_codecs(&config.video_codecs) {
         media_engine.register_codec(codec, kind)?;
     }
     let registry = register_default_interceptors(Registry::new(), &mut media_engine)?.with(
@@ -490,68 +547,125 @@ impl RemoteCandidates {
     }
 }
 
-/// The codecs this engine sends and receives, in order of preference.
+/// The codecs this engine sends and receives: the video codecs in
+/// `video_codecs` order, their RTX entries, and Opus.
 ///
-/// Each H.264 entry has an RTX entry whose `apt` names it: the `webrtc` crate
+/// Each video entry has an RTX entry whose `apt` names it: the `webrtc` crate
 /// answers an offered RTX payload type only when a registered RTX codec points
-/// at the H.264 entry that the offered `apt` matched, and drops it otherwise.
-pub fn supported_codecs() -> Vec<(RTCRtpCodecParameters, RtpCodecKind)> {
-    vec![
-        (
-            RTCRtpCodecParameters {
-                rtp_codec: h264_codec(H264_FMTP_CONSTRAINED_BASELINE),
-                payload_type: H264_CONSTRAINED_BASELINE_PT,
-            },
-            RtpCodecKind::Video,
-        ),
-        (
-            RTCRtpCodecParameters {
-                rtp_codec: h264_codec(H264_FMTP_BASELINE),
-                payload_type: H264_BASELINE_PT,
-            },
-            RtpCodecKind::Video,
-        ),
-        (
-            RTCRtpCodecParameters {
-                rtp_codec: rtx_codec(H264_CONSTRAINED_BASELINE_PT),
-                payload_type: H264_CONSTRAINED_BASELINE_RTX_PT,
-            },
-            RtpCodecKind::Video,
-        ),
-        (
-            RTCRtpCodecParameters {
-                rtp_codec: rtx_codec(H264_BASELINE_PT),
-                payload_type: H264_BASELINE_RTX_PT,
-            },
-            RtpCodecKind::Video,
-        ),
-        (
-            RTCRtpCodecParameters {
-                rtp_codec: opus_codec(),
-                payload_type: OPUS_PT,
-            },
-            RtpCodecKind::Audio,
-        ),
-    ]
+/// at the video entry that the offered `apt` matched, and drops it otherwise.
+pub fn supported_codecs(video_codecs: &[VideoCodec]) -> Vec<(RTCRtpCodecParameters, RtpCodecKind)> {
+    let mut primaries = Vec::new();
+    let mut retransmissions = Vec::new();
+    for codec in video_codecs {
+        for (rtp_codec, payload_type, rtx_payload_type) in payload_formats(*codec) {
+            primaries.push(RTCRtpCodecParameters {
+                rtp_codec,
+                payload_type,
+            });
+            retransmissions.push(RTCRtpCodecParameters {
+                rtp_codec: rtx_codec(payload_type),
+                payload_type: rtx_payload_type,
+            });
+        }
+    }
+    let audio = RTCRtpCodecParameters {
+        rtp_codec: opus_codec(),
+        payload_type: OPUS_PT,
+    };
+    primaries
+        .into_iter()
+        .chain(retransmissions)
+        .map(|codec| (codec, RtpCodecKind::Video))
+        .chain([(audio, RtpCodecKind::Audio)])
+        .collect()
 }
 
-fn h264_codec(fmtp: &str) -> RTCRtpCodec {
+/// Returns the payload formats of a codec: its RTP codec, payload type and
+/// RTX payload type, most preferred first.
+fn payload_formats(codec: VideoCodec) -> Vec<(RTCRtpCodec, u8, u8)> {
+    match codec {
+        VideoCodec::H264 => vec![
+            (
+                h264_codec(H264_FMTP_CONSTRAINED_BASELINE),
+                H264_CONSTRAINED_BASELINE_PT,
+                H264_CONSTRAINED_BASELINE_RTX_PT,
+            ),
+            (
+                h264_codec(H264_FMTP_BASELINE),
+                H264_BASELINE_PT,
+                H264_BASELINE_RTX_PT,
+            ),
+        ],
+        VideoCodec::Vp8 => vec![(vp8_codec(), VP8_PT, VP8_RTX_PT)],
+    }
+}
+
+/// Returns the RTP codec a track of `codec` is created with.
+fn main_codec(codec: VideoCodec) -> RTCRtpCodec {
+    let (rtp_codec, _, _) = payload_formats(codec)
+        .into_iter()
+        .next()
+        .expect("every codec has a payload format");
+    rtp_codec
+}
+
+/// Returns the transceiver's codec preferences: every payload format of the
+/// configured codecs, in order, without RTX, which the library adds for
+/// each format that stays in.
+fn codec_preferences(video_codecs: &[VideoCodec]) -> Vec<RTCRtpCodecParameters> {
+    video_codecs
+        .iter()
+        .flat_map(|codec| payload_formats(*codec))
+        .map(|(rtp_codec, payload_type, _)| RTCRtpCodecParameters {
+            rtp_codec,
+            payload_type,
+        })
+        .collect()
+}
+
+/// Describes the video formats this peer accepts, for error messages.
+fn describe_video_codecs(video_codecs: &[VideoCodec]) -> String {
+    let names: Vec<&str> = video_codecs
+        .iter()
+        .map(|codec| match codec {
+            VideoCodec::H264 => "H.264 Constrained Baseline or Baseline with packetization-mode=1",
+            VideoCodec::Vp8 => "VP8",
+        })
+        .collect();
+    names.join(" or ")
+}
+
+fn video_feedback() -> Vec<RTCPFeedback> {
     let feedback = |typ: &str, parameter: &str| RTCPFeedback {
         typ: typ.to_owned(),
         parameter: parameter.to_owned(),
     };
+    vec![
+        feedback("goog-remb", ""),
+        feedback("transport-cc", ""),
+        feedback("ccm", "fir"),
+        feedback("nack", ""),
+        feedback("nack", "pli"),
+    ]
+}
+
+fn vp8_codec() -> RTCRtpCodec {
+    RTCRtpCodec {
+        mime_type: MIME_TYPE_VP8.to_owned(),
+        clock_rate: 90_000,
+        channels: 0,
+        sdp_fmtp_line: String::new(),
+        rtcp_feedback: video_feedback(),
+    }
+}
+
+fn h264_codec(fmtp: &str) -> RTCRtpCodec {
     RTCRtpCodec {
         mime_type: MIME_TYPE_H264.to_owned(),
         clock_rate: 90_000,
         channels: 0,
         sdp_fmtp_line: fmtp.to_owned(),
-        rtcp_feedback: vec![
-            feedback("goog-remb", ""),
-            feedback("transport-cc", ""),
-            feedback("ccm", "fir"),
-            feedback("nack", ""),
-            feedback("nack", "pli"),
-        ],
+        rtcp_feedback: video_feedback(),
     }
 }
 
@@ -579,9 +693,8 @@ fn opus_codec() -> RTCRtpCodec {
     }
 }
 
-fn local_track(kind: RtpCodecKind, codec: RTCRtpCodec) -> (MediaStreamTrack, u32) {
-    let ssrc = rand::random::<u32>();
-    let track = MediaStreamTrack::new(
+fn local_track(kind: RtpCodecKind, codec: RTCRtpCodec, ssrc: u32) -> MediaStreamTrack {
+    MediaStreamTrack::new(
         "hearth".to_owned(),
         format!("hearth-{kind}"),
         format!("hearth-{kind}"),
@@ -594,8 +707,32 @@ fn local_track(kind: RtpCodecKind, codec: RTCRtpCodec) -> (MediaStreamTrack, u32
             codec,
             ..Default::default()
         }],
-    );
-    (track, ssrc)
+    )
+}
+
+/// Returns the video track with the payload type and codec that
+/// negotiation chose for sending: the first codec of the answer.
+async fn negotiated_video(
+    track: Arc<TrackLocalStaticRTP>,
+    sender: &Arc<dyn RtpSender>,
+    ssrc: u32,
+) -> Result<VideoTrack> {
+    let parameters = sender.get_parameters().await?;
+    let negotiated = parameters.rtp_parameters.codecs.first().ok_or_else(|| {
+        MediaError::NoCommonCodec("the remote peer accepted no video codec".into())
+    })?;
+    let mime_type = &negotiated.rtp_codec.mime_type;
+    let codec = VideoCodec::from_mime_type(mime_type).ok_or_else(|| {
+        MediaError::NoCommonCodec(format!(
+            "the remote peer accepted {mime_type}, which this peer cannot encode"
+        ))
+    })?;
+    Ok(VideoTrack {
+        track,
+        ssrc,
+        payload_type: negotiated.payload_type,
+        codec,
+    })
 }
 
 async fn negotiated_payload_type(sender: &Arc<dyn RtpSender>, kind: &str) -> Result<u8> {

@@ -4,17 +4,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
-use rtc::rtp::codec::h264::H264Packet;
-use rtc::rtp::packetizer::Depacketizer;
 use tokio::sync::mpsc;
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 
-use crate::codec::h264::H264Decoder;
 use crate::codec::opus::OpusDecoder;
+use crate::codec::{VideoCodec, VideoDecoder, new_video_decoder};
+use crate::error::MediaError;
 use crate::frame::{AUDIO_FRAME_SAMPLES, VideoFrame};
 use crate::jitter::{AssembledFrame, Framing, JitterBuffer, RtpPacket};
-use crate::source::annexb;
 use crate::stats::{StatsCounters, add};
+use crate::video_payload::{self, DepacketizeError};
 
 /// Most lost audio frames concealed in a row; a longer gap is left silent.
 const MAX_CONCEALED_FRAMES: u64 = 5;
@@ -40,22 +39,16 @@ pub struct DecodedAudio {
     pub received_at: Instant,
 }
 
-/// Decodes a remote H.264 track. Until a keyframe has decoded, and after any
-/// loss or decode error, frames are dropped and keyframes requested with PLI at
-/// most every `KEYFRAME_REQUEST_INTERVAL`.
+/// Decodes a remote video track in the codec that the sender negotiated.
+/// Until a keyframe has decoded, and after any loss or decode error, frames
+/// are not shown and keyframes are requested with PLI at most every
+/// `KEYFRAME_REQUEST_INTERVAL`.
 pub(crate) async fn receive_video(
     track: Arc<dyn TrackRemote>,
     stats: Arc<StatsCounters>,
     sink: Option<mpsc::Sender<DecodedVideo>>,
 ) {
     let media_ssrc = track.ssrcs().await.first().copied().unwrap_or_default();
-    let mut decoder = match H264Decoder::new() {
-        Ok(decoder) => decoder,
-        Err(err) => {
-            tracing::warn!(error = %err, "cannot create the H.264 decoder");
-            return;
-        }
-    };
     let mut buffer = JitterBuffer::new(Framing::Marker, VIDEO_MAX_DELAY);
     let mut keyframes = KeyframeRequester {
         track: Arc::clone(&track),
@@ -63,8 +56,7 @@ pub(crate) async fn receive_video(
         stats: Arc::clone(&stats),
         last_sent: None,
     };
-    let mut needs_keyframe = true;
-    let mut packet_seen = false;
+    let mut receiver: Option<VideoReceiver> = None;
     let mut check = tokio::time::interval(KEYFRAME_REQUEST_INTERVAL);
 
     loop {
@@ -76,54 +68,152 @@ pub(crate) async fn receive_video(
             },
             _ = check.tick() => {
                 // Before the first packet the sender has not started, so a request is premature.
-                if needs_keyframe && packet_seen {
+                if receiver.as_ref().is_some_and(VideoReceiver::needs_keyframe) {
                     keyframes.request().await;
                 }
                 continue;
             }
         };
         let now = Instant::now();
-        packet_seen = true;
         // The track may not know its SSRC before the first packet, and a PLI
         // addressed to the wrong SSRC is dropped by the sender.
         keyframes.media_ssrc = packet.header.ssrc;
+        if receiver.is_none() {
+            match start_receiver(&track, packet.header.ssrc).await {
+                Some(started) => receiver = Some(started),
+                None => break,
+            }
+        }
+        let Some(receiver) = receiver.as_mut() else {
+            break;
+        };
         stats.video_packet_received(packet.payload.len(), now);
         buffer.push(rtp_packet(packet), now);
 
         while let Some(frame) = buffer.pop(now) {
             let rtp_timestamp = frame.timestamp;
-            let Some(access_unit) = depacketize_h264(&frame) else {
-                add(&stats.video_frames_dropped, 1);
-                needs_keyframe = true;
-                keyframes.request().await;
-                continue;
-            };
-            let keyframe = annexb::contains_idr(&access_unit);
-            if frame.lost_before > 0 && !keyframe {
-                needs_keyframe = true;
-            }
-            if needs_keyframe && !keyframe {
-                add(&stats.video_frames_dropped, 1);
-                keyframes.request().await;
-                continue;
-            }
-            match decoder.decode(&access_unit) {
-                Ok(Some(frame)) => {
-                    needs_keyframe = false;
+            match receiver.handle_frame(&frame) {
+                FrameOutcome::Decoded(picture) => {
                     stats.video_frame_decoded(Instant::now());
-                    deliver_video(&sink, rtp_timestamp, frame).await;
+                    deliver_video(&sink, rtp_timestamp, picture).await;
                 }
-                Ok(None) => {}
-                Err(err) => {
-                    tracing::debug!(error = %err, rtp_timestamp, "H.264 frame does not decode");
-                    add(&stats.video_decode_errors, 1);
-                    needs_keyframe = true;
+                FrameOutcome::Buffered => {}
+                FrameOutcome::Skipped => {
+                    add(&stats.video_frames_dropped, 1);
+                    keyframes.request().await;
+                }
+                FrameOutcome::Concealed(err) => {
+                    tracing::debug!(error = %err, rtp_timestamp, "video frame concealed");
+                    match err {
+                        ConcealReason::Depacketize(_) => add(&stats.video_frames_dropped, 1),
+                        ConcealReason::Decode(_) => add(&stats.video_decode_errors, 1),
+                    }
                     keyframes.request().await;
                 }
             }
         }
     }
     tracing::debug!("remote video track ended");
+}
+
+/// Creates the receiver for the codec the track was negotiated with, or
+/// returns `None` for a codec this engine cannot decode.
+async fn start_receiver(track: &Arc<dyn TrackRemote>, ssrc: u32) -> Option<VideoReceiver> {
+    let codec = track.codec(ssrc).await;
+    let mime_type = codec.map(|codec| codec.mime_type).unwrap_or_default();
+    let Some(codec) = VideoCodec::from_mime_type(&mime_type) else {
+        tracing::warn!(%mime_type, ssrc, "cannot decode the remote video codec");
+        return None;
+    };
+    match VideoReceiver::new(codec) {
+        Ok(receiver) => {
+            tracing::debug!(%codec, ssrc, "receiving video");
+            Some(receiver)
+        }
+        Err(err) => {
+            tracing::warn!(error = %err, %codec, "cannot create the video decoder");
+            None
+        }
+    }
+}
+
+/// Cause of a concealed frame.
+#[derive(Debug, thiserror::Error)]
+pub enum ConcealReason {
+    #[error(transparent)]
+    Depacketize(#[from] DepacketizeError),
+    #[error(transparent)]
+    Decode(#[from] MediaError),
+}
+
+/// Result of handling one assembled frame.
+#[derive(Debug)]
+pub enum FrameOutcome {
+    /// A picture to show.
+    Decoded(VideoFrame),
+    /// The decoder took the frame but has no picture to output yet.
+    Buffered,
+    /// The frame was not decoded because it needs a frame that was lost or
+    /// broken; a keyframe is needed.
+    Skipped,
+    /// The frame did not depacketize or decode. The receiver conceals it by
+    /// keeping the last good picture on screen, and a keyframe is needed.
+    Concealed(ConcealReason),
+}
+
+/// Decodes assembled frames of one codec and tracks whether a keyframe is
+/// needed, without I/O: the receive task turns the outcomes into statistics,
+/// deliveries and PLIs.
+pub struct VideoReceiver {
+    decoder: Box<dyn VideoDecoder>,
+    needs_keyframe: bool,
+}
+
+impl VideoReceiver {
+    pub fn new(codec: VideoCodec) -> crate::Result<Self> {
+        Ok(Self {
+            decoder: new_video_decoder(codec)?,
+            needs_keyframe: true,
+        })
+    }
+
+    pub fn codec(&self) -> VideoCodec {
+        self.decoder.codec()
+    }
+
+    /// Returns whether frames are being skipped until a keyframe arrives.
+    pub fn needs_keyframe(&self) -> bool {
+        self.needs_keyframe
+    }
+
+    /// Depacketizes and decodes one frame. Inter frames after a loss, a
+    /// broken frame or a decode error are skipped until the next keyframe.
+    pub fn handle_frame(&mut self, frame: &AssembledFrame) -> FrameOutcome {
+        let encoded = match video_payload::depacketize(self.codec(), &frame.payloads) {
+            Ok(encoded) => encoded,
+            Err(err) => {
+                self.needs_keyframe = true;
+                return FrameOutcome::Concealed(err.into());
+            }
+        };
+        if frame.lost_before > 0 && !encoded.keyframe {
+            self.needs_keyframe = true;
+        }
+        if self.needs_keyframe && !encoded.keyframe {
+            return FrameOutcome::Skipped;
+        }
+        match self.decoder.decode(&encoded.data) {
+            Ok(Some(picture)) => {
+                self.needs_keyframe = false;
+                FrameOutcome::Decoded(picture)
+            }
+            Ok(None) => FrameOutcome::Buffered,
+            Err(err) => {
+                self.needs_keyframe = true;
+                FrameOutcome::Concealed(err.into())
+            }
+        }
+    }
 }
 
 async fn deliver_video(
@@ -236,21 +326,4 @@ fn rtp_packet(packet: rtc::rtp::Packet) -> RtpPacket {
         marker: packet.header.marker,
         payload: packet.payload,
     }
-}
-
-/// Joins the RTP payloads of one frame into an Annex B access unit (RFC 6184
-/// single NAL, STAP-A and FU-A). Returns `None` for a malformed payload.
-fn depacketize_h264(frame: &AssembledFrame) -> Option<Vec<u8>> {
-    let mut depacketizer = H264Packet::default();
-    let mut access_unit = Vec::new();
-    for payload in &frame.payloads {
-        match depacketizer.depacketize(payload) {
-            Ok(nal_units) => access_unit.extend_from_slice(&nal_units),
-            Err(err) => {
-                tracing::debug!(error = %err, rtp_timestamp = frame.timestamp, "malformed H.264 payload");
-                return None;
-            }
-        }
-    }
-    (!access_unit.is_empty()).then_some(access_unit)
 }

@@ -8,7 +8,6 @@ use bytes::Bytes;
 use rtc::media::Sample;
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
-use rtc::rtp::codec::h264::H264Payloader;
 use rtc::rtp::packetizer::Payloader;
 use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
@@ -16,14 +15,15 @@ use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::media_stream::track_local::static_sample::TrackLocalStaticSample;
 use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
 
-use crate::codec::h264::{EncodedFrame, H264Encoder, H264EncoderConfig};
 use crate::codec::opus::{DEFAULT_OPUS_BITRATE_BPS, OpusEncoder};
+use crate::codec::{EncodedFrame, VideoCodec, VideoEncoder, VideoEncoderConfig, new_video_encoder};
 use crate::error::Result;
 use crate::frame::VideoFrame;
 use crate::frame::{AUDIO_FRAME_SAMPLES, AUDIO_RATE};
 use crate::source::VideoClip;
 use crate::source::wav::AudioClip;
 use crate::stats::{StatsCounters, add};
+use crate::video_payload;
 
 /// RTP payload size limit, leaving room for SRTP, header extensions and a
 /// TURN or VPN envelope within a 1500-byte MTU.
@@ -41,6 +41,8 @@ pub struct VideoSendInfo {
     pub rtp_timestamp_base: u32,
     pub fps: f64,
     pub frame_count: usize,
+    /// The codec that negotiation chose and the frames are encoded with.
+    pub codec: VideoCodec,
 }
 
 impl VideoSendInfo {
@@ -60,39 +62,50 @@ pub struct AudioSendInfo {
     pub packet_count: usize,
 }
 
+/// A negotiated local video track: where to write, with which SSRC, payload
+/// type and codec.
+#[derive(Clone)]
+pub(crate) struct VideoTrack {
+    pub track: Arc<TrackLocalStaticRTP>,
+    pub ssrc: u32,
+    pub payload_type: u8,
+    pub codec: VideoCodec,
+}
+
 pub(crate) fn spawn_video(
-    track: Arc<TrackLocalStaticRTP>,
-    ssrc: u32,
-    payload_type: u8,
+    video: VideoTrack,
     clip: Arc<VideoClip>,
     seconds: f64,
     bitrate_bps: u32,
     stats: Arc<StatsCounters>,
 ) -> Result<(VideoSendInfo, JoinHandle<()>)> {
-    let encoder = H264Encoder::new(H264EncoderConfig {
-        bitrate_bps,
-        max_fps: clip.fps as f32,
-        keyframe_interval: 0,
-        threads: 0,
-    })?;
+    let encoder = new_video_encoder(
+        video.codec,
+        VideoEncoderConfig {
+            bitrate_bps,
+            max_fps: clip.fps as f32,
+            keyframe_interval: 0,
+            threads: 0,
+        },
+    )?;
     let info = VideoSendInfo {
-        ssrc,
+        ssrc: video.ssrc,
         rtp_timestamp_base: rand::random(),
         fps: clip.fps,
         frame_count: (seconds * clip.fps).round().max(1.0) as usize,
+        codec: video.codec,
     };
 
     let keyframe_requested = Arc::new(AtomicBool::new(false));
     tokio::spawn(watch_keyframe_requests(
-        Arc::clone(&track),
+        Arc::clone(&video.track),
         Arc::clone(&keyframe_requested),
         Arc::clone(&stats),
     ));
     let task = tokio::spawn(async move {
         let sender = VideoSender {
-            track,
+            video,
             info,
-            payload_type,
             clip,
             stats,
             keyframe_requested,
@@ -105,18 +118,16 @@ pub(crate) fn spawn_video(
 }
 
 struct VideoSender {
-    track: Arc<TrackLocalStaticRTP>,
+    video: VideoTrack,
     info: VideoSendInfo,
-    payload_type: u8,
     clip: Arc<VideoClip>,
     stats: Arc<StatsCounters>,
     keyframe_requested: Arc<AtomicBool>,
 }
 
 impl VideoSender {
-    async fn run(self, mut encoder: H264Encoder) -> Result<()> {
-        let mut writer =
-            RtpVideoWriter::new(self.track, self.info.ssrc, self.payload_type, self.stats);
+    async fn run(self, mut encoder: Box<dyn VideoEncoder>) -> Result<()> {
+        let mut writer = RtpVideoWriter::new(self.video, self.stats);
         let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / self.info.fps));
         ticker.set_missed_tick_behavior(MissedTickBehavior::Burst);
 
@@ -144,9 +155,9 @@ impl VideoSender {
 /// Encodes one frame on the blocking pool, because encoding takes
 /// milliseconds of CPU that must not stall the async workers.
 pub(crate) async fn encode_off_thread(
-    mut encoder: H264Encoder,
+    mut encoder: Box<dyn VideoEncoder>,
     frame: Arc<VideoFrame>,
-) -> (H264Encoder, Result<Option<EncodedFrame>>) {
+) -> (Box<dyn VideoEncoder>, Result<Option<EncodedFrame>>) {
     tokio::task::spawn_blocking(move || {
         let encoded = encoder.encode(&frame);
         (encoder, encoded)
@@ -155,31 +166,27 @@ pub(crate) async fn encode_off_thread(
     .expect("the encoder task does not panic")
 }
 
-/// Packetizes encoded H.264 frames into RTP on one track and counts them.
+/// Packetizes encoded frames into RTP on one track, in the payload format
+/// of the track's codec, and counts them.
 pub(crate) struct RtpVideoWriter {
-    track: Arc<TrackLocalStaticRTP>,
-    ssrc: u32,
-    payload_type: u8,
+    video: VideoTrack,
     stats: Arc<StatsCounters>,
-    payloader: H264Payloader,
+    payloader: Box<dyn Payloader>,
     sequence_number: u16,
 }
 
 impl RtpVideoWriter {
-    pub(crate) fn new(
-        track: Arc<TrackLocalStaticRTP>,
-        ssrc: u32,
-        payload_type: u8,
-        stats: Arc<StatsCounters>,
-    ) -> Self {
+    pub(crate) fn new(video: VideoTrack, stats: Arc<StatsCounters>) -> Self {
         Self {
-            track,
-            ssrc,
-            payload_type,
+            payloader: video_payload::payloader(video.codec),
+            video,
             stats,
-            payloader: H264Payloader::default(),
             sequence_number: rand::random(),
         }
+    }
+
+    pub(crate) fn codec(&self) -> VideoCodec {
+        self.video.codec
     }
 
     /// Sends one encoded frame as RTP packets with the marker bit on the last.
@@ -198,16 +205,16 @@ impl RtpVideoWriter {
                 header: rtc::rtp::header::Header {
                     version: 2,
                     marker: position == last,
-                    payload_type: self.payload_type,
+                    payload_type: self.video.payload_type,
                     sequence_number: self.sequence_number,
                     timestamp,
-                    ssrc: self.ssrc,
+                    ssrc: self.video.ssrc,
                     ..Default::default()
                 },
                 payload,
             };
             self.sequence_number = self.sequence_number.wrapping_add(1);
-            self.track.write_rtp(packet).await?;
+            self.video.track.write_rtp(packet).await?;
             add(&self.stats.video_packets_sent, 1);
         }
         add(&self.stats.video_frames_sent, 1);

@@ -1,17 +1,37 @@
-//! Two peers on loopback: real H.264 and Opus from the recorded clips.
+//! Two peers on loopback: real H.264 or VP8 and Opus from the recorded clips,
+//! with the video codec chosen by negotiation.
 
 mod common;
 
 use std::sync::Arc;
 
-use hearth_media::PeerEvent;
 use hearth_media::peer::{RemoteSinks, SendMedia};
 use hearth_media::quality::psnr_luma;
 use hearth_media::source::{load_video, wav};
+use hearth_media::stats::CallStats;
+use hearth_media::{MediaPeer, PeerConfig, PeerEvent, VideoCodec};
 use tokio::sync::mpsc;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn foreman_call_decodes_and_matches() {
+/// What the callee received in a 3-second call.
+struct CallResult {
+    codec: VideoCodec,
+    frames_sent: usize,
+    psnr: Vec<f64>,
+    audio_samples: usize,
+    callee: CallStats,
+    caller: CallStats,
+}
+
+fn config(video_codecs: &[VideoCodec]) -> PeerConfig {
+    PeerConfig {
+        video_codecs: video_codecs.to_vec(),
+        ..common::loopback_config()
+    }
+}
+
+/// Calls from a peer with `caller_codecs` to one with `callee_codecs` and
+/// sends the foreman clip and speech for 3 seconds at 1 Mbit/s.
+async fn foreman_call(caller_codecs: &[VideoCodec], callee_codecs: &[VideoCodec]) -> CallResult {
     let clip = Arc::new(load_video(&common::media("video/BA1_FT_C.264")).unwrap());
     let speech = Arc::new(
         wav::load(&common::media(
@@ -22,22 +42,20 @@ async fn foreman_call_decodes_and_matches() {
 
     let (video_tx, mut video_rx) = mpsc::channel(512);
     let (audio_tx, mut audio_rx) = mpsc::channel(1024);
-    let mut caller = common::peer(
-        SendMedia {
-            video: true,
-            audio: true,
-        },
-        RemoteSinks::default(),
-    )
-    .await;
-    let mut callee = common::peer(
-        SendMedia::default(),
-        RemoteSinks {
-            video: Some(video_tx),
-            audio: Some(audio_tx),
-        },
-    )
-    .await;
+    let send = SendMedia {
+        video: true,
+        audio: true,
+    };
+    let mut caller = MediaPeer::new(&config(caller_codecs), send, RemoteSinks::default())
+        .await
+        .expect("caller");
+    let sinks = RemoteSinks {
+        video: Some(video_tx),
+        audio: Some(audio_tx),
+    };
+    let mut callee = MediaPeer::new(&config(callee_codecs), SendMedia::default(), sinks)
+        .await
+        .expect("callee");
 
     let (caller_state, callee_state) = common::connect(&mut caller, &mut callee).await;
     assert_eq!(caller_state, PeerEvent::Connected);
@@ -61,21 +79,69 @@ async fn foreman_call_decodes_and_matches() {
     while let Ok(decoded) = audio_rx.try_recv() {
         audio_samples += decoded.samples.len();
     }
-
-    let stats = callee.stats();
-    assert!(
-        psnr.len() as f64 >= 0.95 * info.frame_count as f64,
-        "decoded {} of {}",
-        psnr.len(),
-        info.frame_count
-    );
-    let mean = psnr.iter().sum::<f64>() / psnr.len() as f64;
-    assert!(mean >= 32.0, "mean PSNR {mean:.2} dB");
-    assert!(
-        audio_samples >= 48_000 * 2,
-        "received {audio_samples} audio samples"
-    );
-    assert_eq!(stats.video_decode_errors, 0);
+    let result = CallResult {
+        codec: info.codec,
+        frames_sent: info.frame_count,
+        psnr,
+        audio_samples,
+        callee: callee.stats(),
+        caller: caller.stats(),
+    };
     caller.close().await;
     callee.close().await;
+    result
+}
+
+/// Checks the targets: 95 % of frames decoded, mean PSNR of 32 dB, two
+/// seconds of speech and no decode error.
+fn assert_call_quality(result: &CallResult) {
+    assert!(
+        result.psnr.len() as f64 >= 0.95 * result.frames_sent as f64,
+        "{}: decoded {} of {}",
+        result.codec,
+        result.psnr.len(),
+        result.frames_sent
+    );
+    let mean = result.psnr.iter().sum::<f64>() / result.psnr.len() as f64;
+    assert!(mean >= 32.0, "{}: mean PSNR {mean:.2} dB", result.codec);
+    assert!(
+        result.audio_samples >= 48_000 * 2,
+        "received {} audio samples",
+        result.audio_samples
+    );
+    assert_eq!(result.callee.video_decode_errors, 0);
+    assert_eq!(
+        result.callee.video_frames_decoded as usize,
+        result.psnr.len()
+    );
+    assert!(result.caller.video_keyframes_sent >= 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn foreman_call_decodes_and_matches() {
+    let result = foreman_call(&VideoCodec::ALL, &VideoCodec::ALL).await;
+    assert_eq!(result.codec, VideoCodec::H264);
+    assert_call_quality(&result);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn foreman_call_over_vp8() {
+    let vp8_first = [VideoCodec::Vp8, VideoCodec::H264];
+    let result = foreman_call(&vp8_first, &vp8_first).await;
+    assert_eq!(result.codec, VideoCodec::Vp8);
+    assert_call_quality(&result);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn callee_without_vp8_gets_h264() {
+    let result = foreman_call(&[VideoCodec::Vp8, VideoCodec::H264], &[VideoCodec::H264]).await;
+    assert_eq!(result.codec, VideoCodec::H264);
+    assert_call_quality(&result);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vp8_only_peers_use_vp8() {
+    let result = foreman_call(&[VideoCodec::Vp8], &[VideoCodec::Vp8]).await;
+    assert_eq!(result.codec, VideoCodec::Vp8);
+    assert_call_quality(&result);
 }

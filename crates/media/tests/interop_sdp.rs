@@ -1,6 +1,7 @@
 //! Answers to offers captured from real browsers and media tools: H.264 is
-//! matched on profile with any level, Opus is kept, RTX stays paired with the
-//! H.264 payload type it retransmits, and broken fragments are errors.
+//! matched on profile with any level, VP8 is kept, the answer leads with the
+//! first of our codecs that the offer has, Opus is kept, RTX stays paired with
+//! the payload type it retransmits, and broken fragments are errors.
 
 mod common;
 
@@ -8,11 +9,12 @@ use std::collections::HashMap;
 use std::io::Cursor;
 use std::path::PathBuf;
 
-use hearth_media::MediaError;
 use hearth_media::negotiate::{
-    H264Profile, h264_packetization_mode, h264_profile, rtx_associated_payload_type,
+    H264Profile, first_video_codec, h264_packetization_mode, h264_profile,
+    rtx_associated_payload_type,
 };
 use hearth_media::peer::{RemoteSinks, SendMedia};
+use hearth_media::{MediaError, MediaPeer, VideoCodec};
 use rtc::sdp::SessionDescription;
 use rtc::sdp::util::Codec;
 
@@ -43,14 +45,22 @@ fn offer(name: &str) -> String {
 
 /// Answers `offer` with a peer that sends and receives video and audio.
 async fn answer(offer: &str) -> Result<String, MediaError> {
-    let peer = common::peer(
-        SendMedia {
-            video: true,
-            audio: true,
-        },
-        RemoteSinks::default(),
-    )
-    .await;
+    answer_with(offer, &VideoCodec::ALL).await
+}
+
+/// Answers `offer` with a sending peer that prefers `video_codecs` in this order.
+async fn answer_with(offer: &str, video_codecs: &[VideoCodec]) -> Result<String, MediaError> {
+    let config = hearth_media::PeerConfig {
+        video_codecs: video_codecs.to_vec(),
+        ..common::loopback_config()
+    };
+    let send = SendMedia {
+        video: true,
+        audio: true,
+    };
+    let peer = MediaPeer::new(&config, send, RemoteSinks::default())
+        .await
+        .expect("peer");
     let answer = peer.accept_offer(offer).await;
     peer.close().await;
     answer
@@ -61,6 +71,8 @@ async fn answer(offer: &str) -> Result<String, MediaError> {
 struct Section {
     kind: String,
     port: isize,
+    /// Payload types in the order of the `m=` line.
+    formats: Vec<String>,
     codecs: HashMap<u8, Codec>,
 }
 
@@ -106,6 +118,7 @@ fn parse_sections(sdp: &str) -> Vec<Section> {
         .map(|media| Section {
             kind: media.media_name.media.clone(),
             port: media.media_name.port.value,
+            formats: media.media_name.formats.clone(),
             codecs: media.codecs(),
         })
         .collect()
@@ -139,13 +152,50 @@ fn assert_h264_usable(video: &Section) {
     }
 }
 
-/// Checks that every RTX format of the answer retransmits an H.264 format of the answer.
+/// Checks that every RTX format of the answer retransmits an H.264 or VP8
+/// format of the answer.
 fn assert_rtx_paired(video: &Section) {
-    let h264 = video.payload_types("H264");
+    let mut media = video.payload_types("H264");
+    media.extend(video.payload_types("VP8"));
     for (rtx, apt) in video.rtx_pairs() {
         assert!(
-            h264.contains(&apt),
-            "RTX {rtx} has apt={apt}, not one of the H.264 payload types {h264:?}"
+            media.contains(&apt),
+            "RTX {rtx} has apt={apt}, not one of the H.264 or VP8 payload types {media:?}"
+        );
+    }
+}
+
+/// Checks that the answer's first video format is `codec`, under a payload
+/// type that the offer maps to the same codec, and that every RTX pair of
+/// the answer is a pair of the offer.
+fn assert_answer_leads_with(offer: &str, answer: &str, codec: VideoCodec) {
+    assert_eq!(first_video_codec(answer), Some(codec), "{answer}");
+    let offered = section(&parse_sections(offer), "video").codecs.clone();
+    let sections = parse_sections(answer);
+    let video = section(&sections, "video");
+    let first: u8 = video.formats[0].parse().expect("numeric payload type");
+    let offered_name = offered
+        .get(&first)
+        .map(|offered| offered.name.clone())
+        .unwrap_or_default();
+    assert!(
+        offered_name.eq_ignore_ascii_case(codec.encoding_name()),
+        "the answer leads with payload type {first}, which the offer maps to {offered_name:?}"
+    );
+    let offered_pairs: Vec<(u8, u8)> = offered
+        .values()
+        .filter(|codec| codec.name.eq_ignore_ascii_case("rtx"))
+        .filter_map(|codec| {
+            Some((
+                codec.payload_type,
+                rtx_associated_payload_type(&codec.fmtp)?,
+            ))
+        })
+        .collect();
+    for pair in video.rtx_pairs() {
+        assert!(
+            offered_pairs.contains(&pair),
+            "RTX pair {pair:?} of the answer is not in the offer: {offered_pairs:?}"
         );
     }
 }
@@ -163,11 +213,64 @@ async fn chromium_offer_keeps_h264_pairs() {
     let video = section(&sections, "video");
     assert_ne!(video.port, 0, "video was rejected");
     assert_eq!(video.payload_types("H264"), vec![102, 106]);
-    assert_eq!(video.rtx_pairs(), vec![(103, 102), (107, 106)]);
+    assert_eq!(video.payload_types("VP8"), vec![96]);
+    assert_eq!(video.rtx_pairs(), vec![(97, 96), (103, 102), (107, 106)]);
     assert_h264_usable(video);
     assert_rtx_paired(video);
-    assert!(video.payload_types("VP8").is_empty());
     assert!(video.payload_types("AV1").is_empty());
+}
+
+#[tokio::test]
+async fn chromium_offer_answered_h264_first() {
+    let offer = offer("01_chromium120_offer.sdp");
+    let answer = answer(&offer).await.expect("answer");
+    assert_answer_leads_with(&offer, &answer, VideoCodec::H264);
+}
+
+#[tokio::test]
+async fn chromium_offer_answered_vp8_first() {
+    let offer = offer("01_chromium120_offer.sdp");
+    let answer = answer_with(&offer, &[VideoCodec::Vp8, VideoCodec::H264])
+        .await
+        .expect("answer");
+    assert_answer_leads_with(&offer, &answer, VideoCodec::Vp8);
+
+    let sections = parse_sections(&answer);
+    let video = section(&sections, "video");
+    assert_eq!(video.formats[0], "96");
+    assert_eq!(video.payload_types("H264"), vec![102, 106]);
+    assert_rtx_paired(video);
+}
+
+#[tokio::test]
+async fn chromium_offer_answered_vp8_only() {
+    let offer = offer("01_chromium120_offer.sdp");
+    let answer = answer_with(&offer, &[VideoCodec::Vp8])
+        .await
+        .expect("answer");
+    assert_answer_leads_with(&offer, &answer, VideoCodec::Vp8);
+
+    let sections = parse_sections(&answer);
+    let video = section(&sections, "video");
+    assert_eq!(video.payload_types("VP8"), vec![96]);
+    assert!(video.payload_types("H264").is_empty(), "{answer}");
+    assert_eq!(video.rtx_pairs(), vec![(97, 96)]);
+}
+
+#[tokio::test]
+async fn firefox_offer_answered_in_our_order() {
+    let offer = offer("02_firefox121_offer.sdp");
+    let h264_first = answer(&offer).await.expect("answer");
+    assert_answer_leads_with(&offer, &h264_first, VideoCodec::H264);
+
+    let vp8_first = answer_with(&offer, &[VideoCodec::Vp8, VideoCodec::H264])
+        .await
+        .expect("answer");
+    assert_answer_leads_with(&offer, &vp8_first, VideoCodec::Vp8);
+    let sections = parse_sections(&vp8_first);
+    let video = section(&sections, "video");
+    assert_eq!(video.payload_types("VP8"), vec![120]);
+    assert_eq!(video.rtx_pairs(), vec![(124, 120), (127, 126)]);
 }
 
 #[tokio::test]
@@ -182,16 +285,20 @@ async fn firefox_offer_drops_mode_0_h264() {
     // Payload type 97 has no packetization-mode, so it is mode 0.
     let video = section(&sections, "video");
     assert_eq!(video.payload_types("H264"), vec![126]);
-    assert_eq!(video.rtx_pairs(), vec![(127, 126)]);
+    assert_eq!(video.payload_types("VP8"), vec![120]);
+    assert_eq!(video.rtx_pairs(), vec![(124, 120), (127, 126)]);
     assert_h264_usable(video);
     assert_rtx_paired(video);
 }
 
 #[tokio::test]
 async fn obs_whip_offer_with_session_level_ice() {
-    let answer = answer(&offer("03_obs30_whip_libdatachannel_offer.sdp"))
+    let offer = offer("03_obs30_whip_libdatachannel_offer.sdp");
+    let answer = answer_with(&offer, &[VideoCodec::Vp8, VideoCodec::H264])
         .await
         .expect("answer");
+    // The offer has only H.264, so a peer that prefers VP8 still answers H.264.
+    assert_answer_leads_with(&offer, &answer, VideoCodec::H264);
     let sections = parse_sections(&answer);
 
     assert_eq!(section(&sections, "audio").payload_types("opus"), vec![111]);
@@ -203,9 +310,9 @@ async fn obs_whip_offer_with_session_level_ice() {
 
 #[tokio::test]
 async fn ffmpeg_offer_with_baseline_level_3() {
-    let answer = answer(&offer("07_ffmpeg_whip_offer.sdp"))
-        .await
-        .expect("answer");
+    let offer = offer("07_ffmpeg_whip_offer.sdp");
+    let answer = answer(&offer).await.expect("answer");
+    assert_answer_leads_with(&offer, &answer, VideoCodec::H264);
     let sections = parse_sections(&answer);
 
     assert_eq!(section(&sections, "audio").payload_types("opus"), vec![111]);
@@ -227,7 +334,7 @@ async fn higher_levels_keep_h264() {
 
     let video = section(&sections, "video");
     assert_eq!(video.payload_types("H264"), vec![102, 106]);
-    assert_eq!(video.rtx_pairs(), vec![(103, 102), (107, 106)]);
+    assert_eq!(video.rtx_pairs(), vec![(97, 96), (103, 102), (107, 106)]);
     assert_h264_usable(video);
 }
 
@@ -252,7 +359,7 @@ async fn other_constrained_baseline_flags_match() {
         fmtp.contains("profile-level-id=42e028"),
         "the offered level is kept: {fmtp}"
     );
-    assert_eq!(video.rtx_pairs(), vec![(103, 102), (107, 106)]);
+    assert_eq!(video.rtx_pairs(), vec![(97, 96), (103, 102), (107, 106)]);
     assert_h264_usable(video);
 }
 
@@ -290,10 +397,26 @@ async fn safari_data_channel_answered() {
 }
 
 #[tokio::test]
-async fn vp8_offer_to_sender_fails() {
-    let err = answer(&offer("06_firefox_video_rtcp_component2.sdp"))
-        .await
-        .unwrap_err();
+async fn vp8_offer_answered_with_vp8() {
+    let offer = offer("06_firefox_video_rtcp_component2.sdp");
+    let answer = answer(&offer).await.expect("answer");
+    assert_answer_leads_with(&offer, &answer, VideoCodec::Vp8);
+
+    let sections = parse_sections(&answer);
+    let video = section(&sections, "video");
+    assert_ne!(video.port, 0, "{answer}");
+    assert_eq!(video.payload_types("VP8"), vec![120]);
+    assert!(video.payload_types("VP9").is_empty());
+}
+
+#[tokio::test]
+async fn vp8_offer_to_h264_only_sender_fails() {
+    let err = answer_with(
+        &offer("06_firefox_video_rtcp_component2.sdp"),
+        &[VideoCodec::H264],
+    )
+    .await
+    .unwrap_err();
     assert!(matches!(err, MediaError::NoCommonCodec(_)), "{err:?}");
     let message = err.to_string();
     assert!(message.contains("VP8, VP9"), "{message}");
@@ -301,7 +424,7 @@ async fn vp8_offer_to_sender_fails() {
 }
 
 #[tokio::test]
-async fn vp8_offer_to_receiver_rejects_video() {
+async fn vp8_offer_to_receiver_accepts_video() {
     let peer = common::peer(SendMedia::default(), RemoteSinks::default()).await;
     let answer = peer
         .accept_offer(&offer("06_firefox_video_rtcp_component2.sdp"))
@@ -311,8 +434,21 @@ async fn vp8_offer_to_receiver_rejects_video() {
 
     let sections = parse_sections(&answer);
     let video = section(&sections, "video");
-    assert_eq!(video.port, 0, "{answer}");
-    assert!(video.payload_types("VP8").is_empty());
+    assert_ne!(video.port, 0, "{answer}");
+    assert_eq!(video.payload_types("VP8"), vec![120]);
+}
+
+#[tokio::test]
+async fn empty_codec_list_is_rejected() {
+    let config = hearth_media::PeerConfig {
+        video_codecs: Vec::new(),
+        ..common::loopback_config()
+    };
+    let result = MediaPeer::new(&config, SendMedia::default(), RemoteSinks::default()).await;
+    assert!(
+        matches!(result, Err(MediaError::InvalidConfig(_))),
+        "an empty codec list was accepted"
+    );
 }
 
 #[tokio::test]

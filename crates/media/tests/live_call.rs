@@ -10,7 +10,9 @@ use hearth_media::live::{
     LiveControls, LiveSend, LocalVideo, VideoSource, audio_channel, loop_wav,
 };
 use hearth_media::source::load_video;
-use hearth_media::{MediaError, MediaPeer, PeerEvent, RemoteSinks, SendMedia, VideoFrame};
+use hearth_media::{
+    MediaError, MediaPeer, PeerConfig, PeerEvent, RemoteSinks, SendMedia, VideoCodec, VideoFrame,
+};
 use tokio::sync::mpsc;
 
 const SMALL_CLIP: &str = "video/CiscoVT2people_320x192_12fps.y4m";
@@ -32,24 +34,31 @@ struct LiveCall {
 
 impl LiveCall {
     async fn start(send: LiveSend) -> Self {
+        Self::start_with_codecs(send, &VideoCodec::ALL).await
+    }
+
+    /// Starts a call between two peers that both list `video_codecs`.
+    async fn start_with_codecs(send: LiveSend, video_codecs: &[VideoCodec]) -> Self {
         let (video_tx, mut video_rx) = mpsc::channel(64);
         let (audio_tx, mut audio_rx) = mpsc::channel(256);
-        let mut caller = common::peer(
-            SendMedia {
-                video: true,
-                audio: true,
-            },
-            RemoteSinks::default(),
-        )
-        .await;
-        let mut callee = common::peer(
-            SendMedia::default(),
-            RemoteSinks {
-                video: Some(video_tx),
-                audio: Some(audio_tx),
-            },
-        )
-        .await;
+        let config = PeerConfig {
+            video_codecs: video_codecs.to_vec(),
+            ..common::loopback_config()
+        };
+        let caller_media = SendMedia {
+            video: true,
+            audio: true,
+        };
+        let mut caller = MediaPeer::new(&config, caller_media, RemoteSinks::default())
+            .await
+            .expect("caller");
+        let callee_sinks = RemoteSinks {
+            video: Some(video_tx),
+            audio: Some(audio_tx),
+        };
+        let mut callee = MediaPeer::new(&config, SendMedia::default(), callee_sinks)
+            .await
+            .expect("callee");
         let (caller_state, callee_state) = common::connect(&mut caller, &mut callee).await;
         assert_eq!(caller_state, PeerEvent::Connected);
         assert_eq!(callee_state, PeerEvent::Connected);
@@ -197,6 +206,17 @@ async fn camera_off_stops_video_frames() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replace_video_changes_decoded_size() {
+    replace_video_over(&VideoCodec::ALL).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vp8_replace_video_changes_decoded_size() {
+    replace_video_over(&[VideoCodec::Vp8]).await;
+}
+
+/// Switches the live video between clips of two sizes in a call over
+/// `video_codecs`, and checks that the callee decodes the new size after a keyframe.
+async fn replace_video_over(video_codecs: &[VideoCodec]) {
     let first = file_camera(SMALL_CLIP);
     let second = file_camera(OTHER_CLIP);
     let first_size = {
@@ -209,11 +229,11 @@ async fn replace_video_changes_decoded_size() {
     };
     assert_ne!(first_size, second_size, "the test needs clips of two sizes");
 
-    let call = LiveCall::start(LiveSend {
+    let send = LiveSend {
         video: Some(first.frames()),
         ..LiveSend::default()
-    })
-    .await;
+    };
+    let call = LiveCall::start_with_codecs(send, video_codecs).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(call.decoded_sizes().last(), Some(&first_size));
     let keyframes_before = call.caller.stats().video_keyframes_sent;

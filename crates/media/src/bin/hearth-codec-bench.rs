@@ -1,6 +1,8 @@
-//! Compares Hearth's H.264 encoder (OpenH264) with ffmpeg's libx264 on the same
-//! frames at the same bitrate, one encoder thread each, and prints a markdown table
-//! of encode speed, achieved bitrate and luma PSNR.
+//! Compares Hearth's video encoders with ffmpeg's on the same frames at the
+//! same bitrates, one encoder thread each: OpenH264 against libx264, and
+//! Hearth's libvpx VP8 against ffmpeg's libvpx at the same real-time settings.
+//! Prints markdown tables of encode and decode speed, achieved bitrate and
+//! luma PSNR, and with `--vp8-speeds` one row per libvpx speed preset.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -12,8 +14,10 @@ use anyhow::{Context, bail};
 use clap::Parser;
 use hearth_media::VideoFrame;
 use hearth_media::codec::h264::{H264Decoder, H264Encoder, H264EncoderConfig};
+use hearth_media::codec::vp8::{DEFAULT_CPU_USED, Vp8Decoder, Vp8Encoder};
+use hearth_media::codec::{VideoEncoder, VideoEncoderConfig};
 use hearth_media::quality::psnr_luma;
-use hearth_media::source::{VideoClip, load_video};
+use hearth_media::source::{VideoClip, annexb, load_video};
 
 /// Clips measured when none are given, relative to the media folder.
 const DEFAULT_CLIPS: [&str; 2] = ["video/BA1_FT_C.264", "video/Zhling_1280x720.264"];
@@ -23,23 +27,42 @@ const DEFAULT_CLIPS: [&str; 2] = ["video/BA1_FT_C.264", "video/Zhling_1280x720.2
 const MIN_FRAMES: usize = 100;
 
 #[derive(Parser)]
-#[command(about = "Compare Hearth's OpenH264 encoder with libx264 on one thread")]
+#[command(
+    about = "Compare Hearth's OpenH264 and libvpx VP8 encoders with ffmpeg's libx264 and libvpx on one thread"
+)]
 struct Args {
     /// Video clips (.264 or .y4m). A relative path that does not exist is looked up
     /// in the media folder: HEARTH_MEDIA_DIR, or ../shared/media.
     clips: Vec<PathBuf>,
 
-    /// Target bitrate in kbit/s for both encoders, 1 to 2000000 (OpenH264 takes the
-    /// bitrate in bit/s as an i32).
-    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=2_000_000))]
-    kbps: u32,
+    /// Target bitrates in kbit/s for every encoder, comma-separated, each 1 to
+    /// 2000000 (OpenH264 takes the bitrate in bit/s as an i32).
+    #[arg(
+        long,
+        default_value = "1000",
+        value_delimiter = ',',
+        value_parser = clap::value_parser!(u32).range(1..=2_000_000)
+    )]
+    kbps: Vec<u32>,
+
+    /// libvpx speed presets (cpu-used, -16 to 16) to compare on each clip at the
+    /// first bitrate, comma-separated, for example `--vp8-speeds=-4,-6,-8,-12`.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        allow_hyphen_values = true,
+        value_parser = clap::value_parser!(i32).range(-16..=16)
+    )]
+    vp8_speeds: Vec<i32>,
 }
 
-/// Result of encoding one clip with one encoder.
+/// Result of encoding one clip with one encoder and decoding the output.
 struct Measurement {
-    encoder: &'static str,
+    encoder: String,
     frames: usize,
     encode_time: Duration,
+    /// Wall time of decoding the whole output with Hearth's decoder.
+    decode_time: Duration,
     encoded_bytes: usize,
     mean_psnr_db: f64,
 }
@@ -60,6 +83,7 @@ fn main() -> anyhow::Result<()> {
     println!();
 
     let mut rows = Vec::new();
+    let mut speed_rows = Vec::new();
     let mut ffmpeg_commands = Vec::new();
     for path in &clip_paths {
         let clip =
@@ -70,23 +94,45 @@ fn main() -> anyhow::Result<()> {
             |name| name.to_string_lossy().into_owned(),
         );
 
-        let hearth = measure_openh264(&clip, frame_count, args.kbps)
-            .with_context(|| format!("OpenH264 measurement failed on {name}"))?;
-        let (x264, command) = measure_x264(&clip, frame_count, args.kbps)
-            .with_context(|| format!("libx264 measurement failed on {name}"))?;
-        rows.push((name.clone(), clip.fps, hearth));
-        rows.push((name, clip.fps, x264));
-        ffmpeg_commands.push(command);
+        for &kbps in &args.kbps {
+            let row = |measurement| (name.clone(), kbps, clip.fps, measurement);
+            let openh264 = measure_openh264(&clip, frame_count, kbps)
+                .with_context(|| format!("OpenH264 measurement failed on {name}"))?;
+            rows.push(row(openh264));
+            let (x264, command) = measure_x264(&clip, frame_count, kbps)
+                .with_context(|| format!("libx264 measurement failed on {name}"))?;
+            rows.push(row(x264));
+            ffmpeg_commands.push(command);
+            let vp8 = measure_vp8(&clip, frame_count, kbps, DEFAULT_CPU_USED)
+                .with_context(|| format!("VP8 measurement failed on {name}"))?;
+            rows.push(row(vp8));
+            let (libvpx, command) =
+                measure_ffmpeg_libvpx(&clip, frame_count, kbps, DEFAULT_CPU_USED)
+                    .with_context(|| format!("ffmpeg libvpx measurement failed on {name}"))?;
+            rows.push(row(libvpx));
+            ffmpeg_commands.push(command);
+        }
+        let speed_kbps = args.kbps[0];
+        for &cpu_used in &args.vp8_speeds {
+            let vp8 = measure_vp8(&clip, frame_count, speed_kbps, cpu_used)
+                .with_context(|| format!("VP8 cpu-used {cpu_used} failed on {name}"))?;
+            speed_rows.push((name.clone(), speed_kbps, clip.fps, vp8));
+        }
     }
 
     print_table(&rows);
+    if !speed_rows.is_empty() {
+        println!();
+        print_table(&speed_rows);
+    }
     println!();
-    println!("OpenH264 time: wall time of the encode calls only.");
+    println!("Hearth time: wall time of the encode calls only.");
     println!(
-        "libx264 time: ffmpeg's -benchmark rtime (the whole transcode, including reading raw \
+        "ffmpeg time: ffmpeg's -benchmark rtime (the whole transcode, including reading raw \
          frames from a file in the page cache and writing the output)."
     );
-    println!("ffmpeg command (WxH, fps and paths vary per clip):");
+    println!("Decode time: Hearth's OpenH264 or libvpx decoder on each encoder's output.");
+    println!("ffmpeg commands (WxH, fps and paths vary per clip):");
     for command in ffmpeg_commands {
         println!("    {command}");
     }
@@ -150,37 +196,219 @@ fn measure_openh264(
         keyframe_interval: 0,
         threads: 1,
     })?;
+    let (access_units, encode_time) = encode_all(&mut encoder, clip, frame_count)?;
+    let encoded_bytes = access_units.iter().map(Vec::len).sum();
 
+    let (decoded, decode_time) = decode_h264(&access_units)?;
+    Ok(Measurement {
+        encoder: "Hearth OpenH264".into(),
+        frames: frame_count,
+        encode_time,
+        decode_time,
+        encoded_bytes,
+        mean_psnr_db: mean_psnr(clip, frame_count, &decoded)?,
+    })
+}
+
+/// Decodes H.264 access units with OpenH264. Returns the pictures and the
+/// wall time of the decode calls.
+fn decode_h264(access_units: &[Vec<u8>]) -> anyhow::Result<(Vec<VideoFrame>, Duration)> {
+    let mut decoder = H264Decoder::new()?;
+    let mut decoded = Vec::with_capacity(access_units.len());
+    let start = Instant::now();
+    for access_unit in access_units {
+        decoded.extend(decoder.decode(access_unit)?);
+    }
+    decoded.extend(decoder.flush()?);
+    Ok((decoded, start.elapsed()))
+}
+
+/// Decodes VP8 frames with libvpx. Returns the pictures and the wall time of
+/// the decode calls.
+fn decode_vp8(frames: &[Vec<u8>]) -> anyhow::Result<(Vec<VideoFrame>, Duration)> {
+    let mut decoder = Vp8Decoder::new()?;
+    let mut decoded = Vec::with_capacity(frames.len());
+    let start = Instant::now();
+    for frame in frames {
+        decoded.extend(decoder.decode(frame)?);
+    }
+    Ok((decoded, start.elapsed()))
+}
+
+/// Encodes the looped clip with Hearth's VP8 encoder at speed preset `cpu_used`.
+fn measure_vp8(
+    clip: &VideoClip,
+    frame_count: usize,
+    kbps: u32,
+    cpu_used: i32,
+) -> anyhow::Result<Measurement> {
+    let config = VideoEncoderConfig {
+        bitrate_bps: kbps * 1000,
+        max_fps: clip.fps as f32,
+        keyframe_interval: 0,
+        threads: 1,
+    };
+    let mut encoder = Vp8Encoder::with_speed(config, cpu_used)?;
+    let (frames, encode_time) = encode_all(&mut encoder, clip, frame_count)?;
+    let encoded_bytes = frames.iter().map(Vec::len).sum();
+    let (decoded, decode_time) = decode_vp8(&frames)?;
+    Ok(Measurement {
+        encoder: format!("Hearth libvpx VP8, cpu-used {cpu_used}"),
+        frames: frame_count,
+        encode_time,
+        decode_time,
+        encoded_bytes,
+        mean_psnr_db: mean_psnr(clip, frame_count, &decoded)?,
+    })
+}
+
+/// Encodes `frame_count` frames of the looped clip. Returns the encoded
+/// frames and the wall time of the encode calls.
+fn encode_all(
+    encoder: &mut dyn VideoEncoder,
+    clip: &VideoClip,
+    frame_count: usize,
+) -> anyhow::Result<(Vec<Vec<u8>>, Duration)> {
     let mut encode_time = Duration::ZERO;
-    let mut access_units = Vec::with_capacity(frame_count);
+    let mut frames = Vec::with_capacity(frame_count);
     for index in 0..frame_count {
         let frame = looped_frame(clip, index);
         let start = Instant::now();
         let encoded = encoder.encode(frame)?;
         encode_time += start.elapsed();
         match encoded {
-            Some(encoded) => access_units.push(encoded.data),
+            Some(encoded) => frames.push(encoded.data),
             None => bail!(
-                "OpenH264 skipped frame {index}, so decoded frames no longer pair with source frames"
+                "the {} encoder dropped frame {index}, so decoded frames no longer pair with \
+                 source frames",
+                encoder.codec()
             ),
         }
     }
-    let encoded_bytes = access_units.iter().map(Vec::len).sum();
+    Ok((frames, encode_time))
+}
 
-    let mut decoder = H264Decoder::new()?;
-    let mut decoded = Vec::with_capacity(frame_count);
-    for access_unit in &access_units {
-        decoded.extend(decoder.decode(access_unit)?);
-    }
-    decoded.extend(decoder.flush()?);
+/// Encodes the looped clip with ffmpeg's libvpx at the settings of Hearth's
+/// VP8 encoder and decodes the output with Hearth's decoder. Returns the
+/// measurement and the ffmpeg command line.
+fn measure_ffmpeg_libvpx(
+    clip: &VideoClip,
+    frame_count: usize,
+    kbps: u32,
+    cpu_used: i32,
+) -> anyhow::Result<(Measurement, String)> {
+    let work_dir = TempDir::create()?;
+    let raw_path = work_dir.path.join("source.yuv");
+    let output_path = work_dir.path.join("libvpx.ivf");
+    write_raw_yuv(clip, frame_count, &raw_path)?;
 
-    Ok(Measurement {
-        encoder: "Hearth OpenH264",
+    // Hearth's settings: one pass, CBR, real-time deadline, error resilient,
+    // no lag, quantizers 2 to 56, a 1000 ms buffer starting at 500 ms,
+    // undershoot 100 % and overshoot 15 %, static threshold 1, no denoiser,
+    // no automatic keyframes, and the keyframe size cap.
+    let bitrate = format!("{kbps}k");
+    let initial_buffer = format!("{}k", kbps / 2);
+    let cpu_used = cpu_used.to_string();
+    let max_intra = ((300.0 * clip.fps / 10.0).max(300.0) as u32).to_string();
+    let size = format!("{}x{}", clip.width(), clip.height());
+    let fps = clip.fps.to_string();
+    let keyframe_interval = (frame_count + 1).to_string();
+    let raw_input = path_str(&raw_path)?;
+    let output = path_str(&output_path)?;
+    let ffmpeg_args: Vec<&str> = [
+        &["-hide_banner", "-nostdin", "-benchmark", "-y"][..],
+        &["-f", "rawvideo", "-pix_fmt", "yuv420p"],
+        &["-s", &size, "-r", &fps, "-i", raw_input],
+        &[
+            "-c:v",
+            "libvpx",
+            "-deadline",
+            "realtime",
+            "-cpu-used",
+            &cpu_used,
+        ],
+        &[
+            "-threads",
+            "1",
+            "-error-resilient",
+            "default",
+            "-lag-in-frames",
+            "0",
+        ],
+        &["-b:v", &bitrate, "-minrate", &bitrate, "-maxrate", &bitrate],
+        &["-bufsize", &bitrate, "-rc_init_occupancy", &initial_buffer],
+        &[
+            "-qmin",
+            "2",
+            "-qmax",
+            "56",
+            "-undershoot-pct",
+            "100",
+            "-overshoot-pct",
+            "15",
+        ],
+        &[
+            "-static-thresh",
+            "1",
+            "-noise-sensitivity",
+            "0",
+            "-max-intra-rate",
+            &max_intra,
+        ],
+        &["-g", &keyframe_interval, "-f", "ivf", output],
+    ]
+    .concat();
+    let command_line = format!("ffmpeg {}", ffmpeg_args.join(" "));
+    let encode_time = run_ffmpeg(&ffmpeg_args, "libvpx")?;
+
+    let ivf = std::fs::read(&output_path)?;
+    let frames = ivf_frames(&ivf).context("ffmpeg wrote an invalid IVF file")?;
+    let encoded_bytes = frames.iter().map(Vec::len).sum();
+    let (decoded, decode_time) = decode_vp8(&frames)?;
+    let measurement = Measurement {
+        encoder: format!("ffmpeg libvpx, cpu-used {cpu_used}"),
         frames: frame_count,
         encode_time,
+        decode_time,
         encoded_bytes,
         mean_psnr_db: mean_psnr(clip, frame_count, &decoded)?,
-    })
+    };
+    Ok((measurement, command_line))
+}
+
+/// Splits an IVF file into its frames: a 32-byte file header, then per frame
+/// a 12-byte header (the size as 32-bit little endian, a 64-bit timestamp)
+/// and the data.
+fn ivf_frames(file: &[u8]) -> Option<Vec<Vec<u8>>> {
+    if file.get(..4)? != b"DKIF" {
+        return None;
+    }
+    let header_len = usize::from(u16::from_le_bytes([*file.get(6)?, *file.get(7)?]));
+    let mut rest = file.get(header_len..)?;
+    let mut frames = Vec::new();
+    while !rest.is_empty() {
+        let size = u32::from_le_bytes(rest.get(..4)?.try_into().ok()?) as usize;
+        let frame = rest.get(12..12 + size)?;
+        frames.push(frame.to_vec());
+        rest = &rest[12 + size..];
+    }
+    Some(frames)
+}
+
+/// Runs ffmpeg and returns the `rtime` of its `-benchmark` line.
+fn run_ffmpeg(ffmpeg_args: &[&str], encoder: &str) -> anyhow::Result<Duration> {
+    let output = Command::new("ffmpeg")
+        .args(ffmpeg_args)
+        .output()
+        .with_context(|| {
+            format!("failed to run ffmpeg. Install ffmpeg with {encoder} and put it on PATH")
+        })?;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    if !output.status.success() {
+        bail!("ffmpeg failed with {}:\n{stderr}", output.status);
+    }
+    parse_benchmark_rtime(&stderr)
+        .with_context(|| format!("no `bench: ... rtime=` line in ffmpeg's output:\n{stderr}"))
 }
 
 /// Encodes the looped clip with ffmpeg's libx264 and decodes the output with
@@ -211,27 +439,23 @@ fn measure_x264(
     ]
     .concat();
     let command_line = format!("ffmpeg {}", ffmpeg_args.join(" "));
-
-    let output = Command::new("ffmpeg")
-        .args(&ffmpeg_args)
-        .output()
-        .context("failed to run ffmpeg. Install ffmpeg with libx264 and put it on PATH")?;
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    if !output.status.success() {
-        bail!("ffmpeg failed with {}:\n{stderr}", output.status);
-    }
-    let encode_time = parse_benchmark_rtime(&stderr)
-        .with_context(|| format!("no `bench: ... rtime=` line in ffmpeg's output:\n{stderr}"))?;
+    let encode_time = run_ffmpeg(&ffmpeg_args, "libx264")?;
 
     let encoded_bytes = std::fs::metadata(&output_path)?.len() as usize;
-    let decoded = load_video(&output_path)
-        .context("OpenH264 failed to decode libx264's output")?
-        .frames;
+    let stream = std::fs::read(&output_path)?;
+    let units = annexb::split_nal_units(&stream);
+    let access_units: Vec<Vec<u8>> = annexb::group_access_units(&units)
+        .iter()
+        .map(|access_unit| annexb::join_annexb(access_unit))
+        .collect();
+    let (decoded, decode_time) =
+        decode_h264(&access_units).context("OpenH264 failed to decode libx264's output")?;
 
     let measurement = Measurement {
-        encoder: "libx264 ultrafast",
+        encoder: "libx264 ultrafast".into(),
         frames: frame_count,
         encode_time,
+        decode_time,
         encoded_bytes,
         mean_psnr_db: mean_psnr(clip, frame_count, &decoded)?,
     };
@@ -288,15 +512,18 @@ fn mean_psnr(clip: &VideoClip, frame_count: usize, decoded: &[VideoFrame]) -> an
     Ok(total / decoded.len() as f64)
 }
 
-fn print_table(rows: &[(String, f64, Measurement)]) {
-    println!("| clip | encoder | frames | fps encoded | kbit/s achieved | PSNR Y (dB) |");
-    println!("|---|---|---:|---:|---:|---:|");
-    for (clip, clip_fps, measurement) in rows {
+fn print_table(rows: &[(String, u32, f64, Measurement)]) {
+    println!(
+        "| clip | kbit/s target | encoder | frames | fps encoded | fps decoded | kbit/s achieved | PSNR Y (dB) |"
+    );
+    println!("|---|---:|---|---:|---:|---:|---:|---:|");
+    for (clip, target_kbps, clip_fps, measurement) in rows {
         let encode_fps = measurement.frames as f64 / measurement.encode_time.as_secs_f64();
+        let decode_fps = measurement.frames as f64 / measurement.decode_time.as_secs_f64();
         let duration_seconds = measurement.frames as f64 / clip_fps;
         let kbps = measurement.encoded_bytes as f64 * 8.0 / duration_seconds / 1000.0;
         println!(
-            "| {clip} | {} | {} | {encode_fps:.0} | {kbps:.0} | {:.2} |",
+            "| {clip} | {target_kbps} | {} | {} | {encode_fps:.0} | {decode_fps:.0} | {kbps:.0} | {:.2} |",
             measurement.encoder, measurement.frames, measurement.mean_psnr_db
         );
     }

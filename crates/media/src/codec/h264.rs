@@ -11,44 +11,18 @@ use openh264::encoder::{
 };
 use openh264::formats::YUVSource;
 
+use super::{VideoCodec, VideoDecoder, VideoEncoder, VideoEncoderConfig};
 use crate::error::{MediaError, Result};
 use crate::frame::VideoFrame;
 
-/// Default video bitrate in bits per second.
-pub const DEFAULT_BITRATE_BPS: u32 = 1_000_000;
+pub use super::{DEFAULT_BITRATE_BPS, EncodedFrame};
 
 /// Maximum size of one NAL unit in bytes. Slices are kept smaller than this,
 /// so that most fit one RTP packet and need no fragmentation.
 const MAX_SLICE_BYTES: u32 = 1100;
 
-/// Settings of the H.264 encoder.
-#[derive(Debug, Clone, Copy)]
-pub struct H264EncoderConfig {
-    pub bitrate_bps: u32,
-    pub max_fps: f32,
-    /// Frames between forced keyframes; 0 sends keyframes only on request.
-    pub keyframe_interval: u32,
-    /// Encoder threads; 0 lets OpenH264 start one per CPU core.
-    pub threads: u16,
-}
-
-impl Default for H264EncoderConfig {
-    fn default() -> Self {
-        Self {
-            bitrate_bps: DEFAULT_BITRATE_BPS,
-            max_fps: 30.0,
-            keyframe_interval: 0,
-            threads: 0,
-        }
-    }
-}
-
-/// One encoded picture as an Annex B byte stream.
-#[derive(Debug, Clone)]
-pub struct EncodedFrame {
-    pub data: Vec<u8>,
-    pub keyframe: bool,
-}
+/// Settings of the H.264 encoder, the same as every video encoder's.
+pub type H264EncoderConfig = VideoEncoderConfig;
 
 /// Real-time H.264 encoder.
 pub struct H264Encoder {
@@ -154,4 +128,28 @@ fn copy_decoded(yuv: &DecodedYUV<'_>) -> VideoFrame {
         [yuv.y(), yuv.u(), yuv.v()],
         [stride_y, stride_u, stride_v],
     )
+}
+
+impl VideoEncoder for H264Encoder {
+    fn codec(&self) -> VideoCodec {
+        VideoCodec::H264
+    }
+
+    fn request_keyframe(&mut self) {
+        H264Encoder::request_keyframe(self);
+    }
+
+    fn encode(&mut self, frame: &VideoFrame) -> Result<Option<EncodedFrame>> {
+        H264Encoder::encode(self, frame)
+    }
+}
+
+impl VideoDecoder for H264Decoder {
+    fn codec(&self) -> VideoCodec {
+        VideoCodec::H264
+    }
+
+    fn decode(&mut self, frame: &[u8]) -> Result<Option<VideoFrame>> {
+        H264Decoder::decode(self, frame)
+    }
 }

@@ -9,14 +9,16 @@ use bytes::Bytes;
 use rtc::media::Sample;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
-use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::media_stream::track_local::static_sample::TrackLocalStaticSample;
 
-use crate::codec::h264::{DEFAULT_BITRATE_BPS, H264Encoder, H264EncoderConfig};
 use crate::codec::opus::{DEFAULT_OPUS_BITRATE_BPS, OpusEncoder};
+use crate::codec::{
+    DEFAULT_BITRATE_BPS, VideoCodec, VideoEncoder, VideoEncoderConfig, new_video_encoder,
+};
 use crate::error::{MediaError, Result};
 use crate::frame::{AUDIO_FRAME_SAMPLES, VideoFrame};
 use crate::live::{AudioFeed, VideoFeed};
+pub(crate) use crate::send::VideoTrack;
 use crate::send::{RtpVideoWriter, VIDEO_CLOCK_RATE, encode_off_thread, watch_keyframe_requests};
 use crate::stats::{StatsCounters, add};
 
@@ -111,13 +113,6 @@ impl LiveControls {
     }
 }
 
-/// A negotiated local video track.
-pub(crate) struct VideoTrack {
-    pub track: Arc<TrackLocalStaticRTP>,
-    pub ssrc: u32,
-    pub payload_type: u8,
-}
-
 /// A negotiated local audio track.
 pub(crate) struct AudioTrack {
     pub track: Arc<TrackLocalStaticSample>,
@@ -188,7 +183,7 @@ struct LiveVideoSender {
     switches: Arc<Switches>,
     keyframe_requested: Arc<AtomicBool>,
     /// The encoder and the frame size it was created for.
-    encoder: Option<(H264Encoder, (usize, usize))>,
+    encoder: Option<(Box<dyn VideoEncoder>, (usize, usize))>,
     rtp_timestamp_base: u32,
     started_at: Instant,
 }
@@ -207,7 +202,7 @@ impl LiveVideoSender {
             Arc::clone(&stats),
         ));
         Self {
-            writer: RtpVideoWriter::new(track.track, track.ssrc, track.payload_type, stats),
+            writer: RtpVideoWriter::new(track, stats),
             bitrate_bps,
             switches,
             keyframe_requested,
@@ -279,12 +274,16 @@ impl LiveVideoSender {
             || frame.height == 0
             || frame.data.len() < VideoFrame::i420_len(frame.width, frame.height)
         {
-            return Err(MediaError::H264Encode(format!(
+            let detail = format!(
                 "a {}x{} frame of {} bytes is not a complete I420 picture",
                 frame.width,
                 frame.height,
                 frame.data.len()
-            )));
+            );
+            return Err(match self.writer.codec() {
+                VideoCodec::H264 => MediaError::H264Encode(detail),
+                VideoCodec::Vp8 => MediaError::Vp8Encode(detail),
+            });
         }
         let mut encoder = match self.encoder.take() {
             Some((encoder, encoder_size)) if encoder_size == size => encoder,
@@ -297,12 +296,15 @@ impl LiveVideoSender {
                     height = size.1,
                     "creating the video encoder"
                 );
-                H264Encoder::new(H264EncoderConfig {
-                    bitrate_bps: self.bitrate_bps,
-                    max_fps: MAX_FPS as f32,
-                    keyframe_interval: 0,
-                    threads: 0,
-                })?
+                new_video_encoder(
+                    self.writer.codec(),
+                    VideoEncoderConfig {
+                        bitrate_bps: self.bitrate_bps,
+                        max_fps: MAX_FPS as f32,
+                        keyframe_interval: 0,
+                        threads: 0,
+                    },
+                )?
             }
         };
         if self.keyframe_requested.swap(false, Ordering::Relaxed) {
