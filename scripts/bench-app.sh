@@ -14,8 +14,8 @@ export HEARTH_MEDIA_DIR="${HEARTH_MEDIA_DIR:-$root/../shared/media}"
 
 cargo build --locked --release -p hearth-server -p hearth-cli --bins
 (cd src-tauri && npx --prefix ../ui tauri build --no-bundle -- --locked)
-# `cargo bench` rebuilds target/release/hearth-desktop without the embedded
-# UI, so the bench runs a hard link to the `tauri build` binary.
+# The bench runs a hard link to the `tauri build` binary, which `cargo bench`
+# may rebuild in target/release with other flags.
 mkdir -p "$CARGO_TARGET_DIR/bench"
 ln -f "$CARGO_TARGET_DIR/release/hearth-desktop" "$CARGO_TARGET_DIR/bench/hearth-desktop"
 export HEARTH_E2E_APP="$CARGO_TARGET_DIR/bench/hearth-desktop"
@@ -24,5 +24,5 @@ export HEARTH_E2E_APP="$CARGO_TARGET_DIR/bench/hearth-desktop"
 # session with an unlocked gnome-keyring.
 dbus-run-session -- bash -c '
   echo -n hearth-test | gnome-keyring-daemon --unlock --components=secrets >/dev/null
-  cargo bench --locked -p hearth-desktop --bench app_media -- "$@"
+  cargo bench --locked -p hearth-desktop --features custom-protocol --bench app_media -- "$@"
 ' bash "$@"

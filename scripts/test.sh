@@ -33,8 +33,8 @@ app_features=(--features hearth-desktop/custom-protocol)
 cargo clippy --locked --workspace --all-targets "${app_features[@]}" -- -D warnings
 # Windows code must at least compile: the workspace is type-checked for
 # Windows, with MinGW compiling the C code of dependencies. No libvpx for
-# Windows is installed, and a check links nothing, so env-libvpx-sys is told
-# the version of its bindings instead of asking pkg-config.
+# Windows is installed and a check links nothing, so env-libvpx-sys gets the
+# version of its bindings from VPX_VERSION instead of from pkg-config.
 VPX_LIB_DIR="$CARGO_TARGET_DIR/no-libvpx-for-windows" VPX_VERSION="$(pkg-config --modversion vpx)" \
   cargo check --locked --workspace --target x86_64-pc-windows-gnu
 # The CLI tests run the server binary as a separate process.
