@@ -96,7 +96,7 @@ impl Clip720p30 {
     }
 }
 
-/// What one run measured.
+/// The measurements of one run.
 struct Row {
     renderer: &'static str,
     idle: Usage,
@@ -307,7 +307,7 @@ fn clock_ticks_per_second() -> f64 {
         .expect("getconf CLK_TCK prints a number")
 }
 
-/// The `Pss:` line of `/proc/PID/smaps_rollup`, in KiB.
+/// Returns the `Pss:` line of `/proc/PID/smaps_rollup`, in KiB.
 fn pss_kib(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup"))
         .unwrap_or_default()
