@@ -196,6 +196,20 @@ impl App {
     }
 }
 
+impl Drop for App {
+    /// Prints the app's log and the driver's output when a test fails, because
+    /// both are deleted with the app's temporary folder.
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!(
+                "--- app log\n{}\n--- tauri-driver output\n{}",
+                self.log(),
+                self.driver.output()
+            );
+        }
+    }
+}
+
 /// The brightness of a video canvas, scaled down to a small grid.
 pub struct VideoSample {
     /// BT.601 luma per grid cell, 0 to 255.

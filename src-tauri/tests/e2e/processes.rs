@@ -220,6 +220,15 @@ impl Drop for Process {
     }
 }
 
+impl Drop for Server {
+    /// Prints the server's log when a test fails.
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("--- hearth-server log\n{}", self.log());
+        }
+    }
+}
+
 fn collect(pipe: impl Read + Send + 'static, text: Arc<Mutex<String>>) {
     std::thread::spawn(move || {
         for line in BufReader::new(pipe).lines() {

@@ -29,8 +29,40 @@ impl std::fmt::Display for CommandError {
     }
 }
 
+/// How often a command that got no response at all is sent again.
+const NO_RESPONSE_RETRIES: u32 = 2;
+
 /// Sends one command and returns the `value` of the response.
+///
+/// tauri-driver 2.1.0 forwards each command to WebKitWebDriver through a
+/// pooled HTTP client. About one run in five closed one connection without
+/// any response. A command that gets no response is sent again.
+/// NOTE: this assumes such a command never reached WebKitWebDriver, as when
+/// a pooled connection was closed under the request. That is inferred from
+/// tauri-driver's proxy and not proven.
 pub fn command(
+    driver: SocketAddr,
+    method: &str,
+    path: &str,
+    body: Option<&Value>,
+) -> Result<Value, CommandError> {
+    let mut attempt = 0;
+    loop {
+        match send_command(driver, method, path, body) {
+            Err(err) if err.error == NO_RESPONSE && attempt < NO_RESPONSE_RETRIES => {
+                attempt += 1;
+                eprintln!("{method} {path}: no response from tauri-driver, sending it again");
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            result => return result,
+        }
+    }
+}
+
+/// The `error` of a [`CommandError`] for a connection closed without a response.
+const NO_RESPONSE: &str = "no response";
+
+fn send_command(
     driver: SocketAddr,
     method: &str,
     path: &str,
@@ -57,8 +89,13 @@ pub fn command(
         .write_all(request.as_bytes())
         .map_err(|err| transport_error(format!("{method} {path}: {err}")))?;
 
-    let (status, payload) =
-        read_response(stream).map_err(|err| transport_error(format!("{method} {path}: {err}")))?;
+    let (status, payload) = read_response(stream).map_err(|err| {
+        let mut error = transport_error(format!("{method} {path}: {err}"));
+        if err.kind() == std::io::ErrorKind::UnexpectedEof {
+            error.error = NO_RESPONSE.into();
+        }
+        error
+    })?;
     let json: Value = serde_json::from_slice(&payload).map_err(|err| {
         transport_error(format!(
             "{method} {path}: HTTP {status} with a body that is not JSON ({err}): {}",
@@ -86,7 +123,12 @@ fn read_response(stream: TcpStream) -> std::io::Result<(u16, Vec<u8>)> {
         |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_owned());
     let mut reader = BufReader::new(stream);
     let mut status_line = String::new();
-    reader.read_line(&mut status_line)?;
+    if reader.read_line(&mut status_line)? == 0 {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            "the connection closed without a response",
+        ));
+    }
     let status: u16 = status_line
         .split_whitespace()
         .nth(1)
