@@ -1,5 +1,7 @@
 //! The signalling WebSocket: JSON frames to and from the server.
 
+use std::time::Duration;
+
 use futures_util::{SinkExt, StreamExt};
 use hearth_proto::{ClientFrame, ClientMessage, ServerFrame, ServerMessage};
 use tokio::sync::mpsc;
@@ -68,17 +70,39 @@ pub(crate) struct Socket {
     pub incoming: mpsc::UnboundedReceiver<ServerMessage>,
 }
 
+/// Time for the connection, the TLS handshake, the WebSocket upgrade and the
+/// server's hello together. Without a limit a stalled attempt never retries.
+const OPEN_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Opens the session WebSocket with the access token and waits for the hello.
-/// The socket closes once every clone of `outgoing` is dropped.
+/// The socket closes once every clone of `outgoing` is dropped. An attempt
+/// that takes longer than `OPEN_TIMEOUT` fails as unreachable.
 pub(crate) async fn open(server: &ServerEndpoint, access_token: &str) -> Result<Socket> {
     let url = server.websocket_url(hearth_proto::SIGNAL_PATH);
-    let mut request =
-        url.as_str()
-            .into_client_request()
-            .map_err(|err| ClientError::InvalidServerUrl {
-                url: url.clone(),
-                detail: err.to_string(),
-            })?;
+    tokio::time::timeout(
+        OPEN_TIMEOUT,
+        open_without_timeout(server, &url, access_token),
+    )
+    .await
+    .unwrap_or_else(|_| {
+        Err(ClientError::Unreachable {
+            url,
+            detail: format!("timed out after {} s", OPEN_TIMEOUT.as_secs()),
+        })
+    })
+}
+
+async fn open_without_timeout(
+    server: &ServerEndpoint,
+    url: &str,
+    access_token: &str,
+) -> Result<Socket> {
+    let mut request = url
+        .into_client_request()
+        .map_err(|err| ClientError::InvalidServerUrl {
+            url: url.to_owned(),
+            detail: err.to_string(),
+        })?;
     let bearer = HeaderValue::from_str(&format!("Bearer {access_token}"))
         .map_err(|_| ClientError::Unauthorized)?;
     request.headers_mut().insert("Authorization", bearer);
@@ -97,7 +121,7 @@ pub(crate) async fn open(server: &ServerEndpoint, access_token: &str) -> Result<
             ClientError::Unauthorized
         }
         other => ClientError::Unreachable {
-            url: url.clone(),
+            url: url.to_owned(),
             detail: error_chain(&other),
         },
     })?;
