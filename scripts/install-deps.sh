@@ -8,6 +8,9 @@ packages=(
   libssl-dev libdbus-1-dev
   # VP8 through libvpx, found with pkg-config by env-libvpx-sys.
   libvpx-dev
+  # The WebRTC audio processing module, which webrtc-audio-processing-sys
+  # builds from source with autotools (its `bundled` feature).
+  autoconf automake libtool
   ffmpeg
   dbus gnome-keyring
   iproute2 nftables

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use hearth_client::call::ActiveCall;
 use hearth_media::MediaError;
-use hearth_media::audio::{AudioError, Microphone, Speaker};
+use hearth_media::audio::{AudioError, EchoReference, Microphone, ProcessingConfig, Speaker};
 use hearth_media::live::{LiveControls, LiveSend, LocalVideo, VideoFeed, VideoSource as Source};
 use hearth_media::receive::{DecodedAudio, DecodedVideo};
 use hearth_media::stats::CallStats;
@@ -198,6 +198,18 @@ impl MediaSession {
         self.speaker = Some(speaker);
     }
 
+    /// Returns the open speaker's played audio for echo cancellation.
+    fn echo_reference(&self) -> Option<EchoReference> {
+        let speaker = self.speaker.as_ref()?;
+        match speaker.echo_reference() {
+            Ok(reference) => Some(reference),
+            Err(err) => {
+                tracing::warn!(error = %err, "echo cancellation has no speaker reference");
+                None
+            }
+        }
+    }
+
     fn show_self_view(&mut self) {
         if let Some(task) = self.self_view.take() {
             task.abort();
@@ -219,6 +231,10 @@ impl MediaSession {
                 video: self.video.as_ref().map(LocalVideo::frames),
                 audio,
                 video_bitrate_bps: VIDEO_BITRATE_BPS,
+                // Echo cancellation with what the speaker plays, RNNoise and
+                // gain control.
+                audio_processing: Some(ProcessingConfig::default()),
+                echo_reference: self.echo_reference(),
             })
             .await?;
         self.controls = Some(controls);
@@ -259,6 +275,9 @@ impl MediaSession {
         if settings.speaker != self.settings.speaker {
             let speaker = Speaker::start(settings.speaker.as_deref())?;
             self.use_speaker(speaker);
+            if let Some(controls) = &self.controls {
+                controls.replace_echo_reference(self.echo_reference())?;
+            }
         }
         self.settings = settings;
         Ok(())

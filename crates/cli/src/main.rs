@@ -69,6 +69,11 @@ struct CallArgs {
     /// Video bitrate in kbit/s.
     #[arg(long, default_value_t = 1000)]
     kbps: u32,
+    /// Noise suppression for the speech file, as a call applies it to a
+    /// microphone, together with automatic gain control: rnnoise or apm.
+    /// `off` sends the file unchanged.
+    #[arg(long, default_value = "off", value_parser = ["off", "rnnoise", "apm"])]
+    noise_suppression: String,
     #[command(flatten)]
     session: auth::SessionArgs,
 }
@@ -134,7 +139,8 @@ fn check_call_end(end: &CallEnd) -> anyhow::Result<()> {
 
 async fn call(args: CallArgs) -> anyhow::Result<()> {
     media_files::check_stream_options(args.seconds, args.kbps)?;
-    let media = media_files::load(&args.video, &args.audio)?;
+    let mut media = media_files::load(&args.video, &args.audio)?;
+    media.audio = media_files::process_speech(&media.audio, &args.noise_suppression)?;
     let session = auth::open_session(&args.session).await?;
     let options = hearth_client::call::CallOptions {
         send: hearth_media::SendMedia {

@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use hearth_media::audio::{AudioProcessor, CHUNK_SAMPLES, NoiseSuppression, ProcessingConfig};
 use hearth_media::source::wav::{self, AudioClip};
 use hearth_media::source::{VideoClip, load_video};
 
@@ -68,4 +69,37 @@ pub fn default_media() -> anyhow::Result<(PathBuf, PathBuf)> {
                 "no default recordings found; pass --video and --audio, set HEARTH_MEDIA_DIR, or run scripts/fetch-media.sh"
             )
         })
+}
+
+/// Runs the speech through the engine's capture processing without echo
+/// cancellation: `rnnoise` or `apm` noise suppression, then gain control.
+/// `off` returns the clip unchanged.
+pub fn process_speech(
+    clip: &Arc<AudioClip>,
+    noise_suppression: &str,
+) -> anyhow::Result<Arc<AudioClip>> {
+    let noise_suppression = match noise_suppression {
+        "off" => return Ok(Arc::clone(clip)),
+        "rnnoise" => NoiseSuppression::Rnnoise,
+        "apm" => NoiseSuppression::Apm,
+        other => anyhow::bail!("unknown noise suppression {other:?}; use off, rnnoise or apm"),
+    };
+    let mut processor = AudioProcessor::new(ProcessingConfig {
+        echo_cancellation: false,
+        noise_suppression,
+        gain_control: true,
+    })?;
+    // One extra chunk of silence pushes out what RNNoise holds back.
+    let mut input = clip.samples.clone();
+    input.resize(input.len().next_multiple_of(CHUNK_SAMPLES) + CHUNK_SAMPLES, 0.0);
+    let mut samples = Vec::with_capacity(input.len());
+    processor.process_capture(&input, &mut samples)?;
+    if noise_suppression == NoiseSuppression::Rnnoise {
+        samples.drain(..CHUNK_SAMPLES);
+    }
+    samples.truncate(clip.samples.len());
+    Ok(Arc::new(AudioClip {
+        samples,
+        source_rate: clip.source_rate,
+    }))
 }

@@ -57,6 +57,12 @@ pub enum MediaError {
         detail: String,
     },
 
+    #[error(transparent)]
+    Audio(#[from] crate::audio::AudioError),
+
+    #[error(transparent)]
+    AudioProcessing(#[from] crate::audio::ProcessingError),
+
     #[error("invalid peer configuration: {0}")]
     InvalidConfig(String),
 

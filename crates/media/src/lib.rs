@@ -3,6 +3,7 @@
 //! It has no notion of chat or the server, so signalling is the caller's job.
 
 pub mod audio;
+pub mod audio_jitter;
 pub mod codec;
 pub mod error;
 pub mod frame;

@@ -20,7 +20,6 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use webrtc::media_stream::track_local::TrackLocal;
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
-use webrtc::media_stream::track_local::static_sample::TrackLocalStaticSample;
 use webrtc::media_stream::track_remote::TrackRemote;
 use webrtc::peer_connection::{
     MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler,
@@ -32,10 +31,10 @@ use webrtc::rtp_transceiver::RtpSender;
 
 use crate::codec::VideoCodec;
 use crate::error::{MediaError, Result};
-use crate::live::{self, AudioTrack, LiveControls, LiveSend, VideoTrack};
+use crate::live::{self, LiveControls, LiveSend, VideoTrack};
 use crate::negotiate;
 use crate::receive::{self, DecodedAudio, DecodedVideo};
-use crate::send::{self, AudioSendInfo, VideoSendInfo};
+use crate::send::{self, AudioSendInfo, AudioTrack, VideoSendInfo};
 use crate::source::VideoClip;
 use crate::source::wav::AudioClip;
 use crate::stats::{CallStats, StatsCounters};
@@ -146,7 +145,7 @@ pub struct MediaPeer {
     events: mpsc::UnboundedReceiver<PeerEvent>,
     stats: Arc<StatsCounters>,
     video: Option<(Arc<TrackLocalStaticRTP>, Arc<dyn RtpSender>, u32)>,
-    audio: Option<(Arc<TrackLocalStaticSample>, Arc<dyn RtpSender>, u32)>,
+    audio: Option<(Arc<TrackLocalStaticRTP>, Arc<dyn RtpSender>, u32)>,
     tasks: Vec<JoinHandle<()>>,
     live_started: bool,
     video_codecs: Vec<VideoCodec>,
@@ -226,10 +225,7 @@ impl MediaPeer {
         if send.audio {
             let ssrc = rand::random::<u32>();
             let track = local_track(RtpCodecKind::Audio, opus_codec(), ssrc);
-            let track = Arc::new(TrackLocalStaticSample::new(
-                std::time::Instant::now(),
-                track,
-            )?);
+            let track = Arc::new(TrackLocalStaticRTP::new(track));
             let sender = peer
                 .connection
                 .add_track(Arc::clone(&track) as Arc<dyn TrackLocal>)
@@ -372,15 +368,12 @@ impl MediaPeer {
             .audio
             .clone()
             .ok_or_else(|| MediaError::NoCommonCodec("this peer sends no audio".into()))?;
-        let payload_type = negotiated_payload_type(&sender, "audio").await?;
-        let (info, task) = send::spawn_audio(
+        let audio = AudioTrack {
             track,
             ssrc,
-            payload_type,
-            clip,
-            seconds,
-            Arc::clone(&self.stats),
-        )?;
+            payload_type: negotiated_payload_type(&sender, "audio").await?,
+        };
+        let (info, task) = send::spawn_audio(audio, clip, seconds, Arc::clone(&self.stats))?;
         self.tasks.push(task);
         Ok(info)
     }

@@ -7,6 +7,9 @@ use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication
 use tokio::sync::mpsc;
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 
+use crate::audio_jitter::{
+    AudioJitterBuffer, AudioJitterConfig, FRAME_DURATION as AUDIO_FRAME_DURATION, PlayoutAction,
+};
 use crate::codec::opus::OpusDecoder;
 use crate::codec::{VideoCodec, VideoDecoder, new_video_decoder};
 use crate::error::MediaError;
@@ -15,11 +18,8 @@ use crate::jitter::{AssembledFrame, Framing, JitterBuffer, RtpPacket};
 use crate::stats::{StatsCounters, add};
 use crate::video_payload::{self, DepacketizeError};
 
-/// Most lost audio frames concealed in a row; a longer gap is left silent.
-const MAX_CONCEALED_FRAMES: u64 = 5;
 /// Maximum wait for a missing packet before the frame is given up.
 const VIDEO_MAX_DELAY: Duration = Duration::from_millis(200);
-const AUDIO_MAX_DELAY: Duration = Duration::from_millis(60);
 /// Minimum time between two keyframe requests.
 const KEYFRAME_REQUEST_INTERVAL: Duration = Duration::from_millis(500);
 
@@ -260,7 +260,10 @@ impl KeyframeRequester {
     }
 }
 
-/// Decodes a remote Opus track, concealing lost packets.
+/// Plays out a remote Opus track through the adaptive jitter buffer: packets
+/// go in as they arrive, and every 20 ms one frame is decoded, recovered
+/// from the next packet's FEC copy, concealed or filled with comfort noise.
+/// Nothing is delivered while the sender sends nothing for a second (mute).
 pub(crate) async fn receive_audio(
     track: Arc<dyn TrackRemote>,
     stats: Arc<StatsCounters>,
@@ -273,50 +276,64 @@ pub(crate) async fn receive_audio(
             return;
         }
     };
-    let mut buffer = JitterBuffer::new(Framing::SinglePacket, AUDIO_MAX_DELAY);
+    let mut buffer = AudioJitterBuffer::new(AudioJitterConfig::default());
+    let mut tick = tokio::time::interval(AUDIO_FRAME_DURATION);
+    // A late tick is caught up at once, because the speaker kept playing.
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
 
-    while let Some(event) = track.poll().await {
-        let packet = match event {
-            TrackRemoteEvent::OnRtpPacket(packet) => packet,
-            TrackRemoteEvent::OnEnded => break,
-            _ => continue,
-        };
-        let now = Instant::now();
-        stats.audio_packet_received(packet.payload.len(), now);
-        buffer.push(rtp_packet(packet), now);
-
-        while let Some(frame) = buffer.pop(now) {
-            let rtp_timestamp = frame.timestamp;
-            let mut samples = Vec::new();
-            for _ in 0..frame.lost_before.min(MAX_CONCEALED_FRAMES) {
-                add(&stats.audio_packets_concealed, 1);
-                match decoder.conceal() {
-                    Ok(concealed) => samples.extend(concealed),
-                    Err(_) => samples.extend(std::iter::repeat_n(0.0, AUDIO_FRAME_SAMPLES)),
+    loop {
+        tokio::select! {
+            event = track.poll() => match event {
+                Some(TrackRemoteEvent::OnRtpPacket(packet)) => {
+                    let now = Instant::now();
+                    stats.audio_packet_received(packet.payload.len(), now);
+                    buffer.push(rtp_packet(packet), now);
                 }
-            }
-            let concealed_len = samples.len() as u32;
-            let Some(payload) = frame.payloads.first() else {
-                continue;
-            };
-            match decoder.decode(payload) {
-                Ok(decoded) => samples.extend(decoded),
-                Err(err) => {
-                    tracing::debug!(error = %err, "Opus packet does not decode");
+                Some(TrackRemoteEvent::OnEnded) | None => break,
+                Some(_) => {}
+            },
+            scheduled = tick.tick() => {
+                // The scheduled time, not the time the task woke: a burst
+                // of late ticks must not look like a longer delay.
+                let now = scheduled.into_std();
+                let Some(frame) = buffer.pop(now) else {
                     continue;
-                }
-            }
-            if let Some(sink) = &sink {
-                let audio = DecodedAudio {
-                    rtp_timestamp: rtp_timestamp.wrapping_sub(concealed_len),
-                    samples,
-                    received_at: now,
                 };
-                let _ = sink.send(audio).await;
+                let samples = decode_playout(&mut decoder, &frame.action);
+                stats.audio_playout_updated(&buffer.stats(), buffer.current_delay(now));
+                if let Some(sink) = &sink {
+                    let audio = DecodedAudio {
+                        rtp_timestamp: frame.timestamp,
+                        samples,
+                        received_at: now,
+                    };
+                    // A consumer that has gone away no longer wants audio.
+                    let _ = sink.send(audio).await;
+                }
             }
         }
     }
-    tracing::debug!("remote audio track ended");
+    tracing::debug!(stats = ?buffer.stats(), "remote audio track ended");
+}
+
+/// Decodes one frame as the jitter buffer decided. A packet that does not
+/// decode is concealed instead, so playout always gets 20 ms.
+pub fn decode_playout(decoder: &mut OpusDecoder, action: &PlayoutAction) -> Vec<f32> {
+    let decoded = match action {
+        PlayoutAction::Decode(payload) => decoder.decode(payload),
+        PlayoutAction::DecodeFec(next) => decoder.decode_fec(next),
+        PlayoutAction::Conceal | PlayoutAction::ComfortNoise => decoder.conceal(),
+    };
+    match decoded {
+        Ok(samples) if !samples.is_empty() => samples,
+        Ok(_) => vec![0.0; AUDIO_FRAME_SAMPLES],
+        Err(err) => {
+            tracing::debug!(error = %err, "Opus frame does not decode; concealing it");
+            decoder
+                .conceal()
+                .unwrap_or_else(|_| vec![0.0; AUDIO_FRAME_SAMPLES])
+        }
+    }
 }
 
 fn rtp_packet(packet: rtc::rtp::Packet) -> RtpPacket {

@@ -5,17 +5,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use rtc::media::Sample;
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtp::packetizer::Payloader;
 use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
-use webrtc::media_stream::track_local::static_sample::TrackLocalStaticSample;
 use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
 
-use crate::codec::opus::{DEFAULT_OPUS_BITRATE_BPS, OpusEncoder};
+use crate::codec::opus::{DEFAULT_OPUS_BITRATE_BPS, OpusEncoder, is_dtx_packet};
 use crate::codec::{EncodedFrame, VideoCodec, VideoEncoder, VideoEncoderConfig, new_video_encoder};
 use crate::error::Result;
 use crate::frame::VideoFrame;
@@ -246,10 +244,73 @@ pub(crate) async fn watch_keyframe_requests(
     }
 }
 
+/// A negotiated local audio track: where to write, with which SSRC and
+/// payload type.
+#[derive(Clone)]
+pub(crate) struct AudioTrack {
+    pub track: Arc<TrackLocalStaticRTP>,
+    pub ssrc: u32,
+    pub payload_type: u8,
+}
+
+/// Writes Opus packets as RTP, one 20 ms frame per packet (RFC 7587).
+///
+/// Frame `n` carries RTP timestamp `base + n * 960`, so frames that are not
+/// sent, because of DTX or mute, leave a timestamp gap without a sequence
+/// gap, and the receiver plays comfort noise or silence for them instead of
+/// concealing a loss. The first packet after such a gap has the marker bit
+/// (RFC 3551 section 4.1).
+pub(crate) struct RtpAudioWriter {
+    audio: AudioTrack,
+    stats: Arc<StatsCounters>,
+    sequence_number: u16,
+    timestamp_base: u32,
+    next_frame: Option<u64>,
+}
+
+impl RtpAudioWriter {
+    pub(crate) fn new(audio: AudioTrack, stats: Arc<StatsCounters>) -> Self {
+        Self {
+            audio,
+            stats,
+            sequence_number: rand::random(),
+            timestamp_base: rand::random(),
+            next_frame: None,
+        }
+    }
+
+    /// Sends the encoded frame `frame_index`, counted from the start of the
+    /// stream including frames that were not sent.
+    pub(crate) async fn write_frame(&mut self, frame_index: u64, packet: Vec<u8>) -> Result<()> {
+        let after_gap = self.next_frame != Some(frame_index);
+        self.next_frame = Some(frame_index + 1);
+        let bytes = packet.len() as u64;
+        let rtp = rtc::rtp::Packet {
+            header: rtc::rtp::header::Header {
+                version: 2,
+                marker: after_gap,
+                payload_type: self.audio.payload_type,
+                sequence_number: self.sequence_number,
+                timestamp: self
+                    .timestamp_base
+                    .wrapping_add((frame_index * AUDIO_FRAME_SAMPLES as u64) as u32),
+                ssrc: self.audio.ssrc,
+                ..Default::default()
+            },
+            payload: Bytes::from(packet),
+        };
+        self.sequence_number = self.sequence_number.wrapping_add(1);
+        self.audio.track.write_rtp(rtp).await?;
+        add(&self.stats.audio_bytes_sent, bytes);
+        add(&self.stats.audio_packets_sent, 1);
+        Ok(())
+    }
+}
+
+/// Sends the clip looped for `seconds` as 20 ms Opus packets paced in real
+/// time, skipping DTX frames.
 pub(crate) fn spawn_audio(
-    track: Arc<TrackLocalStaticSample>,
-    ssrc: u32,
-    payload_type: u8,
+    audio: AudioTrack,
     clip: Arc<AudioClip>,
     seconds: f64,
     stats: Arc<StatsCounters>,
@@ -262,10 +323,11 @@ pub(crate) fn spawn_audio(
     ticker.set_missed_tick_behavior(MissedTickBehavior::Burst);
     let started_at = Instant::now();
     let info = AudioSendInfo {
-        ssrc,
+        ssrc: audio.ssrc,
         started_at,
         packet_count,
     };
+    let mut writer = RtpAudioWriter::new(audio, stats);
 
     let task = tokio::spawn(async move {
         let samples = &clip.samples;
@@ -282,21 +344,13 @@ pub(crate) fn spawn_audio(
                     return;
                 }
             };
-            add(&stats.audio_bytes_sent, packet.len() as u64);
-            let sample = Sample {
-                data: Bytes::from(packet),
-                duration: frame_duration,
-                ..Sample::new(Instant::now())
-            };
-            if let Err(err) = track
-                .sample_writer(ssrc, payload_type)
-                .write_sample(&sample)
-                .await
-            {
+            if is_dtx_packet(&packet) {
+                continue;
+            }
+            if let Err(err) = writer.write_frame(index as u64, packet).await {
                 tracing::warn!(error = %err, "audio sending stopped");
                 return;
             }
-            add(&stats.audio_packets_sent, 1);
         }
     });
     Ok((info, task))

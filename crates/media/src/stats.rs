@@ -26,6 +26,9 @@ pub struct StatsCounters {
     pub audio_packets_received: AtomicU64,
     pub audio_bytes_received: AtomicU64,
     pub audio_packets_concealed: AtomicU64,
+    pub audio_frames_recovered_by_fec: AtomicU64,
+    /// The audio jitter buffer's current playout delay, in microseconds.
+    pub audio_playout_delay_us: AtomicU64,
 
     first_video_frame_at: Mutex<Option<Instant>>,
     first_video_packet_at: Mutex<Option<Instant>>,
@@ -58,6 +61,23 @@ fn read(slot: &Mutex<Option<Instant>>) -> Option<Instant> {
 }
 
 impl StatsCounters {
+    /// Copies the audio jitter buffer's counters and delay.
+    pub(crate) fn audio_playout_updated(
+        &self,
+        jitter: &crate::audio_jitter::AudioJitterStats,
+        delay: Option<Duration>,
+    ) {
+        let concealed = jitter.frames_concealed + jitter.frames_inserted;
+        self.audio_packets_concealed
+            .store(concealed, Ordering::Relaxed);
+        self.audio_frames_recovered_by_fec
+            .store(jitter.frames_recovered_by_fec, Ordering::Relaxed);
+        if let Some(delay) = delay {
+            self.audio_playout_delay_us
+                .store(delay.as_micros() as u64, Ordering::Relaxed);
+        }
+    }
+
     pub(crate) fn video_packet_received(&self, bytes: usize, now: Instant) {
         add(&self.video_packets_received, 1);
         add(&self.video_bytes_received, bytes as u64);
@@ -109,6 +129,8 @@ impl StatsCounters {
             audio_packets_received: load(&self.audio_packets_received),
             audio_bytes_received: load(&self.audio_bytes_received),
             audio_packets_concealed: load(&self.audio_packets_concealed),
+            audio_frames_recovered_by_fec: load(&self.audio_frames_recovered_by_fec),
+            audio_playout_delay_ms: load(&self.audio_playout_delay_us) as f64 / 1000.0,
             video_kbps_received: kbps(
                 load(&self.video_bytes_received),
                 read(&self.first_video_packet_at),
@@ -148,7 +170,11 @@ pub struct CallStats {
     pub keyframe_requests_sent: u64,
     pub audio_packets_received: u64,
     pub audio_bytes_received: u64,
+    /// Audio frames concealed because their packet was lost or late.
     pub audio_packets_concealed: u64,
+    pub audio_frames_recovered_by_fec: u64,
+    /// How long the audio jitter buffer delays playout behind the fastest packet.
+    pub audio_playout_delay_ms: f64,
     /// Received video payload rate between the first and last packet, in kbit/s.
     pub video_kbps_received: f64,
     pub audio_kbps_received: f64,

@@ -370,3 +370,61 @@ async fn start_live_rejects_second_start_and_missing_track() {
     audio_only.close().await;
     callee.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn talking_while_muted_is_detected() {
+    let call = LiveCall::start(LiveSend {
+        audio: Some(loop_wav(&common::media(SPEECH)).unwrap()),
+        audio_processing: Some(hearth_media::audio::ProcessingConfig::default()),
+        ..LiveSend::default()
+    })
+    .await;
+    let mut talking = call.controls.talking_while_muted();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(!*talking.borrow(), "no hint while unmuted");
+
+    call.controls.set_muted(true);
+    tokio::time::timeout(Duration::from_secs(3), talking.wait_for(|talking| *talking))
+        .await
+        .expect("the hint shows within 3 s of speech into a muted microphone")
+        .expect("the sender is running");
+
+    call.controls.set_muted(false);
+    tokio::time::timeout(Duration::from_secs(1), talking.wait_for(|talking| !*talking))
+        .await
+        .expect("unmuting clears the hint")
+        .expect("the sender is running");
+    call.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn noise_suppression_switches_during_call() {
+    use hearth_media::audio::{NoiseSuppression, ProcessingConfig};
+
+    let call = LiveCall::start(LiveSend {
+        audio: Some(loop_wav(&common::media(SPEECH)).unwrap()),
+        ..LiveSend::default()
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for noise_suppression in [
+        NoiseSuppression::Rnnoise,
+        NoiseSuppression::Apm,
+        NoiseSuppression::Off,
+    ] {
+        call.controls
+            .set_audio_processing(ProcessingConfig {
+                noise_suppression,
+                ..ProcessingConfig::default()
+            })
+            .unwrap();
+        let before = call.callee.stats().audio_packets_received;
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        let received = call.callee.stats().audio_packets_received - before;
+        assert!(
+            received >= 15,
+            "{received} packets in 600 ms with {noise_suppression:?}"
+        );
+    }
+    call.close().await;
+}

@@ -4,12 +4,14 @@
 //! cpal picks the backend per OS: ALSA on Linux (which reaches PulseAudio or
 //! PipeWire through their ALSA plugins), WASAPI on Windows and CoreAudio on
 //! macOS. Each open stream lives on its own thread because cpal streams are not
-//! `Send` on every OS. Echo cancellation and noise suppression belong between
-//! [`Microphone`] and the encoder, so nothing here changes the samples beyond
-//! mixing, resampling and framing.
+//! `Send` on every OS. The devices change the samples only by mixing,
+//! resampling and framing; [`AudioProcessor`] cancels echo, suppresses noise
+//! and controls the gain between the [`Microphone`] and the encoder, with an
+//! [`EchoReference`] from the [`Speaker`] as the far end.
 
 mod error;
 mod microphone;
+mod processing;
 mod resample;
 mod speaker;
 
@@ -19,7 +21,11 @@ use cpal::traits::{DeviceTrait, HostTrait};
 
 pub use error::{AudioError, DeviceKind};
 pub use microphone::{InputLevel, Microphone, SILENCE_DBFS};
-pub use speaker::Speaker;
+pub use processing::{
+    AudioProcessor, CHUNK_SAMPLES, MutedTalkDetector, NoiseSuppression, ProcessingConfig,
+    ProcessingError,
+};
+pub use speaker::{EchoReference, Speaker};
 
 /// An audio device as a settings page shows it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

@@ -45,6 +45,8 @@ pub struct Speaker {
 struct PlayQueue {
     samples: Mutex<Queued>,
     max_call_samples: usize,
+    /// Played samples kept for an echo reference that is not read: 1 s.
+    max_played_samples: usize,
     callbacks: AtomicU64,
     underruns: AtomicU64,
     dropped_samples: AtomicU64,
@@ -59,6 +61,9 @@ struct Queued {
     clip: VecDeque<f32>,
     /// Whether call audio has arrived since the last underrun was counted.
     call_flowing: bool,
+    /// Everything played, at the device rate, for the echo canceller while
+    /// an [`EchoReference`] exists.
+    played: Option<VecDeque<f32>>,
 }
 
 impl PlayQueue {
@@ -93,8 +98,16 @@ impl PlayQueue {
                 0.0
             });
             let clip = queued.clip.pop_front().unwrap_or(0.0);
-            let sample = T::from_sample((call + clip).clamp(-1.0, 1.0));
-            frame.fill(sample);
+            let mixed = (call + clip).clamp(-1.0, 1.0);
+            frame.fill(T::from_sample(mixed));
+            if let Some(played) = &mut queued.played {
+                played.push_back(mixed);
+            }
+        }
+        let max_played = self.max_played_samples;
+        if let Some(played) = &mut queued.played {
+            let excess = played.len().saturating_sub(max_played);
+            played.drain(..excess);
         }
         if short && queued.call_flowing {
             queued.call_flowing = false;
@@ -181,6 +194,19 @@ impl Speaker {
         self.play_clip(&test_tone())
     }
 
+    /// Starts recording what the device plays, call audio and clips mixed,
+    /// for the echo canceller. From then on the speaker keeps up to the last
+    /// second of played audio until a reference takes it, and references
+    /// taken from the same speaker share those samples.
+    pub fn echo_reference(&self) -> Result<EchoReference, AudioError> {
+        self.queue.lock().played = Some(VecDeque::new());
+        Ok(EchoReference {
+            queue: Arc::clone(&self.queue),
+            resampler: StreamResampler::new(self.native_rate, AUDIO_RATE)?,
+            drained: Vec::new(),
+        })
+    }
+
     /// Returns the id of the device in use.
     pub fn device(&self) -> &str {
         &self.device
@@ -232,6 +258,27 @@ impl Drop for Speaker {
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
+    }
+}
+
+/// The far-end signal as a speaker played it: the reference that echo
+/// cancellation subtracts from the microphone. After the speaker is dropped
+/// it receives nothing.
+pub struct EchoReference {
+    queue: Arc<PlayQueue>,
+    resampler: StreamResampler,
+    drained: Vec<f32>,
+}
+
+impl EchoReference {
+    /// Appends everything played since the last call to `output`, as 48 kHz
+    /// mono. At most the last second is kept between calls.
+    pub fn take(&mut self, output: &mut Vec<f32>) -> Result<(), AudioError> {
+        self.drained.clear();
+        if let Some(played) = &mut self.queue.lock().played {
+            self.drained.extend(played.drain(..));
+        }
+        self.resampler.push(&self.drained, output)
     }
 }
 
@@ -357,6 +404,7 @@ fn open(
     let queue = Arc::new(PlayQueue {
         samples: Mutex::new(Queued::default()),
         max_call_samples: (u128::from(rate) * MAX_QUEUED.as_micros() / 1_000_000) as usize,
+        max_played_samples: rate as usize,
         callbacks: AtomicU64::new(0),
         underruns: AtomicU64::new(0),
         dropped_samples: AtomicU64::new(0),
@@ -462,6 +510,7 @@ mod tests {
         PlayQueue {
             samples: Mutex::new(Queued::default()),
             max_call_samples,
+            max_played_samples: 100,
             callbacks: AtomicU64::new(0),
             underruns: AtomicU64::new(0),
             dropped_samples: AtomicU64::new(0),

@@ -32,7 +32,7 @@ use crate::frame::VideoFrame;
 pub use audio_feed::{AUDIO_FEED_CAPACITY, audio_channel, loop_audio_clip, loop_wav};
 pub use camera::{DeviceInfo, list_cameras};
 pub use local_video::{LocalVideo, VideoSource};
-pub(crate) use send::{AudioTrack, VideoTrack, spawn_live};
+pub(crate) use send::{VideoTrack, spawn_live};
 pub use send::{LiveControls, LiveSend};
 
 /// The latest local video frame; `None` until the source delivered its first.

@@ -5,13 +5,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use rtc::media::Sample;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
-use webrtc::media_stream::track_local::static_sample::TrackLocalStaticSample;
 
-use crate::codec::opus::{DEFAULT_OPUS_BITRATE_BPS, OpusEncoder};
+use crate::audio::{AudioProcessor, EchoReference, MutedTalkDetector, ProcessingConfig};
+use crate::codec::opus::{DEFAULT_OPUS_BITRATE_BPS, OpusEncoder, is_dtx_packet};
 use crate::codec::{
     DEFAULT_BITRATE_BPS, VideoCodec, VideoEncoder, VideoEncoderConfig, new_video_encoder,
 };
@@ -19,12 +17,14 @@ use crate::error::{MediaError, Result};
 use crate::frame::{AUDIO_FRAME_SAMPLES, VideoFrame};
 use crate::live::{AudioFeed, VideoFeed};
 pub(crate) use crate::send::VideoTrack;
-use crate::send::{RtpVideoWriter, VIDEO_CLOCK_RATE, encode_off_thread, watch_keyframe_requests};
-use crate::stats::{StatsCounters, add};
+use crate::send::AudioTrack;
+use crate::send::{
+    RtpAudioWriter, RtpVideoWriter, VIDEO_CLOCK_RATE, encode_off_thread, watch_keyframe_requests,
+};
+use crate::stats::StatsCounters;
 
 /// Maximum frame rate sent; a faster source has its extra frames skipped.
 const MAX_FPS: f64 = 30.0;
-const AUDIO_FRAME_DURATION: Duration = Duration::from_millis(20);
 
 /// The sources to start a live call with. A missing source sends nothing of
 /// that kind until [`LiveControls::replace_video`] or
@@ -33,6 +33,12 @@ pub struct LiveSend {
     pub video: Option<VideoFeed>,
     pub audio: Option<AudioFeed>,
     pub video_bitrate_bps: u32,
+    /// Echo cancellation, noise suppression and gain control of the audio
+    /// feed; `None` encodes the feed as it is, for example a prepared file.
+    pub audio_processing: Option<ProcessingConfig>,
+    /// What the local speaker plays: the far end that echo cancellation
+    /// removes from the microphone.
+    pub echo_reference: Option<EchoReference>,
 }
 
 impl Default for LiveSend {
@@ -41,8 +47,17 @@ impl Default for LiveSend {
             video: None,
             audio: None,
             video_bitrate_bps: DEFAULT_BITRATE_BPS,
+            audio_processing: None,
+            echo_reference: None,
         }
     }
+}
+
+/// A change to live audio sending, applied between two frames.
+enum AudioChange {
+    Feed(Option<AudioFeed>),
+    Processing(ProcessingConfig),
+    EchoReference(Option<EchoReference>),
 }
 
 /// Switches shared by the controls and the send tasks.
@@ -55,16 +70,28 @@ struct Switches {
 /// Controls of a live call's sending. Cloning gives another handle to the
 /// same call. Every change applies within one frame (20 ms of audio, one
 /// video frame) and needs no renegotiation.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct LiveControls {
     switches: Arc<Switches>,
     video_sources: Option<mpsc::UnboundedSender<Option<VideoFeed>>>,
-    audio_sources: Option<mpsc::UnboundedSender<Option<AudioFeed>>>,
+    audio_changes: Option<mpsc::UnboundedSender<AudioChange>>,
+    talking_while_muted: watch::Receiver<bool>,
+}
+
+impl std::fmt::Debug for LiveControls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LiveControls")
+            .field("switches", &self.switches)
+            .field("sends_video", &self.video_sources.is_some())
+            .field("sends_audio", &self.audio_changes.is_some())
+            .finish()
+    }
 }
 
 impl LiveControls {
     /// Mutes or unmutes the microphone. While muted, the audio feed is still
-    /// read, so a microphone never backs up, but no audio RTP packet is sent.
+    /// read and processed, so a microphone never backs up and voice activity
+    /// is still detected, but no audio RTP packet is sent.
     pub fn set_muted(&self, muted: bool) {
         self.switches.muted.store(muted, Ordering::Relaxed);
         tracing::debug!(muted, "microphone mute changed");
@@ -103,21 +130,38 @@ impl LiveControls {
     /// stops a [`loop_wav`](super::loop_wav) player. `None` stops sending
     /// audio until the next replacement.
     pub fn replace_audio(&self, feed: Option<AudioFeed>) -> Result<()> {
-        let sources = self
-            .audio_sources
+        self.change_audio(AudioChange::Feed(feed))
+    }
+
+    /// Changes the audio processing from the next frame on, for example to
+    /// turn noise suppression on or off. A call started without processing
+    /// starts it.
+    pub fn set_audio_processing(&self, config: ProcessingConfig) -> Result<()> {
+        self.change_audio(AudioChange::Processing(config))
+    }
+
+    /// Uses another speaker's played audio as the echo reference, after a
+    /// speaker change; `None` stops feeding the echo canceller.
+    pub fn replace_echo_reference(&self, reference: Option<EchoReference>) -> Result<()> {
+        self.change_audio(AudioChange::EchoReference(reference))
+    }
+
+    /// Returns a receiver that is `true` while voice activity detection
+    /// hears someone talking into the muted microphone. It needs audio
+    /// processing, and stays `false` without it.
+    pub fn talking_while_muted(&self) -> watch::Receiver<bool> {
+        self.talking_while_muted.clone()
+    }
+
+    fn change_audio(&self, change: AudioChange) -> Result<()> {
+        let changes = self
+            .audio_changes
             .as_ref()
             .ok_or(MediaError::NotSending { kind: "audio" })?;
-        sources
-            .send(feed)
+        changes
+            .send(change)
             .map_err(|_| MediaError::SendingStopped { kind: "audio" })
     }
-}
-
-/// A negotiated local audio track.
-pub(crate) struct AudioTrack {
-    pub track: Arc<TrackLocalStaticSample>,
-    pub ssrc: u32,
-    pub payload_type: u8,
 }
 
 /// Starts a send task for each track and returns the controls and the tasks.
@@ -153,18 +197,28 @@ pub(crate) fn spawn_live(
         }
         None => None,
     };
-    let audio_sources = match audio {
+    let (talking_tx, talking_while_muted) = watch::channel(false);
+    let audio_changes = match audio {
         Some(track) => {
-            let (sources, replacements) = mpsc::unbounded_channel();
-            let encoder = OpusEncoder::new(DEFAULT_OPUS_BITRATE_BPS)?;
+            let (changes, receiver) = mpsc::unbounded_channel();
+            let processor = send
+                .audio_processing
+                .map(AudioProcessor::new)
+                .transpose()?;
             let sender = LiveAudioSender {
-                track,
-                encoder,
+                writer: RtpAudioWriter::new(track, stats),
+                encoder: OpusEncoder::new(DEFAULT_OPUS_BITRATE_BPS)?,
+                processor,
+                echo_reference: send.echo_reference,
+                muted_talk: MutedTalkDetector::default(),
+                talking_while_muted: talking_tx,
                 switches: Arc::clone(&switches),
-                stats,
+                frame_index: 0,
+                far_end: Vec::new(),
+                processed: Vec::new(),
             };
-            tasks.push(tokio::spawn(sender.run(send.audio, replacements)));
-            Some(sources)
+            tasks.push(tokio::spawn(sender.run(send.audio, receiver)));
+            Some(changes)
         }
         None => None,
     };
@@ -172,7 +226,8 @@ pub(crate) fn spawn_live(
     let controls = LiveControls {
         switches,
         video_sources,
-        audio_sources,
+        audio_changes,
+        talking_while_muted,
     };
     Ok((controls, tasks))
 }
@@ -334,19 +389,27 @@ async fn feed_changed(
 }
 
 struct LiveAudioSender {
-    track: AudioTrack,
+    writer: RtpAudioWriter,
     encoder: OpusEncoder,
+    processor: Option<AudioProcessor>,
+    echo_reference: Option<EchoReference>,
+    muted_talk: MutedTalkDetector,
+    talking_while_muted: watch::Sender<bool>,
     switches: Arc<Switches>,
-    stats: Arc<StatsCounters>,
+    /// Index of the next 20 ms frame, counting frames not sent.
+    frame_index: u64,
+    far_end: Vec<f32>,
+    processed: Vec<f32>,
 }
 
 impl LiveAudioSender {
-    /// Regroups the feed's samples into 20 ms frames and sends each as one
-    /// Opus packet unless muted, until the task is aborted.
+    /// Processes the feed's samples, regroups them into 20 ms frames and
+    /// sends each as one Opus packet unless muted or silent (DTX), until the
+    /// task is aborted.
     async fn run(
         mut self,
         mut feed: Option<AudioFeed>,
-        mut replacements: mpsc::UnboundedReceiver<Option<AudioFeed>>,
+        mut changes: mpsc::UnboundedReceiver<AudioChange>,
     ) {
         let mut pending: Vec<f32> = Vec::with_capacity(2 * AUDIO_FRAME_SAMPLES);
         let mut controls_open = true;
@@ -354,18 +417,25 @@ impl LiveAudioSender {
 
         loop {
             tokio::select! {
-                replacement = replacements.recv(), if controls_open => {
-                    match replacement {
-                        Some(replacement) => {
+                change = changes.recv(), if controls_open => {
+                    match change {
+                        Some(AudioChange::Feed(replacement)) => {
                             feed = replacement;
                             pending.clear();
                             tracing::debug!(has_feed = feed.is_some(), "audio source replaced");
+                        }
+                        Some(AudioChange::Processing(config)) => self.set_processing(config),
+                        Some(AudioChange::EchoReference(reference)) => {
+                            self.echo_reference = reference;
                         }
                         None => controls_open = false,
                     }
                 }
                 samples = next_samples(&mut feed) => match samples {
-                    Some(samples) => pending.extend_from_slice(&samples),
+                    Some(samples) => {
+                        let result = self.process(&samples, &mut pending);
+                        failures.record("audio", result);
+                    }
                     None => {
                         tracing::debug!("audio source ended");
                         feed = None;
@@ -376,35 +446,62 @@ impl LiveAudioSender {
 
             while pending.len() >= AUDIO_FRAME_SAMPLES {
                 let frame: Vec<f32> = pending.drain(..AUDIO_FRAME_SAMPLES).collect();
+                let frame_index = self.frame_index;
+                self.frame_index += 1;
                 if self.switches.muted.load(Ordering::Relaxed) {
                     continue;
                 }
-                let result = self.send_frame(&frame).await;
+                let result = self.send_frame(frame_index, &frame).await;
                 failures.record("audio", result);
             }
         }
     }
 
-    // NOTE: the RTP timestamp advances 20 ms per sent packet, so after a mute
-    // it continues where it stopped instead of jumping by the muted time.
-    // Receivers that play out by sequence number, like this engine's, are
-    // unaffected.
-    async fn send_frame(&mut self, frame: &[f32]) -> Result<()> {
-        let packet = self.encoder.encode(frame)?;
-        let bytes = packet.len() as u64;
-        let sample = Sample {
-            data: Bytes::from(packet),
-            duration: AUDIO_FRAME_DURATION,
-            ..Sample::new(Instant::now())
+    fn set_processing(&mut self, config: ProcessingConfig) {
+        match &mut self.processor {
+            Some(processor) => processor.set_config(config),
+            None => match AudioProcessor::new(config) {
+                Ok(processor) => self.processor = Some(processor),
+                Err(err) => tracing::warn!(error = %err, "cannot start audio processing"),
+            },
+        }
+    }
+
+    /// Runs the capture processing over `samples` and appends the result to
+    /// `pending`; without processing the samples pass unchanged.
+    fn process(&mut self, samples: &[f32], pending: &mut Vec<f32>) -> Result<()> {
+        self.far_end.clear();
+        if let Some(reference) = &mut self.echo_reference {
+            reference.take(&mut self.far_end)?;
+        }
+        let Some(processor) = &mut self.processor else {
+            pending.extend_from_slice(samples);
+            return Ok(());
         };
-        self.track
-            .track
-            .sample_writer(self.track.ssrc, self.track.payload_type)
-            .write_sample(&sample)
-            .await?;
-        add(&self.stats.audio_bytes_sent, bytes);
-        add(&self.stats.audio_packets_sent, 1);
+        processor.push_far_end(&self.far_end)?;
+        self.processed.clear();
+        processor.process_capture(samples, &mut self.processed)?;
+        pending.extend_from_slice(&self.processed);
+
+        let muted = self.switches.muted.load(Ordering::Relaxed);
+        let mut talking = self.muted_talk.is_talking();
+        for &probability in processor.chunk_voice_probabilities() {
+            talking = self.muted_talk.update(probability, muted);
+        }
+        self.talking_while_muted.send_if_modified(|current| {
+            let changed = *current != talking;
+            *current = talking;
+            changed
+        });
         Ok(())
+    }
+
+    async fn send_frame(&mut self, frame_index: u64, frame: &[f32]) -> Result<()> {
+        let packet = self.encoder.encode(frame)?;
+        if is_dtx_packet(&packet) {
+            return Ok(());
+        }
+        self.writer.write_frame(frame_index, packet).await
     }
 }
 
