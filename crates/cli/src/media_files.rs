@@ -91,7 +91,10 @@ pub fn process_speech(
     })?;
     // One extra chunk of silence pushes out what RNNoise holds back.
     let mut input = clip.samples.clone();
-    input.resize(input.len().next_multiple_of(CHUNK_SAMPLES) + CHUNK_SAMPLES, 0.0);
+    input.resize(
+        input.len().next_multiple_of(CHUNK_SAMPLES) + CHUNK_SAMPLES,
+        0.0,
+    );
     let mut samples = Vec::with_capacity(input.len());
     processor.process_capture(&input, &mut samples)?;
     if noise_suppression == NoiseSuppression::Rnnoise {

@@ -387,16 +387,27 @@ impl AudioJitterBuffer {
     }
 
     fn extend_sequence(&mut self, sequence: u16) -> u64 {
-        let delta = i64::from(sequence.wrapping_sub(
-            self.highest_sequence.map_or(sequence, |highest| highest as u16),
-        ) as i16);
-        extend(&mut self.highest_sequence, u64::from(sequence), delta, 1 << 20)
+        let delta = i64::from(
+            sequence.wrapping_sub(
+                self.highest_sequence
+                    .map_or(sequence, |highest| highest as u16),
+            ) as i16,
+        );
+        extend(
+            &mut self.highest_sequence,
+            u64::from(sequence),
+            delta,
+            1 << 20,
+        )
     }
 
     fn extend_timestamp(&mut self, timestamp: u32) -> u64 {
-        let delta = i64::from(timestamp.wrapping_sub(
-            self.highest_timestamp.map_or(timestamp, |highest| highest as u32),
-        ) as i32);
+        let delta = i64::from(
+            timestamp.wrapping_sub(
+                self.highest_timestamp
+                    .map_or(timestamp, |highest| highest as u32),
+            ) as i32,
+        );
         extend(
             &mut self.highest_timestamp,
             u64::from(timestamp),
@@ -453,9 +464,7 @@ mod tests {
         fn packet_with_sequence(&self, n: u64, sequence: u64) -> RtpPacket {
             RtpPacket {
                 sequence_number: self.first_sequence.wrapping_add(sequence as u16),
-                timestamp: self
-                    .first_timestamp
-                    .wrapping_add((n * FRAME_TICKS) as u32),
+                timestamp: self.first_timestamp.wrapping_add((n * FRAME_TICKS) as u32),
                 marker: false,
                 payload: Bytes::from((n as u32).to_be_bytes().to_vec()),
             }
@@ -518,7 +527,10 @@ mod tests {
         let decoded: Vec<u32> = actions.iter().filter_map(decoded_payload).collect();
         assert_eq!(decoded, (0..500).collect::<Vec<u32>>(), "frames in order");
         let worst = delays.iter().max().unwrap();
-        assert!(*worst <= Duration::from_millis(30), "delay reached {worst:?}");
+        assert!(
+            *worst <= Duration::from_millis(30),
+            "delay reached {worst:?}"
+        );
         assert!(buffer.target_delay() <= Duration::from_millis(10));
     }
 
@@ -572,7 +584,8 @@ mod tests {
     #[test]
     fn loss_adds_a_frame_so_fec_can_recover() {
         let lost = [20, 40];
-        let (buffer, actions, _) = simulate(100, |n| (!lost.contains(&n)).then_some(Duration::ZERO));
+        let (buffer, actions, _) =
+            simulate(100, |n| (!lost.contains(&n)).then_some(Duration::ZERO));
         let stats = buffer.stats();
         // At the first loss the next packet has not arrived yet, so the frame
         // is concealed; the gap raises the target by one frame.
@@ -586,7 +599,11 @@ mod tests {
         let PlayoutAction::DecodeFec(payload) = &actions[fec_at] else {
             unreachable!()
         };
-        assert_eq!(payload[..4], 41u32.to_be_bytes(), "FEC comes from packet 41");
+        assert_eq!(
+            payload[..4],
+            41u32.to_be_bytes(),
+            "FEC comes from packet 41"
+        );
         assert_eq!(decoded_payload(&actions[fec_at + 1]), Some(41));
     }
 
@@ -618,10 +635,7 @@ mod tests {
         for tick in 0..41u64 {
             let now = stream.start + FRAME * tick as u32 + Duration::from_millis(7);
             while let Some((n, sequence)) = sent.next_if(|(n, _)| stream.sent_at(*n) <= now) {
-                buffer.push(
-                    stream.packet_with_sequence(n, sequence),
-                    stream.sent_at(n),
-                );
+                buffer.push(stream.packet_with_sequence(n, sequence), stream.sent_at(n));
             }
             if let Some(frame) = buffer.pop(now) {
                 actions.push(frame.action);
@@ -643,7 +657,11 @@ mod tests {
             })
         });
         assert_eq!(buffer.stats().packets_late, 1);
-        assert!(!actions.iter().any(|action| decoded_payload(action) == Some(60)));
+        assert!(
+            !actions
+                .iter()
+                .any(|action| decoded_payload(action) == Some(60))
+        );
     }
 
     #[test]
@@ -651,7 +669,11 @@ mod tests {
         let stream = Stream::new();
         let mut buffer = AudioJitterBuffer::new(AudioJitterConfig::default());
         buffer.push(stream.packet(0), stream.start);
-        assert!(buffer.pop(stream.start + Duration::from_millis(7)).is_some());
+        assert!(
+            buffer
+                .pop(stream.start + Duration::from_millis(7))
+                .is_some()
+        );
         let later = stream.start + Duration::from_secs(2);
         assert!(buffer.pop(later).is_none());
         assert!(buffer.current_delay(later).is_none());

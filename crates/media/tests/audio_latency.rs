@@ -55,7 +55,10 @@ fn main() {
         .status()
         .expect("run the scenario in a child process");
     daemon.stop();
-    assert!(status.success(), "the mouth-to-ear scenario failed: {status}");
+    assert!(
+        status.success(),
+        "the mouth-to-ear scenario failed: {status}"
+    );
 }
 
 async fn mouth_to_ear() {

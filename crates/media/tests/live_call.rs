@@ -390,10 +390,13 @@ async fn talking_while_muted_is_detected() {
         .expect("the sender is running");
 
     call.controls.set_muted(false);
-    tokio::time::timeout(Duration::from_secs(1), talking.wait_for(|talking| !*talking))
-        .await
-        .expect("unmuting clears the hint")
-        .expect("the sender is running");
+    tokio::time::timeout(
+        Duration::from_secs(1),
+        talking.wait_for(|talking| !*talking),
+    )
+    .await
+    .expect("unmuting clears the hint")
+    .expect("the sender is running");
     call.close().await;
 }
 

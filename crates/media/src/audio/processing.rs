@@ -52,8 +52,8 @@ impl Default for ProcessingConfig {
 }
 
 impl ProcessingConfig {
-    /// Returns a configuration with every stage off. Only the high-pass
-    /// filter, which removes DC and rumble below about 80 Hz, still runs.
+    /// Returns a configuration with every stage off, which leaves the
+    /// samples unchanged apart from RNNoise's voice detection.
     pub fn bypass() -> Self {
         Self {
             echo_cancellation: false,
@@ -141,10 +141,11 @@ impl AudioProcessor {
                 enable_delay_agnostic: true,
                 stream_delay_ms: None,
             });
-        let noise_suppression = (self.config.noise_suppression == NoiseSuppression::Apm)
-            .then_some(apm::NoiseSuppression {
+        let noise_suppression = (self.config.noise_suppression == NoiseSuppression::Apm).then_some(
+            apm::NoiseSuppression {
                 suppression_level: apm::NoiseSuppressionLevel::High,
-            });
+            },
+        );
         self.echo.set_config(apm::Config {
             echo_cancellation,
             noise_suppression,
@@ -210,9 +211,14 @@ impl AudioProcessor {
     }
 
     fn process_chunk(&mut self) -> Result<(), ProcessingError> {
-        self.echo
-            .process_capture_frame(&mut self.chunk)
-            .map_err(process_error)?;
+        // The module splits 48 kHz into three bands and back even when only
+        // its high-pass filter runs, which delays the signal by about 1 ms
+        // and changes its waveform, so it is skipped when it has no work.
+        if self.config.echo_cancellation || self.config.noise_suppression == NoiseSuppression::Apm {
+            self.echo
+                .process_capture_frame(&mut self.chunk)
+                .map_err(process_error)?;
+        }
 
         for (scaled, sample) in self.scaled.iter_mut().zip(&self.chunk) {
             *scaled = sample * RNNOISE_SCALE;
@@ -328,18 +334,15 @@ mod tests {
     }
 
     #[test]
-    fn bypass_keeps_the_samples_after_rnnoise_delay() {
+    fn bypass_keeps_the_samples() {
         let mut processor = AudioProcessor::new(ProcessingConfig::bypass()).unwrap();
-        let input = noise(4_800, 0.1);
+        let input = noise(4_900, 0.1);
         let mut output = Vec::new();
         for block in input.chunks(700) {
             processor.process_capture(block, &mut output).unwrap();
         }
-        assert_eq!(output.len(), 4_800 / CHUNK_SAMPLES * CHUNK_SAMPLES);
-        // The high-pass filter runs even in bypass, so compare the power.
-        let power = |s: &[f32]| s.iter().map(|x| x * x).sum::<f32>() / s.len() as f32;
-        let ratio = power(&output[960..]) / power(&input[960..output.len()]);
-        assert!((0.8..1.1).contains(&ratio), "power ratio {ratio}");
+        assert_eq!(output.len(), 4_800, "the last partial chunk waits");
+        assert_eq!(output, input[..4_800]);
     }
 
     #[test]
@@ -366,13 +369,17 @@ mod tests {
         let input = noise(48_000, 0.05);
         let power = |s: &[f32]| s.iter().map(|x| x * x).sum::<f32>() / s.len() as f32;
         let mut off = Vec::new();
-        processor.process_capture(&input[..24_000], &mut off).unwrap();
+        processor
+            .process_capture(&input[..24_000], &mut off)
+            .unwrap();
         processor.set_config(ProcessingConfig {
             noise_suppression: NoiseSuppression::Rnnoise,
             ..ProcessingConfig::bypass()
         });
         let mut on = Vec::new();
-        processor.process_capture(&input[24_000..], &mut on).unwrap();
+        processor
+            .process_capture(&input[24_000..], &mut on)
+            .unwrap();
         assert!(power(&on[4_800..]) * 10.0 < power(&off[4_800..]));
     }
 
@@ -380,7 +387,10 @@ mod tests {
     fn muted_talk_needs_sustained_speech() {
         let mut detector = MutedTalkDetector::default();
         for _ in 0..10 {
-            assert!(!detector.update(0.95, true), "a 100 ms cough is not talking");
+            assert!(
+                !detector.update(0.95, true),
+                "a 100 ms cough is not talking"
+            );
         }
         for _ in 0..50 {
             detector.update(0.1, true);

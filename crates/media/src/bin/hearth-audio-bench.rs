@@ -17,7 +17,9 @@ use anyhow::{Context, bail};
 use clap::Parser;
 use hearth_media::audio::{AudioProcessor, CHUNK_SAMPLES, NoiseSuppression, ProcessingConfig};
 use hearth_media::audio_jitter::{AudioJitterBuffer, AudioJitterConfig, PlayoutAction};
-use hearth_media::codec::opus::{OpusConfig, OpusDecoder, OpusEncoder, is_dtx_packet};
+use hearth_media::codec::opus::{
+    DEFAULT_EXPECTED_LOSS_PERCENT, OpusConfig, OpusDecoder, OpusEncoder, is_dtx_packet,
+};
 use hearth_media::frame::{AUDIO_FRAME_SAMPLES, AUDIO_RATE};
 use hearth_media::jitter::RtpPacket;
 use hearth_media::quality::best_lag;
@@ -55,6 +57,15 @@ struct Args {
     /// Opus bitrate in kbit/s, for Hearth's encoder and ffmpeg's.
     #[arg(long, default_value_t = 32)]
     kbps: i32,
+
+    /// Packet loss in percent that both encoders plan their FEC for.
+    #[arg(long, default_value_t = DEFAULT_EXPECTED_LOSS_PERCENT)]
+    expected_loss: i32,
+
+    /// Random loss patterns per loss rate, with seeds `seed` onwards; the
+    /// tables show the mean.
+    #[arg(long, default_value_t = 4)]
+    patterns: u64,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -70,7 +81,7 @@ fn main() -> anyhow::Result<()> {
         match section.as_str() {
             "noise" => noise_section(&media, &speech, args.snr_db)?,
             "echo" => echo_section(&speech)?,
-            "loss" => loss_section(&media, &speech, args.seed, args.kbps)?,
+            "loss" => loss_section(&media, &speech, &args)?,
             other => bail!("unknown section {other:?}; choose from noise, echo, loss"),
         }
     }
@@ -191,7 +202,10 @@ fn mix_at_snr(speech: &[f32], noise: &[f32], snr_db: f64) -> (Vec<f32>, Vec<f32>
 fn process_alone(config: ProcessingConfig, input: &[f32]) -> anyhow::Result<Vec<f32>> {
     let mut processor = AudioProcessor::new(config)?;
     let mut padded = input.to_vec();
-    padded.resize(input.len().next_multiple_of(CHUNK_SAMPLES) + CHUNK_SAMPLES, 0.0);
+    padded.resize(
+        input.len().next_multiple_of(CHUNK_SAMPLES) + CHUNK_SAMPLES,
+        0.0,
+    );
     let mut output = Vec::with_capacity(padded.len());
     processor.process_capture(&padded, &mut output)?;
     Ok(output)
@@ -214,7 +228,11 @@ fn align_to(reference: &[f32], output: &[f32]) -> Vec<f32> {
 }
 
 fn power(samples: &[f32]) -> f64 {
-    samples.iter().map(|&s| f64::from(s) * f64::from(s)).sum::<f64>() / samples.len().max(1) as f64
+    samples
+        .iter()
+        .map(|&s| f64::from(s) * f64::from(s))
+        .sum::<f64>()
+        / samples.len().max(1) as f64
 }
 
 /// Returns the SNR of `signal` against `clean` in dB: clean power over the
@@ -234,11 +252,18 @@ const ECHO_TAIL_SAMPLES: usize = 1_920;
 const ECHO_RETURN_LOSS_DB: f64 = 10.0;
 /// Microphone self-noise, in dBFS.
 const MIC_NOISE_DBFS: f64 = -70.0;
+/// RMS level of the far end as the speaker plays it, in dBFS.
+const FAR_END_DBFS: f64 = -20.0;
+/// Echo level above the microphone noise from which a window counts, so
+/// that the noise floor does not cap the measured ERLE.
+const ACTIVE_ABOVE_NOISE_DB: f64 = 30.0;
 /// Window of the ERLE measurement: 100 ms.
 const ERLE_WINDOW: usize = 4_800;
 
 fn echo_section(speech: &[Vec<f32>]) -> anyhow::Result<()> {
     let far_end: Vec<f32> = speech.iter().flatten().copied().collect();
+    let level = (10f64.powf(FAR_END_DBFS / 10.0) / power(&far_end)).sqrt() as f32;
+    let far_end: Vec<f32> = far_end.iter().map(|s| s * level).collect();
     let path = echo_path();
     let mut random = Lcg(7);
     let noise_amplitude = 10f64.powf(MIC_NOISE_DBFS / 20.0) * 3f64.sqrt();
@@ -258,7 +283,7 @@ fn echo_section(speech: &[Vec<f32>]) -> anyhow::Result<()> {
 
     println!("\n## Echo cancellation\n");
     println!(
-        "Far end: both speech clips, {:.1} s; echo path {} ms delay, {} ms tail, {} dB ERL; microphone noise {} dBFS.\n",
+        "Far end: both speech clips at {FAR_END_DBFS} dBFS RMS, {:.1} s; echo path {} ms delay, {} ms tail, {} dB ERL; microphone noise {} dBFS; windows of 100 ms count where the echo is {ACTIVE_ABOVE_NOISE_DB} dB above the noise.\n",
         far_end.len() as f64 / f64::from(AUDIO_RATE),
         ECHO_DELAY_SAMPLES * 1000 / AUDIO_RATE as usize,
         ECHO_TAIL_SAMPLES * 1000 / AUDIO_RATE as usize,
@@ -266,7 +291,7 @@ fn echo_section(speech: &[Vec<f32>]) -> anyhow::Result<()> {
         MIC_NOISE_DBFS
     );
     println!(
-        "| chain | ERLE after convergence (last 5 s) | first 1 s block at >= 20 dB starts at | ERLE over the first 1 s |"
+        "| chain | ERLE after convergence (last 5 s) | ERLE in the first 0.5 s | first 100 ms window from which every later one is >= 20 dB |"
     );
     println!("|---|---|---|---|");
     let chains = [
@@ -278,19 +303,31 @@ fn echo_section(speech: &[Vec<f32>]) -> anyhow::Result<()> {
                 ..ProcessingConfig::default()
             },
         ),
-        ("AEC + RNNoise + AGC (call default)", ProcessingConfig::default()),
+        (
+            "AEC + RNNoise + AGC (call default)",
+            ProcessingConfig::default(),
+        ),
     ];
     for (name, config) in chains {
         let output = cancel_echo(config, &far_end, &microphone)?;
         let windows = erle_windows(&microphone, &output);
         let after = erle_over(&windows, windows.len().saturating_sub(50)..windows.len());
-        let convergence = (0..windows.len().saturating_sub(10))
-            .find(|&start| erle_over(&windows, start..start + 10) >= 20.0)
+        let first = erle_over(&windows, 0..5);
+        // The echo has converged from the first active window on which no
+        // later active window falls below 20 dB.
+        let converged = (0..windows.len())
+            .find(|&start| {
+                windows[start].is_some()
+                    && (start..windows.len()).all(|w| erle_over(&windows, w..w + 1) >= 20.0)
+            })
             .map_or("never".to_owned(), |start| {
                 format!("{:.1} s", start as f64 * 0.1)
             });
-        let first = erle_over(&windows, 0..10);
-        println!("| {name} | {after:.1} dB | {convergence} | {first:.1} dB |");
+        println!(
+            "| {name} | {} | {} | {converged} |",
+            describe_erle(after),
+            describe_erle(first)
+        );
     }
     Ok(())
 }
@@ -334,26 +371,38 @@ fn cancel_echo(
 }
 
 /// Returns (microphone power, output power) per window where the echo is
-/// within 30 dB of its loudest window, `None` for quieter windows.
+/// `ACTIVE_ABOVE_NOISE_DB` above the microphone noise, `None` for quieter
+/// windows.
 fn erle_windows(microphone: &[f32], output: &[f32]) -> Vec<Option<(f64, f64)>> {
-    let powers: Vec<(f64, f64)> = microphone
+    let threshold = 10f64.powf((MIC_NOISE_DBFS + ACTIVE_ABOVE_NOISE_DB) / 10.0);
+    microphone
         .chunks(ERLE_WINDOW)
         .zip(output.chunks(ERLE_WINDOW))
         .map(|(mic, out)| (power(mic), power(out)))
-        .collect();
-    let loudest = powers.iter().map(|(mic, _)| *mic).fold(0.0, f64::max);
-    powers
-        .into_iter()
-        .map(|(mic, out)| (mic > loudest * 1e-3).then_some((mic, out)))
+        .map(|(mic, out)| (mic > threshold).then_some((mic, out)))
         .collect()
 }
 
-/// ERLE in dB over the active windows in `range`.
+/// Formats an ERLE, which beyond 60 dB only says that the output is far
+/// below the microphone noise, for example because RNNoise removed it.
+fn describe_erle(erle_db: f64) -> String {
+    if erle_db > 60.0 {
+        "> 60 dB (output below the microphone noise)".to_owned()
+    } else {
+        format!("{erle_db:.1} dB")
+    }
+}
+
+/// ERLE in dB over the active windows in `range`; an empty range counts
+/// as converged.
 fn erle_over(windows: &[Option<(f64, f64)>], range: std::ops::Range<usize>) -> f64 {
     let (mic, out) = windows[range]
         .iter()
         .flatten()
         .fold((0.0, 0.0), |(m, o), (mic, out)| (m + mic, o + out));
+    if mic == 0.0 {
+        return f64::INFINITY;
+    }
     10.0 * (mic / out.max(1e-20)).log10()
 }
 
@@ -422,7 +471,8 @@ enum Recovery {
     Silence,
 }
 
-fn loss_section(media: &Path, speech: &[Vec<f32>], seed: u64, kbps: i32) -> anyhow::Result<()> {
+fn loss_section(media: &Path, speech: &[Vec<f32>], args: &Args) -> anyhow::Result<()> {
+    let kbps = args.kbps;
     let losses = [
         Loss::None,
         Loss::Random(0.05),
@@ -432,6 +482,7 @@ fn loss_section(media: &Path, speech: &[Vec<f32>], seed: u64, kbps: i32) -> anyh
     ];
     let hearth_fec = OpusConfig {
         bitrate_bps: kbps * 1000,
+        expected_loss_percent: args.expected_loss,
         ..OpusConfig::default()
     };
     let hearth_plain = OpusConfig {
@@ -461,7 +512,7 @@ fn loss_section(media: &Path, speech: &[Vec<f32>], seed: u64, kbps: i32) -> anyh
     let mut ffmpeg_command = None;
     match SPEECH
         .iter()
-        .map(|name| encode_with_ffmpeg(&media.join(name), kbps))
+        .map(|name| encode_with_ffmpeg(&media.join(name), kbps, args.expected_loss))
         .collect::<anyhow::Result<Vec<_>>>()
     {
         Ok(encoded) => {
@@ -475,33 +526,41 @@ fn loss_section(media: &Path, speech: &[Vec<f32>], seed: u64, kbps: i32) -> anyh
         Err(err) => eprintln!("warning: the ffmpeg reference is missing: {err:#}"),
     }
 
+    // Loss-free and burst runs have one pattern; random loss has one per seed.
+    let seeds = |loss: Loss| match loss {
+        Loss::Random(_) => args.seed..args.seed + args.patterns.max(1),
+        Loss::None | Loss::Burst => args.seed..args.seed + 1,
+    };
     let mut jobs = Vec::new();
-    let mut labels = Vec::new();
     for loss in losses {
-        for (name, encoded, recovery) in &methods {
+        for (_, encoded, recovery) in &methods {
             for (clip, packets) in speech.iter().zip(encoded) {
-                let lost = loss.pattern(packets.len(), seed);
-                let decoded = receive(packets, &lost, *recovery)?;
-                jobs.push((clip.clone(), align_to(clip, &decoded)));
+                for seed in seeds(loss) {
+                    let lost = loss.pattern(packets.len(), seed);
+                    let decoded = receive(packets, &lost, *recovery)?;
+                    jobs.push((clip.clone(), align_to(clip, &decoded)));
+                }
             }
-            labels.push((loss.label(), name.clone()));
         }
     }
-    let scores = pesq(&jobs)?;
+    let all_scores = pesq(&jobs)?;
 
-    println!("\n## Packet loss at {kbps} kbit/s (PESQ, mean of the two speech clips)\n");
+    println!(
+        "\n## Packet loss at {kbps} kbit/s, FEC planned for {} % (PESQ, mean over both speech clips and {} random patterns)\n",
+        args.expected_loss, args.patterns
+    );
     let header: Vec<&str> = methods.iter().map(|(name, _, _)| name.as_str()).collect();
     println!("| loss | {} |", header.join(" | "));
     println!("|---|{}", "---|".repeat(methods.len()));
-    let per_loss = methods.len() * speech.len();
-    for (loss_index, loss) in losses.iter().enumerate() {
-        let row: Vec<String> = scores[loss_index * per_loss..(loss_index + 1) * per_loss]
-            .chunks(speech.len())
-            .map(|clip_scores| {
-                format!(
-                    "{:.2}",
-                    clip_scores.iter().sum::<f64>() / clip_scores.len() as f64
-                )
+    let mut scores = all_scores.iter();
+    for loss in losses {
+        let per_method = speech.len() * seeds(loss).count();
+        let row: Vec<String> = methods
+            .iter()
+            .map(|_| {
+                let method_scores: Vec<f64> = scores.by_ref().take(per_method).copied().collect();
+                let mean = method_scores.iter().sum::<f64>() / method_scores.len() as f64;
+                format!("{mean:.2}")
             })
             .collect();
         println!("| {} | {} |", loss.label(), row.join(" | "));
@@ -574,10 +633,15 @@ fn receive(
 }
 
 /// Encodes a WAV file with ffmpeg's libopus at the same settings as Hearth's
-/// encoder (VoIP, 20 ms frames, FEC for 10 % loss; ffmpeg 5.1 cannot turn
-/// DTX on) and returns its packets and the command.
-fn encode_with_ffmpeg(path: &Path, kbps: i32) -> anyhow::Result<(Vec<Option<Vec<u8>>>, String)> {
-    let output = std::env::temp_dir().join(format!("hearth-audio-bench-{}.ogg", std::process::id()));
+/// encoder (VoIP, 20 ms frames, FEC for the same expected loss; ffmpeg 5.1
+/// cannot turn DTX on) and returns its packets and the command.
+fn encode_with_ffmpeg(
+    path: &Path,
+    kbps: i32,
+    expected_loss: i32,
+) -> anyhow::Result<(Vec<Option<Vec<u8>>>, String)> {
+    let output =
+        std::env::temp_dir().join(format!("hearth-audio-bench-{}.ogg", std::process::id()));
     let args = [
         "-hide_banner".to_owned(),
         "-loglevel".into(),
@@ -598,7 +662,7 @@ fn encode_with_ffmpeg(path: &Path, kbps: i32) -> anyhow::Result<(Vec<Option<Vec<
         "-fec".into(),
         "1".into(),
         "-packet_loss".into(),
-        "10".into(),
+        expected_loss.to_string(),
         output.display().to_string(),
     ];
     let status = Command::new("ffmpeg")
@@ -608,7 +672,8 @@ fn encode_with_ffmpeg(path: &Path, kbps: i32) -> anyhow::Result<(Vec<Option<Vec<
     if !status.success() {
         bail!("ffmpeg failed with {status}");
     }
-    let bytes = std::fs::read(&output).with_context(|| format!("cannot read {}", output.display()))?;
+    let bytes =
+        std::fs::read(&output).with_context(|| format!("cannot read {}", output.display()))?;
     let _ = std::fs::remove_file(&output);
     // The first two packets are the OpusHead and OpusTags headers.
     let packets = ogg_packets(&bytes)?.into_iter().skip(2).map(Some).collect();
@@ -653,7 +718,9 @@ fn check_pesq() -> anyhow::Result<()> {
         .status()
         .context("cannot run python3")?;
     if !status.success() {
-        bail!("the Python packages pesq and scipy are missing; install them with `pip install pesq scipy`");
+        bail!(
+            "the Python packages pesq and scipy are missing; install them with `pip install pesq scipy`"
+        );
     }
     Ok(())
 }

@@ -16,8 +16,8 @@ use crate::codec::{
 use crate::error::{MediaError, Result};
 use crate::frame::{AUDIO_FRAME_SAMPLES, VideoFrame};
 use crate::live::{AudioFeed, VideoFeed};
-pub(crate) use crate::send::VideoTrack;
 use crate::send::AudioTrack;
+pub(crate) use crate::send::VideoTrack;
 use crate::send::{
     RtpAudioWriter, RtpVideoWriter, VIDEO_CLOCK_RATE, encode_off_thread, watch_keyframe_requests,
 };
@@ -201,10 +201,7 @@ pub(crate) fn spawn_live(
     let audio_changes = match audio {
         Some(track) => {
             let (changes, receiver) = mpsc::unbounded_channel();
-            let processor = send
-                .audio_processing
-                .map(AudioProcessor::new)
-                .transpose()?;
+            let processor = send.audio_processing.map(AudioProcessor::new).transpose()?;
             let sender = LiveAudioSender {
                 writer: RtpAudioWriter::new(track, stats),
                 encoder: OpusEncoder::new(DEFAULT_OPUS_BITRATE_BPS)?,
