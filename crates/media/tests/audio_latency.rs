@@ -35,7 +35,10 @@ const VOICE_PCM: &str = "hearth_voice";
 const WARM_UP: Duration = Duration::from_secs(3);
 /// ITU-T G.114's limit for one-way delay in interactive speech.
 const MAX_MOUTH_TO_EAR: Duration = Duration::from_millis(150);
-const MIN_CORRELATION: f64 = 0.5;
+/// Correlation from which a second of the ear counts as aligned with the
+/// mouth. Opus, RNNoise and gain control change the waveform, so speech
+/// through them correlates between about 0.3 and 0.6 with the original.
+const MIN_CORRELATION: f64 = 0.25;
 
 fn main() {
     if std::env::var_os(CHILD_MARKER).is_some() {
@@ -126,34 +129,49 @@ async fn mouth_to_ear() {
 }
 
 fn report_and_check(mouth: &[f32], ear: &[f32], callee: &MediaPeer) {
-    let max_lag = 48_000;
-    let (lag, correlation) = best_lag(mouth, ear, max_lag).expect("overlapping recordings");
-    let delay = Duration::from_secs_f64(-lag as f64 / 48_000.0);
-    let windows: Vec<(f64, f64)> = (0..mouth.len() / 48_000)
-        .filter_map(|second| {
-            let range = second * 48_000..(second + 1) * 48_000;
-            let (lag, correlation) = best_lag(mouth, &ear[range.clone()], max_lag)?;
-            let lag = lag - range.start as i64;
-            Some((-lag as f64 / 48.0, correlation))
-        })
-        .collect();
+    let (lag, correlation) = best_lag(mouth, ear, 48_000).expect("overlapping recordings");
+    // Each second on its own, because a concealed or dropped frame shifts
+    // everything after it. Seconds without speech do not align.
+    let mut delays: Vec<f64> = Vec::new();
+    let mut windows = Vec::new();
+    for start in (0..mouth.len().saturating_sub(48_000)).step_by(48_000) {
+        let window = &mouth[start..start + 48_000];
+        let Some((lag, correlation)) = ear
+            .get(start..)
+            .and_then(|ear| best_lag(window, ear, 12_000))
+        else {
+            continue;
+        };
+        let delay_ms = -lag as f64 / 48.0;
+        windows.push((delay_ms, correlation));
+        if correlation >= MIN_CORRELATION {
+            delays.push(delay_ms);
+        }
+    }
+    delays.sort_by(f64::total_cmp);
     let stats = callee.stats();
     println!(
-        "mouth-to-ear {:.1} ms (correlation {correlation:.3}); per second: {windows:.1?}; \
-         receiver playout delay {:.1} ms, concealed {}, recovered by FEC {}",
-        delay.as_secs_f64() * 1000.0,
+        "mouth-to-ear: whole recording {:.1} ms (correlation {correlation:.3}); per second \
+         (ms, correlation): {windows:.2?}; receiver playout delay {:.1} ms, concealed {}, \
+         recovered by FEC {}",
+        -lag as f64 / 48.0,
         stats.audio_playout_delay_ms,
         stats.audio_packets_concealed,
         stats.audio_frames_recovered_by_fec
     );
     assert!(
-        correlation >= MIN_CORRELATION,
-        "the ear correlates only {correlation:.3} with the mouth"
+        delays.len() * 2 >= windows.len(),
+        "only {} of {} seconds correlate at {MIN_CORRELATION} or more: {windows:.2?}",
+        delays.len(),
+        windows.len()
     );
-    assert!(lag < 0, "the ear cannot precede the mouth (lag {lag})");
+    let median = delays[delays.len() / 2];
+    let worst = delays[delays.len() - 1];
+    println!("mouth-to-ear median {median:.1} ms, highest {worst:.1} ms");
+    assert!(median > 0.0, "the ear cannot precede the mouth ({median:.1} ms)");
     assert!(
-        delay < MAX_MOUTH_TO_EAR,
-        "mouth-to-ear {delay:?} exceeds {MAX_MOUTH_TO_EAR:?}"
+        worst < MAX_MOUTH_TO_EAR.as_secs_f64() * 1000.0,
+        "mouth-to-ear reached {worst:.1} ms, above {MAX_MOUTH_TO_EAR:?}"
     );
 }
 
