@@ -490,8 +490,8 @@ fn loss_section(media: &Path, speech: &[Vec<f32>], args: &Args) -> anyhow::Resul
         ..hearth_fec
     };
 
-    let mut methods: Vec<(String, Vec<Vec<Option<Vec<u8>>>>, Recovery)> = Vec::new();
-    let encode_all = |config: OpusConfig| -> anyhow::Result<Vec<Vec<Option<Vec<u8>>>>> {
+    let mut methods: Vec<(String, Vec<EncodedClip>, Recovery)> = Vec::new();
+    let encode_all = |config: OpusConfig| -> anyhow::Result<Vec<EncodedClip>> {
         speech.iter().map(|clip| encode(config, clip)).collect()
     };
     methods.push((
@@ -571,9 +571,12 @@ fn loss_section(media: &Path, speech: &[Vec<f32>], args: &Args) -> anyhow::Resul
     Ok(())
 }
 
-/// Encodes a clip into one entry per 20 ms frame: the packet, or `None` for
-/// a DTX frame that is not sent.
-fn encode(config: OpusConfig, clip: &[f32]) -> anyhow::Result<Vec<Option<Vec<u8>>>> {
+/// One entry per 20 ms frame of a clip: the Opus packet, or `None` for a DTX
+/// frame that is not sent.
+type EncodedClip = Vec<Option<Vec<u8>>>;
+
+/// Encodes a clip with Hearth's encoder.
+fn encode(config: OpusConfig, clip: &[f32]) -> anyhow::Result<EncodedClip> {
     let mut encoder = OpusEncoder::with_config(config)?;
     let mut padded = clip.to_vec();
     padded.resize(clip.len().next_multiple_of(AUDIO_FRAME_SAMPLES), 0.0);
@@ -603,7 +606,7 @@ fn receive(
     for tick in 0..packets.len() + 25 {
         let now = start + frame * tick as u32;
         if let Some(Some(payload)) = packets.get(tick) {
-            if !lost[tick] {
+            if lost.get(tick) == Some(&false) {
                 let packet = RtpPacket {
                     sequence_number: sequence,
                     timestamp: (tick * AUDIO_FRAME_SAMPLES) as u32,
@@ -639,7 +642,7 @@ fn encode_with_ffmpeg(
     path: &Path,
     kbps: i32,
     expected_loss: i32,
-) -> anyhow::Result<(Vec<Option<Vec<u8>>>, String)> {
+) -> anyhow::Result<(EncodedClip, String)> {
     let output =
         std::env::temp_dir().join(format!("hearth-audio-bench-{}.ogg", std::process::id()));
     let args = [

@@ -57,7 +57,8 @@ impl Default for LiveSend {
 enum AudioChange {
     Feed(Option<AudioFeed>),
     Processing(ProcessingConfig),
-    EchoReference(Option<EchoReference>),
+    /// Boxed, because the reference's resampler is large.
+    EchoReference(Option<Box<EchoReference>>),
 }
 
 /// Switches shared by the controls and the send tasks.
@@ -143,7 +144,7 @@ impl LiveControls {
     /// Uses another speaker's played audio as the echo reference, after a
     /// speaker change; `None` stops feeding the echo canceller.
     pub fn replace_echo_reference(&self, reference: Option<EchoReference>) -> Result<()> {
-        self.change_audio(AudioChange::EchoReference(reference))
+        self.change_audio(AudioChange::EchoReference(reference.map(Box::new)))
     }
 
     /// Returns a receiver that is `true` while voice activity detection
@@ -423,7 +424,7 @@ impl LiveAudioSender {
                         }
                         Some(AudioChange::Processing(config)) => self.set_processing(config),
                         Some(AudioChange::EchoReference(reference)) => {
-                            self.echo_reference = reference;
+                            self.echo_reference = reference.map(|reference| *reference);
                         }
                         None => controls_open = false,
                     }
