@@ -168,7 +168,10 @@ fn report_and_check(mouth: &[f32], ear: &[f32], callee: &MediaPeer) {
     let median = delays[delays.len() / 2];
     let worst = delays[delays.len() - 1];
     println!("mouth-to-ear median {median:.1} ms, highest {worst:.1} ms");
-    assert!(median > 0.0, "the ear cannot precede the mouth ({median:.1} ms)");
+    assert!(
+        median > 0.0,
+        "the ear cannot precede the mouth ({median:.1} ms)"
+    );
     assert!(
         worst < MAX_MOUTH_TO_EAR.as_secs_f64() * 1000.0,
         "mouth-to-ear reached {worst:.1} ms, above {MAX_MOUTH_TO_EAR:?}"
