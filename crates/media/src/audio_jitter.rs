@@ -2,20 +2,22 @@
 //! current time go in, one decode action per 20 ms frame comes out.
 //!
 //! The buffer measures each packet's transit time (arrival minus RTP
-//! timestamp) and keeps the delay behind the fastest packet of the last few
-//! seconds at the given quantile of that history, so on a clean network it
-//! holds less than one frame more than the fastest packet needed, and under
-//! jitter it grows only as far as most packets need. While the window also
-//! contains a lost packet (one given up that never arrived later), the target
-//! is one frame longer, so that the packet after a lost one has arrived when
-//! the lost frame is due and its FEC copy can be decoded.
+//! timestamp). Its target delay behind the fastest packet of the last few
+//! seconds is the given quantile of that history plus a small margin, so
+//! under jitter it grows only as far as most packets need. While the window
+//! contains a lost packet (one given up that did not arrive later), and for
+//! the first window of a stream, the target is one frame longer, so that the
+//! packet after a lost one is there when the lost frame is due and its FEC
+//! copy can be decoded.
 //!
 //! The delay grows when the frame due is missing while the delay is below the
-//! target: a concealed frame is played and the frame stays due. It shrinks
-//! when the delay is more than one frame above the target: the frame due is
-//! dropped. A frame still missing at the target delay is lost: its in-band
-//! FEC copy from the next packet is decoded when that packet is there, and it
-//! is concealed otherwise. A timestamp gap without a sequence gap is DTX,
+//! target: a concealed frame is played and the frame stays due. It shrinks by
+//! dropping the frame due when the delay is more than one frame above the
+//! target, but during speech only when it is more than three frames above,
+//! because a dropped frame of speech is audible while a dropped frame of DTX
+//! silence is not. A frame still missing at the target delay is lost: its
+//! FEC copy from the next packet is decoded when that packet is there, and
+//! it is concealed otherwise. A timestamp gap without a sequence gap is DTX,
 //! where the sender sent nothing, and is filled with comfort noise.
 
 use std::collections::{BTreeMap, VecDeque};
@@ -32,6 +34,9 @@ const FRAME_TICKS: u64 = AUDIO_FRAME_SAMPLES as u64;
 /// Most packets held; a sender far ahead of the playout cannot grow the
 /// buffer without bound.
 const MAX_BUFFERED_PACKETS: usize = 500;
+/// Frames above the target delay from which frames of speech are dropped
+/// too, not only the silent frames of DTX.
+const MAX_EXCESS_FRAMES: f64 = 3.0;
 /// Transit changes larger than this are a new stream (a sender that
 /// restarted its RTP timestamps), not network delay.
 const RESET_TRANSIT_JUMP: Duration = Duration::from_secs(5);
@@ -215,6 +220,14 @@ impl AudioJitterBuffer {
             self.history.pop_front();
         }
 
+        if let State::Idle = self.state
+            && self.losses.is_empty()
+        {
+            // Until the stream has been loss-free for a window, keep the
+            // frame of headroom that FEC needs: growing it later means
+            // playing a concealed frame in the middle of speech.
+            self.losses.push_back((now, timestamp));
+        }
         if let State::Playing { next, .. } = self.state
             && timestamp < next
         {
@@ -268,7 +281,11 @@ impl AudioJitterBuffer {
         };
         let delay = self.delay_of(next, now)?;
         let frame = FRAME_DURATION.as_secs_f64();
-        if delay > target + frame + self.config.margin.as_secs_f64() {
+        let excess = delay - target - self.config.margin.as_secs_f64();
+        // Dropping a frame of speech is audible, so the delay shrinks while
+        // the sender sends nothing (DTX) unless it is far above the target.
+        let due_is_missing = !self.packets.contains_key(&next);
+        if excess > frame && (due_is_missing || excess > MAX_EXCESS_FRAMES * frame) {
             self.drop_frame(next);
         }
         Some(self.play_due(now, target))
@@ -483,11 +500,26 @@ mod tests {
         frames: u64,
         delay: impl Fn(u64) -> Option<Duration>,
     ) -> (AudioJitterBuffer, Vec<PlayoutAction>, Vec<Duration>) {
+        simulate_with_dtx(frames, delay, |_| false)
+    }
+
+    /// Like [`simulate`], with the frames for which `dtx(n)` holds never
+    /// sent and not counted in the sequence numbers.
+    fn simulate_with_dtx(
+        frames: u64,
+        delay: impl Fn(u64) -> Option<Duration>,
+        dtx: impl Fn(u64) -> bool,
+    ) -> (AudioJitterBuffer, Vec<PlayoutAction>, Vec<Duration>) {
         let stream = Stream::new();
         let mut buffer = AudioJitterBuffer::new(AudioJitterConfig::default());
-        let mut arrivals: Vec<(Instant, u64)> = (0..frames)
-            .filter_map(|n| delay(n).map(|d| (stream.sent_at(n) + d, n)))
-            .collect();
+        let mut sequence = 0;
+        let mut arrivals: Vec<(Instant, u64, u64)> = Vec::new();
+        for n in (0..frames).filter(|&n| !dtx(n)) {
+            if let Some(d) = delay(n) {
+                arrivals.push((stream.sent_at(n) + d, n, sequence));
+            }
+            sequence += 1;
+        }
         arrivals.sort();
         let mut arrivals = arrivals.into_iter().peekable();
         let mut actions = Vec::new();
@@ -497,8 +529,8 @@ mod tests {
                 break;
             }
             let now = stream.start + FRAME * tick as u32 + Duration::from_millis(7);
-            while let Some((at, n)) = arrivals.next_if(|(at, _)| *at <= now) {
-                buffer.push(stream.packet(n), at);
+            while let Some((at, n, sequence)) = arrivals.next_if(|(at, _, _)| *at <= now) {
+                buffer.push(stream.packet_with_sequence(n, sequence), at);
             }
             if let Some(frame) = buffer.pop(now) {
                 actions.push(frame.action);
@@ -567,7 +599,7 @@ mod tests {
     }
 
     #[test]
-    fn delay_shrinks_after_jitter_ends() {
+    fn delay_shrinks_in_the_pause_after_jitter_ends() {
         let delay = |n: u64| {
             Some(if n < 300 {
                 Duration::from_millis((n * 37) % 81)
@@ -575,23 +607,46 @@ mod tests {
                 Duration::ZERO
             })
         };
-        let (buffer, _, delays) = simulate(1_000, delay);
-        assert!(buffer.stats().frames_dropped > 0);
+        // A pause of 600 ms, sent as DTX, after the jitter has left the window.
+        let pause = |n: u64| (700..730).contains(&n);
+        let (buffer, _, delays) = simulate_with_dtx(1_000, delay, pause);
+        let stats = buffer.stats();
+        assert!(stats.frames_dropped > 0, "{stats:?}");
+        let before_pause = delays[delays.len() - 300];
         let last = *delays.last().unwrap();
+        // Speech is dropped only down to three frames above the target.
+        assert!(
+            before_pause > Duration::from_millis(40),
+            "delay {before_pause:?} kept through speech"
+        );
         assert!(last <= Duration::from_millis(30), "delay still {last:?}");
     }
 
     #[test]
-    fn loss_adds_a_frame_so_fec_can_recover() {
+    fn delay_far_above_target_drops_speech() {
+        // One 200 ms spike, then a clean network without pauses.
+        let delay = |n: u64| {
+            Some(if (50..60).contains(&n) {
+                Duration::from_millis(200 - (n - 50) * 20)
+            } else {
+                Duration::ZERO
+            })
+        };
+        let (_, _, delays) = simulate(800, delay);
+        let last = *delays.last().unwrap();
+        assert!(last <= Duration::from_millis(90), "delay still {last:?}");
+    }
+
+    #[test]
+    fn lost_packets_are_recovered_from_fec() {
         let lost = [20, 40];
         let (buffer, actions, _) =
             simulate(100, |n| (!lost.contains(&n)).then_some(Duration::ZERO));
         let stats = buffer.stats();
-        // At the first loss the next packet has not arrived yet, so the frame
-        // is concealed; the gap raises the target by one frame.
-        assert_eq!(stats.frames_concealed, 1, "{stats:?}");
-        assert_eq!(stats.frames_inserted, 1, "{stats:?}");
-        assert_eq!(stats.frames_recovered_by_fec, 1, "{stats:?}");
+        // The headroom kept after the start has the next packet in time.
+        assert_eq!(stats.frames_recovered_by_fec, 2, "{stats:?}");
+        assert_eq!(stats.frames_concealed, 0, "{stats:?}");
+        assert_eq!(stats.frames_inserted, 0, "{stats:?}");
         let fec_at = actions
             .iter()
             .position(|action| matches!(action, PlayoutAction::DecodeFec(_)))
@@ -601,20 +656,29 @@ mod tests {
         };
         assert_eq!(
             payload[..4],
-            41u32.to_be_bytes(),
-            "FEC comes from packet 41"
+            21u32.to_be_bytes(),
+            "FEC comes from packet 21"
         );
-        assert_eq!(decoded_payload(&actions[fec_at + 1]), Some(41));
+        assert_eq!(decoded_payload(&actions[fec_at + 1]), Some(21));
+    }
+
+    #[test]
+    fn loss_after_a_clean_window_is_still_recovered() {
+        let (buffer, actions, _) = simulate(800, |n| (n != 500).then_some(Duration::ZERO));
+        let stats = buffer.stats();
+        // The headroom's target went after 5 s without loss, but without a
+        // pause the delay stayed, so the loss at 10 s is still recovered.
+        assert_eq!(stats.frames_recovered_by_fec, 1, "{stats:?}");
+        assert!(matches!(actions[500], PlayoutAction::DecodeFec(_)));
     }
 
     #[test]
     fn burst_loss_is_concealed() {
         let (buffer, _, _) = simulate(100, |n| (!(40..50).contains(&n)).then_some(Duration::ZERO));
         let stats = buffer.stats();
-        // The first loss raises the target, so the buffer waits one frame
-        // longer and the burst's last frame comes from packet 50's FEC.
+        // Only the burst's last frame has its next packet, 50, in time.
         assert_eq!(stats.frames_concealed, 9, "{stats:?}");
-        assert_eq!(stats.frames_inserted, 1, "{stats:?}");
+        assert_eq!(stats.frames_inserted, 0, "{stats:?}");
         assert_eq!(stats.frames_recovered_by_fec, 1, "{stats:?}");
         assert_eq!(stats.frames_decoded, 90, "{stats:?}");
     }
@@ -669,9 +733,15 @@ mod tests {
         let stream = Stream::new();
         let mut buffer = AudioJitterBuffer::new(AudioJitterConfig::default());
         buffer.push(stream.packet(0), stream.start);
+        // Playout starts after the margin and the frame of headroom for FEC.
         assert!(
             buffer
                 .pop(stream.start + Duration::from_millis(7))
+                .is_none()
+        );
+        assert!(
+            buffer
+                .pop(stream.start + Duration::from_millis(27))
                 .is_some()
         );
         let later = stream.start + Duration::from_secs(2);
@@ -692,7 +762,7 @@ mod tests {
         let now = stream.sent_at(5);
         buffer.push(restarted, now);
         let frame = buffer
-            .pop(now + Duration::from_millis(7))
+            .pop(now + Duration::from_millis(27))
             .expect("plays the new stream");
         assert!(matches!(frame.action, PlayoutAction::Decode(_)));
     }
