@@ -4,10 +4,10 @@
 //! The buffer measures each packet's transit time (arrival minus RTP
 //! timestamp). Its target delay behind the fastest packet of the last few
 //! seconds is the given quantile of that history plus a small margin, so
-//! under jitter it grows only as far as most packets need. While the window
-//! contains a lost packet (one given up that did not arrive later), and for
-//! the first window of a stream, the target is one frame longer, so that the
-//! packet after a lost one is there when the lost frame is due and its FEC
+//! under jitter it grows only as far as most packets need. The target is one
+//! frame longer for the first window of a stream and while the window
+//! contains a lost packet (one given up that did not arrive later). Then the
+//! packet after a lost one is there when the lost frame is due, and its FEC
 //! copy can be decoded.
 //!
 //! The delay grows when the frame due is missing while the delay is below the
@@ -53,7 +53,8 @@ pub struct AudioJitterConfig {
     /// Upper bound of the target delay.
     pub max_delay: Duration,
     /// Time without packets after which playout stops until the next packet,
-    /// longer than the 400 ms between DTX updates.
+    /// longer than the 400 ms between DTX updates. Until then a stream that
+    /// stopped (mute, hang-up) is concealed, which Opus fades to silence.
     pub idle_after: Duration,
 }
 
@@ -64,12 +65,12 @@ impl Default for AudioJitterConfig {
             quantile: 0.95,
             margin: Duration::from_millis(5),
             max_delay: Duration::from_millis(400),
-            idle_after: Duration::from_secs(1),
+            idle_after: Duration::from_millis(600),
         }
     }
 }
 
-/// What the decoder does for the frame that is due.
+/// Decoder action for the frame that is due.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PlayoutAction {
     /// Decode this packet.

@@ -263,7 +263,7 @@ impl KeyframeRequester {
 /// Plays out a remote Opus track through the adaptive jitter buffer: packets
 /// go in as they arrive, and every 20 ms one frame is decoded, recovered
 /// from the next packet's FEC copy, concealed or filled with comfort noise.
-/// Nothing is delivered while the sender sends nothing for a second (mute).
+/// Nothing is delivered once the sender has sent nothing for 600 ms (mute).
 pub(crate) async fn receive_audio(
     track: Arc<dyn TrackRemote>,
     stats: Arc<StatsCounters>,

@@ -1,7 +1,7 @@
-//! Mouth-to-ear delay of a live call through real cpal devices: speech is
-//! played into a PulseAudio source that the caller's microphone captures,
-//! processed, encoded and sent over loopback to the callee, whose jitter
-//! buffer, decoder and speaker play it into a PulseAudio sink.
+//! Mouth-to-ear delay of a live call through real cpal devices. Speech is
+//! played into a PulseAudio source that the caller's microphone captures. The
+//! caller processes, encodes and sends it over loopback to the callee, whose
+//! jitter buffer, decoder and speaker play it into a PulseAudio sink.
 //!
 //! Both ends land on one stereo null sink, the mouth on the left channel and
 //! the ear on the right, so one recording of its monitor holds both on the
@@ -149,6 +149,7 @@ fn report_and_check(mouth: &[f32], ear: &[f32], callee: &MediaPeer) {
         }
     }
     delays.sort_by(f64::total_cmp);
+
     let stats = callee.stats();
     println!(
         "mouth-to-ear: whole recording {:.1} ms (correlation {correlation:.3}); per second \
@@ -165,6 +166,7 @@ fn report_and_check(mouth: &[f32], ear: &[f32], callee: &MediaPeer) {
         delays.len(),
         windows.len()
     );
+
     let median = delays[delays.len() / 2];
     let worst = delays[delays.len() - 1];
     println!("mouth-to-ear median {median:.1} ms, highest {worst:.1} ms");
@@ -247,6 +249,7 @@ impl PulseDaemon {
         ]
         .concat();
         std::fs::write(dir.join(".asoundrc"), asoundrc).expect("write .asoundrc");
+
         let env = vec![
             ("HOME".to_owned(), dir.to_owned()),
             ("XDG_CONFIG_HOME".to_owned(), dir.join("config")),
@@ -272,6 +275,7 @@ impl PulseDaemon {
             env,
         };
         daemon.wait_ready();
+
         daemon.load(&format!(
             "module-null-sink sink_name={ROOM} rate=48000 channels=2 channel_map=front-left,front-right"
         ));

@@ -5,8 +5,8 @@
 //! The chain runs on 10 ms chunks of 48 kHz mono: a high-pass filter and echo
 //! cancellation (the WebRTC audio processing module 0.3), then noise
 //! suppression (RNNoise through nnnoiseless, or the module's own), then
-//! automatic gain control (a second instance of the module, so that it sees
-//! the denoised signal). RNNoise also runs when its output is not used,
+//! automatic gain control (a second instance of the module, so that it
+//! works on the denoised signal). RNNoise also runs when its output is not used,
 //! because its voice probability drives the "talking while muted" hint.
 
 use webrtc_audio_processing as apm;
@@ -20,7 +20,7 @@ const RNNOISE_SCALE: f32 = 32_768.0;
 /// microphone that stalls must not make it pile up.
 const MAX_PENDING_FAR_END: usize = 48_000;
 
-/// Which noise suppressor runs.
+/// The noise suppressor of the capture processing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum NoiseSuppression {
@@ -32,7 +32,7 @@ pub enum NoiseSuppression {
     Apm,
 }
 
-/// What the capture processing does. Every field can change during a call.
+/// Settings of the capture processing. Every field can change during a call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(default)]
 pub struct ProcessingConfig {

@@ -1,9 +1,9 @@
 //! Measures Hearth's audio path on the real recordings and prints markdown
-//! tables: noise suppression (SNR against the clean speech and PESQ, before
-//! and after), echo cancellation (ERLE after convergence and the time to
-//! converge over a simulated echo path), and packet loss (PESQ with and
-//! without FEC and concealment, with ffmpeg's libopus at the same bitrate as
-//! the reference). The mouth-to-ear latency through real devices is measured
+//! tables. Noise suppression: SNR against the clean speech and PESQ, before
+//! and after. Echo cancellation: ERLE after convergence and the time to
+//! converge over a simulated echo path. Packet loss: PESQ with and without
+//! FEC and concealment, with ffmpeg's libopus at the same bitrate as the
+//! reference. The mouth-to-ear latency through real devices is measured
 //! by `crates/media/tests/audio_latency.rs`.
 //!
 //! PESQ comes from the `pesq` package on PyPI (ITU-T P.862.2 wideband at
@@ -332,7 +332,7 @@ fn echo_section(speech: &[Vec<f32>]) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The simulated echo path's impulse response, without the delay.
+/// Builds the impulse response of the simulated echo path, without the delay.
 fn echo_path() -> Vec<f32> {
     let mut random = Lcg(3);
     let mut path: Vec<f64> = (0..ECHO_TAIL_SAMPLES)
@@ -383,7 +383,7 @@ fn erle_windows(microphone: &[f32], output: &[f32]) -> Vec<Option<(f64, f64)>> {
         .collect()
 }
 
-/// Formats an ERLE, which beyond 60 dB only says that the output is far
+/// Formats an ERLE. Beyond 60 dB it only shows that the output is far
 /// below the microphone noise, for example because RNNoise removed it.
 fn describe_erle(erle_db: f64) -> String {
     if erle_db > 60.0 {
@@ -427,7 +427,7 @@ impl Lcg {
 
 // Packet loss.
 
-/// Where the 200 ms burst starts: 2 s into the clip.
+/// Start of the 200 ms burst: 2 s into the clip.
 const BURST_START_FRAME: usize = 100;
 const BURST_FRAMES: usize = 10;
 
@@ -460,7 +460,7 @@ impl Loss {
     }
 }
 
-/// How the receiver treats a lost frame.
+/// The receiver's treatment of a lost frame.
 #[derive(Clone, Copy, PartialEq)]
 enum Recovery {
     /// Decode the FEC copy when the next packet is there, else conceal.
@@ -635,9 +635,9 @@ fn receive(
     Ok(output)
 }
 
-/// Encodes a WAV file with ffmpeg's libopus at the same settings as Hearth's
-/// encoder (VoIP, 20 ms frames, FEC for the same expected loss; ffmpeg 5.1
-/// cannot turn DTX on) and returns its packets and the command.
+/// Encodes a WAV file with ffmpeg's libopus at the settings of Hearth's
+/// encoder (VoIP, 20 ms frames, FEC for the same expected loss) and returns
+/// its packets and the command. ffmpeg 5.1 cannot turn DTX on.
 fn encode_with_ffmpeg(
     path: &Path,
     kbps: i32,

@@ -14,7 +14,7 @@ pub const DEFAULT_EXPECTED_LOSS_PERCENT: i32 = 10;
 /// Largest Opus packet the encoder may produce (RFC 6716 section 3.4).
 const MAX_PACKET_BYTES: usize = 1275;
 
-/// Longest packet that carries no audio: with DTX on, libopus returns packets
+/// Maximum size of a packet that carries no audio: with DTX on, libopus returns packets
 /// of at most 2 bytes during silence, which a sender does not transmit
 /// (RFC 7587 section 3.1.3).
 const MAX_DTX_PACKET_BYTES: usize = 2;

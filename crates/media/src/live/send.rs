@@ -36,8 +36,8 @@ pub struct LiveSend {
     /// Echo cancellation, noise suppression and gain control of the audio
     /// feed; `None` encodes the feed as it is, for example a prepared file.
     pub audio_processing: Option<ProcessingConfig>,
-    /// What the local speaker plays: the far end that echo cancellation
-    /// removes from the microphone.
+    /// The local speaker's played audio: the far end that echo
+    /// cancellation removes from the microphone.
     pub echo_reference: Option<EchoReference>,
 }
 
