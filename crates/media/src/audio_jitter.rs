@@ -513,13 +513,11 @@ mod tests {
     ) -> (AudioJitterBuffer, Vec<PlayoutAction>, Vec<Duration>) {
         let stream = Stream::new();
         let mut buffer = AudioJitterBuffer::new(AudioJitterConfig::default());
-        let mut sequence = 0;
         let mut arrivals: Vec<(Instant, u64, u64)> = Vec::new();
-        for n in (0..frames).filter(|&n| !dtx(n)) {
+        for (sequence, n) in (0..frames).filter(|&n| !dtx(n)).enumerate() {
             if let Some(d) = delay(n) {
-                arrivals.push((stream.sent_at(n) + d, n, sequence));
+                arrivals.push((stream.sent_at(n) + d, n, sequence as u64));
             }
-            sequence += 1;
         }
         arrivals.sort();
         let mut arrivals = arrivals.into_iter().peekable();

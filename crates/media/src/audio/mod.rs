@@ -9,6 +9,7 @@
 //! and controls the gain between the [`Microphone`] and the encoder, with an
 //! [`EchoReference`] from the [`Speaker`] as the far end.
 
+mod apm;
 mod error;
 mod microphone;
 mod processing;

@@ -9,7 +9,7 @@
 //! works on the denoised signal). RNNoise also runs when its output is not used,
 //! because its voice probability drives the "talking while muted" hint.
 
-use webrtc_audio_processing as apm;
+use super::apm;
 
 /// Samples in one processing chunk: 10 ms at 48 kHz.
 pub const CHUNK_SAMPLES: usize = 480;
@@ -77,9 +77,9 @@ pub enum ProcessingError {
 pub struct AudioProcessor {
     config: ProcessingConfig,
     /// High-pass filter, echo cancellation and the module's own noise suppression.
-    echo: apm::Processor,
+    echo: apm::Module,
     /// Gain control after noise suppression.
-    gain: apm::Processor,
+    gain: apm::Module,
     denoise: Box<nnnoiseless::DenoiseState<'static>>,
     far_end: Vec<f32>,
     capture: Vec<f32>,
@@ -92,18 +92,15 @@ pub struct AudioProcessor {
 
 impl AudioProcessor {
     pub fn new(config: ProcessingConfig) -> Result<Self, ProcessingError> {
-        let init = apm::InitializationConfig {
-            num_capture_channels: 1,
-            num_render_channels: 1,
-            ..apm::InitializationConfig::default()
-        };
-        let create = |err: apm::Error| ProcessingError::Create {
-            code: err.to_string(),
-        };
+        if !apm::AVAILABLE && (config.echo_cancellation || config.gain_control) {
+            // NOTE: without the module (Windows) there is no echo
+            // cancellation and no gain control, only RNNoise.
+            tracing::warn!("echo cancellation and gain control are not available on this OS");
+        }
         let mut processor = Self {
             config,
-            echo: apm::Processor::new(&init).map_err(create)?,
-            gain: apm::Processor::new(&init).map_err(create)?,
+            echo: apm::Module::new()?,
+            gain: apm::Module::new()?,
             denoise: nnnoiseless::DenoiseState::new(),
             far_end: Vec::new(),
             capture: Vec::new(),
@@ -130,40 +127,11 @@ impl AudioProcessor {
     }
 
     fn apply_config(&mut self) {
-        let echo_cancellation = self
-            .config
-            .echo_cancellation
-            .then_some(apm::EchoCancellation {
-                suppression_level: apm::EchoCancellationSuppressionLevel::High,
-                // The device latencies between playing and capturing are
-                // unknown, so the module estimates the delay itself.
-                enable_extended_filter: true,
-                enable_delay_agnostic: true,
-                stream_delay_ms: None,
-            });
-        let noise_suppression = (self.config.noise_suppression == NoiseSuppression::Apm).then_some(
-            apm::NoiseSuppression {
-                suppression_level: apm::NoiseSuppressionLevel::High,
-            },
+        self.echo.configure_echo(
+            self.config.echo_cancellation,
+            self.config.noise_suppression == NoiseSuppression::Apm,
         );
-        self.echo.set_config(apm::Config {
-            echo_cancellation,
-            noise_suppression,
-            enable_high_pass_filter: true,
-            ..apm::Config::default()
-        });
-        // The values of WebRTC's default gain control: -3 dBFS target, up to
-        // 9 dB of gain, with a limiter.
-        let gain_control = self.config.gain_control.then_some(apm::GainControl {
-            mode: apm::GainControlMode::AdaptiveDigital,
-            target_level_dbfs: 3,
-            compression_gain_db: 9,
-            enable_limiter: true,
-        });
-        self.gain.set_config(apm::Config {
-            gain_control,
-            ..apm::Config::default()
-        });
+        self.gain.configure_gain(self.config.gain_control);
     }
 
     /// Adds far-end audio exactly as the speaker played it, 48 kHz mono in
@@ -175,9 +143,7 @@ impl AudioProcessor {
         if self.config.echo_cancellation {
             for chunk in self.far_end[..whole].chunks_exact(CHUNK_SAMPLES) {
                 self.chunk.copy_from_slice(chunk);
-                self.echo
-                    .process_render_frame(&mut self.chunk)
-                    .map_err(process_error)?;
+                self.echo.process_render(&mut self.chunk)?;
             }
         }
         self.far_end.drain(..whole);
@@ -215,9 +181,7 @@ impl AudioProcessor {
         // its high-pass filter runs, which delays the signal by about 1 ms
         // and changes its waveform, so it is skipped when it has no work.
         if self.config.echo_cancellation || self.config.noise_suppression == NoiseSuppression::Apm {
-            self.echo
-                .process_capture_frame(&mut self.chunk)
-                .map_err(process_error)?;
+            self.echo.process_capture(&mut self.chunk)?;
         }
 
         for (scaled, sample) in self.scaled.iter_mut().zip(&self.chunk) {
@@ -232,9 +196,7 @@ impl AudioProcessor {
         }
 
         if self.config.gain_control {
-            self.gain
-                .process_capture_frame(&mut self.chunk)
-                .map_err(process_error)?;
+            self.gain.process_capture(&mut self.chunk)?;
         }
         Ok(())
     }
@@ -248,13 +210,7 @@ impl AudioProcessor {
     /// Returns the echo canceller's own echo return loss enhancement of the
     /// last chunks in dB, when it has measured one.
     pub fn echo_return_loss_enhancement_db(&self) -> Option<f64> {
-        self.echo.get_stats().echo_return_loss_enhancement
-    }
-}
-
-fn process_error(err: apm::Error) -> ProcessingError {
-    ProcessingError::Process {
-        detail: err.to_string(),
+        self.echo.echo_return_loss_enhancement_db()
     }
 }
 
