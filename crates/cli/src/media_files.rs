@@ -85,9 +85,9 @@ pub fn process_speech(
         other => anyhow::bail!("unknown noise suppression {other:?}; use off, rnnoise or apm"),
     };
     let mut processor = AudioProcessor::new(ProcessingConfig {
-        echo_cancellation: false,
         noise_suppression,
         gain_control: true,
+        ..ProcessingConfig::bypass()
     })?;
     // One extra chunk of silence pushes out what RNNoise holds back.
     let mut input = clip.samples.clone();

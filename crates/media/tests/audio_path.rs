@@ -52,9 +52,9 @@ fn rnnoise_raises_snr_of_kitchen_noise() {
     );
 
     let mut processor = AudioProcessor::new(ProcessingConfig {
-        echo_cancellation: false,
         noise_suppression: NoiseSuppression::Rnnoise,
         gain_control: false,
+        ..ProcessingConfig::bypass()
     })
     .unwrap();
     let mut output = Vec::new();

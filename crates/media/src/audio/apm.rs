@@ -5,7 +5,7 @@
 //! `config.sub` rejects Rust's Windows target triples, so on Windows the
 //! module is not built and this stand-in passes audio through unchanged.
 
-use super::ProcessingError;
+use super::{EchoSuppression, ProcessingError};
 
 /// Whether echo cancellation, the module's noise suppression and gain
 /// control are available on this OS.
@@ -15,7 +15,7 @@ pub const AVAILABLE: bool = cfg!(not(target_os = "windows"));
 mod imp {
     use webrtc_audio_processing as apm;
 
-    use super::ProcessingError;
+    use super::{EchoSuppression, ProcessingError};
 
     /// One instance of the module for 48 kHz mono.
     pub struct Module {
@@ -37,9 +37,17 @@ mod imp {
 
         /// Sets up the high-pass filter, echo cancellation and the module's
         /// noise suppression.
-        pub fn configure_echo(&mut self, echo_cancellation: bool, noise_suppression: bool) {
-            let echo_cancellation = echo_cancellation.then_some(apm::EchoCancellation {
-                suppression_level: apm::EchoCancellationSuppressionLevel::High,
+        pub fn configure_echo(
+            &mut self,
+            echo_cancellation: Option<EchoSuppression>,
+            noise_suppression: bool,
+        ) {
+            let echo_cancellation = echo_cancellation.map(|level| apm::EchoCancellation {
+                suppression_level: match level {
+                    EchoSuppression::Low => apm::EchoCancellationSuppressionLevel::Low,
+                    EchoSuppression::Moderate => apm::EchoCancellationSuppressionLevel::Moderate,
+                    EchoSuppression::High => apm::EchoCancellationSuppressionLevel::High,
+                },
                 // The device latencies between playing and capturing are
                 // unknown, so the module estimates the delay itself.
                 enable_extended_filter: true,
@@ -98,7 +106,7 @@ mod imp {
 
 #[cfg(target_os = "windows")]
 mod imp {
-    use super::ProcessingError;
+    use super::{EchoSuppression, ProcessingError};
 
     /// Stand-in that leaves the audio unchanged.
     pub struct Module;
@@ -108,7 +116,12 @@ mod imp {
             Ok(Self)
         }
 
-        pub fn configure_echo(&mut self, _echo_cancellation: bool, _noise_suppression: bool) {}
+        pub fn configure_echo(
+            &mut self,
+            _echo_cancellation: Option<EchoSuppression>,
+            _noise_suppression: bool,
+        ) {
+        }
 
         pub fn configure_gain(&mut self, _gain_control: bool) {}
 

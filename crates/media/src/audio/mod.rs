@@ -23,8 +23,8 @@ use cpal::traits::{DeviceTrait, HostTrait};
 pub use error::{AudioError, DeviceKind};
 pub use microphone::{InputLevel, Microphone, SILENCE_DBFS};
 pub use processing::{
-    AudioProcessor, CHUNK_SAMPLES, MutedTalkDetector, NoiseSuppression, ProcessingConfig,
-    ProcessingError,
+    AudioProcessor, CHUNK_SAMPLES, EchoSuppression, MutedTalkDetector, NoiseSuppression,
+    ProcessingConfig, ProcessingError,
 };
 pub use speaker::{EchoReference, Speaker};
 

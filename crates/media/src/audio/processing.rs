@@ -32,11 +32,24 @@ pub enum NoiseSuppression {
     Apm,
 }
 
+/// How hard the echo canceller's non-linear stage suppresses what the linear
+/// filter left. A higher level removes more residual echo but also more of
+/// the near end while both sides talk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EchoSuppression {
+    Low,
+    #[default]
+    Moderate,
+    High,
+}
+
 /// Settings of the capture processing. Every field can change during a call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(default)]
 pub struct ProcessingConfig {
     pub echo_cancellation: bool,
+    pub echo_suppression: EchoSuppression,
     pub noise_suppression: NoiseSuppression,
     pub gain_control: bool,
 }
@@ -45,6 +58,7 @@ impl Default for ProcessingConfig {
     fn default() -> Self {
         Self {
             echo_cancellation: true,
+            echo_suppression: EchoSuppression::Moderate,
             noise_suppression: NoiseSuppression::Rnnoise,
             gain_control: true,
         }
@@ -57,6 +71,7 @@ impl ProcessingConfig {
     pub fn bypass() -> Self {
         Self {
             echo_cancellation: false,
+            echo_suppression: EchoSuppression::Moderate,
             noise_suppression: NoiseSuppression::Off,
             gain_control: false,
         }
@@ -128,7 +143,9 @@ impl AudioProcessor {
 
     fn apply_config(&mut self) {
         self.echo.configure_echo(
-            self.config.echo_cancellation,
+            self.config
+                .echo_cancellation
+                .then_some(self.config.echo_suppression),
             self.config.noise_suppression == NoiseSuppression::Apm,
         );
         self.gain.configure_gain(self.config.gain_control);
@@ -304,9 +321,9 @@ mod tests {
     #[test]
     fn rnnoise_removes_steady_noise() {
         let mut processor = AudioProcessor::new(ProcessingConfig {
-            echo_cancellation: false,
             noise_suppression: NoiseSuppression::Rnnoise,
             gain_control: false,
+            ..ProcessingConfig::bypass()
         })
         .unwrap();
         let input = noise(48_000, 0.05);

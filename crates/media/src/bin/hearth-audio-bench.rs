@@ -15,7 +15,9 @@ use std::process::{Command, Stdio};
 
 use anyhow::{Context, bail};
 use clap::Parser;
-use hearth_media::audio::{AudioProcessor, CHUNK_SAMPLES, NoiseSuppression, ProcessingConfig};
+use hearth_media::audio::{
+    AudioProcessor, CHUNK_SAMPLES, EchoSuppression, NoiseSuppression, ProcessingConfig,
+};
 use hearth_media::audio_jitter::{AudioJitterBuffer, AudioJitterConfig, PlayoutAction};
 use hearth_media::codec::opus::{
     DEFAULT_EXPECTED_LOSS_PERCENT, OpusConfig, OpusDecoder, OpusEncoder, is_dtx_packet,
@@ -138,9 +140,9 @@ fn noise_section(media: &Path, speech: &[Vec<f32>], snr_db: f64) -> anyhow::Resu
             pesq_jobs.push((clean.clone(), noisy.clone()));
             for (slot, (_, suppression, gain_control)) in suppressors.iter().enumerate() {
                 let config = ProcessingConfig {
-                    echo_cancellation: false,
                     noise_suppression: *suppression,
                     gain_control: *gain_control,
+                    ..ProcessingConfig::bypass()
                 };
                 let output = align_to(&clean, &process_alone(config, &noisy)?);
                 snr[slot + 1] = snr_against(&clean, &output);
@@ -257,6 +259,10 @@ const FAR_END_DBFS: f64 = -20.0;
 /// Echo level above the microphone noise from which a window counts, so
 /// that the noise floor does not cap the measured ERLE.
 const ACTIVE_ABOVE_NOISE_DB: f64 = 30.0;
+/// RMS level of the near-end talker at the microphone, in dBFS.
+const NEAR_END_DBFS: f64 = -26.0;
+/// Where the near end starts talking over the far end: 5 s.
+const DOUBLE_TALK_START: usize = 240_000;
 /// Window of the ERLE measurement: 100 ms.
 const ERLE_WINDOW: usize = 4_800;
 
@@ -294,22 +300,29 @@ fn echo_section(speech: &[Vec<f32>]) -> anyhow::Result<()> {
         "| chain | ERLE after convergence (last 5 s) | ERLE in the first 0.5 s | first 100 ms window from which every later one is >= 20 dB |"
     );
     println!("|---|---|---|---|");
+    let aec_only = |echo_suppression| ProcessingConfig {
+        noise_suppression: NoiseSuppression::Off,
+        gain_control: false,
+        echo_suppression,
+        ..ProcessingConfig::default()
+    };
     let chains = [
+        ("AEC only, low suppression", aec_only(EchoSuppression::Low)),
         (
-            "AEC only",
-            ProcessingConfig {
-                noise_suppression: NoiseSuppression::Off,
-                gain_control: false,
-                ..ProcessingConfig::default()
-            },
+            "AEC only, moderate suppression",
+            aec_only(EchoSuppression::Moderate),
         ),
         (
-            "AEC + RNNoise + AGC (call default)",
+            "AEC only, high suppression",
+            aec_only(EchoSuppression::High),
+        ),
+        (
+            "AEC (moderate) + RNNoise + AGC, the call default",
             ProcessingConfig::default(),
         ),
     ];
-    for (name, config) in chains {
-        let output = cancel_echo(config, &far_end, &microphone)?;
+    for (name, config) in &chains {
+        let output = cancel_echo(*config, &far_end, &microphone)?;
         let windows = erle_windows(&microphone, &output);
         let after = erle_over(&windows, windows.len().saturating_sub(50)..windows.len());
         let first = erle_over(&windows, 0..5);
@@ -328,6 +341,54 @@ fn echo_section(speech: &[Vec<f32>]) -> anyhow::Result<()> {
             describe_erle(after),
             describe_erle(first)
         );
+    }
+
+    double_talk(speech, &far_end, &microphone, &chains)
+}
+
+/// Measures how much of a near-end talker survives while the far end talks
+/// too: the second clip, at `NEAR_END_DBFS`, joins the microphone
+/// `DOUBLE_TALK_START` into the far end.
+fn double_talk(
+    speech: &[Vec<f32>],
+    far_end: &[f32],
+    echo: &[f32],
+    chains: &[(&str, ProcessingConfig)],
+) -> anyhow::Result<()> {
+    let near = &speech[1];
+    let level = (10f64.powf(NEAR_END_DBFS / 10.0) / power(near)).sqrt() as f32;
+    let near: Vec<f32> = near.iter().map(|s| s * level).collect();
+    let start = DOUBLE_TALK_START;
+    let mut microphone = echo.to_vec();
+    for (sample, near) in microphone[start..].iter_mut().zip(&near) {
+        *sample += near;
+    }
+    let span = start..start + near.len().min(microphone.len() - start);
+    let near = &near[..span.len()];
+
+    let mut jobs = vec![(near.to_vec(), microphone[span.clone()].to_vec())];
+    let mut levels = Vec::new();
+    for (_, config) in chains {
+        let output = cancel_echo(*config, far_end, &microphone)?;
+        let segment = output[span.clone()].to_vec();
+        levels.push(10.0 * (power(&segment) / power(near)).log10());
+        jobs.push((near.to_vec(), segment));
+    }
+    let scores = pesq(&jobs)?;
+
+    println!(
+        "\nDouble talk: the second clip at {NEAR_END_DBFS} dBFS RMS as the near end from {:.1} s, over the far end's echo. PESQ against the near-end speech alone:\n",
+        start as f64 / f64::from(AUDIO_RATE)
+    );
+    println!("| signal | PESQ | level against the near end alone |");
+    println!("|---|---|---|");
+    let before = 10.0 * (power(&microphone[span]) / power(near)).log10();
+    println!(
+        "| microphone (near end + echo) | {:.2} | {before:+.1} dB |",
+        scores[0]
+    );
+    for ((name, _), (score, level)) in chains.iter().zip(scores[1..].iter().zip(&levels)) {
+        println!("| {name} | {score:.2} | {level:+.1} dB |");
     }
     Ok(())
 }
