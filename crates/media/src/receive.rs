@@ -277,6 +277,9 @@ pub(crate) async fn receive_audio(
         }
     };
     let mut buffer = AudioJitterBuffer::new(AudioJitterConfig::default());
+    // NOTE: playout is paced by this timer, not by the speaker's callback,
+    // so a late burst of ticks can overfill the speaker's 60 ms queue, which
+    // then drops the oldest samples.
     let mut tick = tokio::time::interval(AUDIO_FRAME_DURATION);
     // A late tick is caught up at once, because the speaker kept playing.
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
