@@ -138,6 +138,17 @@ pub struct SendMedia {
 pub struct RemoteSinks {
     pub video: Option<mpsc::Sender<DecodedVideo>>,
     pub audio: Option<mpsc::Sender<DecodedAudio>>,
+    /// Media of several remote streams, as an SFU sends them, each tagged
+    /// with the SDP stream id of its sender. When set, it takes every remote
+    /// track instead of `video` and `audio`.
+    pub streams: Option<StreamSinks>,
+}
+
+/// Channels for the decoded media of many remote streams.
+#[derive(Debug, Clone)]
+pub struct StreamSinks {
+    pub video: mpsc::Sender<(String, DecodedVideo)>,
+    pub audio: mpsc::Sender<(String, DecodedAudio)>,
 }
 
 /// One side of a call.
@@ -179,6 +190,7 @@ impl MediaPeer {
             stats: Arc::clone(&stats),
             video_sink: sinks.video,
             audio_sink: sinks.audio,
+            stream_sinks: sinks.streams,
         });
 
         let connection = match build_connection(config, &handler, MulticastDnsMode::QueryOnly).await
@@ -249,74 +261,33 @@ impl MediaPeer {
 
     /// Applies the remote offer and returns the SDP of the local answer.
     pub async fn accept_offer(&self, sdp: &str) -> Result<String> {
-        let h264_fmtps: &[&str] = if self.video_codecs.contains(&VideoCodec::H264) {
-            &[H264_FMTP_CONSTRAINED_BASELINE, H264_FMTP_BASELINE]
-        } else {
-            &[]
-        };
-        let prepared = negotiate::prepare_offer(sdp, h264_fmtps, &self.video_codecs);
-        let invalid_offer = |err: webrtc::error::Error| {
-            MediaError::InvalidSdp(format!(
-                "the remote offer was rejected ({err}); pass on the SDP exactly as the \
-                 remote peer's createOffer produced it"
-            ))
-        };
-        let offer = RTCSessionDescription::offer(prepared).map_err(invalid_offer)?;
-        self.connection
-            .set_remote_description(offer)
-            .await
-            .map_err(invalid_offer)?;
-        let answer = self
-            .connection
-            .create_answer(None)
-            .await
-            .map_err(|err| match err {
-                webrtc::error::Error::ErrSenderWithNoCodecs => MediaError::NoCommonCodec(format!(
-                    "the offer contains no codec that this peer can send (offered: {}); \
-                     offer {}, or Opus",
-                    negotiate::describe_offered_codecs(sdp),
-                    describe_video_codecs(&self.video_codecs)
-                )),
-                other => other.into(),
-            })?;
-        let answer_sdp = answer.sdp.clone();
-        self.match_video_track_to(&answer_sdp).await?;
-        self.connection.set_local_description(answer).await?;
-        Ok(answer_sdp)
+        self.answerer().accept_offer(sdp).await
+    }
+
+    /// Returns a handle that answers further offers from another task, as
+    /// an SFU sends them when the streams it forwards change.
+    pub fn answerer(&self) -> Answerer {
+        Answerer {
+            connection: Arc::clone(&self.connection),
+            video: self
+                .video
+                .as_ref()
+                .map(|(_, sender, ssrc)| (Arc::clone(sender), *ssrc)),
+            video_codecs: self.video_codecs.clone(),
+        }
     }
 
     /// Applies the remote answer to our offer.
     pub async fn set_answer(&self, sdp: &str) -> Result<()> {
         let answer = RTCSessionDescription::answer(sdp.to_owned())
             .map_err(|err| MediaError::InvalidSdp(err.to_string()))?;
-        self.match_video_track_to(sdp).await?;
+        if let Some((_, sender, ssrc)) = &self.video {
+            match_video_track_to(sender, *ssrc, sdp).await?;
+        }
         self.connection
             .set_remote_description(answer)
             .await
             .map_err(|err| MediaError::InvalidSdp(err.to_string()))
-    }
-
-    /// Gives the video track the codec that the answer `sdp` makes this peer
-    /// send. It must run before the answer is applied, because that is when
-    /// the library binds the sent stream to its retransmission,
-    /// congestion-control and report interceptors. The library matches the
-    /// track's codec against the negotiated ones and leaves a track made for
-    /// another codec unbound.
-    async fn match_video_track_to(&self, answer_sdp: &str) -> Result<()> {
-        let Some((_, sender, ssrc)) = &self.video else {
-            return Ok(());
-        };
-        let Some(codec) = negotiate::first_video_codec(answer_sdp) else {
-            return Ok(());
-        };
-        tracing::debug!(%codec, "video codec negotiated");
-        // Only the library's description of the track changes. The track
-        // object that writes packets and reads RTCP stays bound to the sender.
-        let track = local_track(RtpCodecKind::Video, main_codec(codec), *ssrc);
-        sender
-            .replace_track(Arc::new(TrackLocalStaticRTP::new(track)))
-            .await?;
-        Ok(())
     }
 
     pub async fn add_remote_candidate(&self, candidate: Candidate) -> Result<()> {
@@ -477,6 +448,80 @@ impl Drop for MediaPeer {
             task.abort();
         }
     }
+}
+
+/// Answers remote offers for one peer connection.
+#[derive(Clone)]
+pub struct Answerer {
+    connection: Arc<dyn PeerConnection>,
+    video: Option<(Arc<dyn RtpSender>, u32)>,
+    video_codecs: Vec<VideoCodec>,
+}
+
+impl Answerer {
+    /// Applies the remote offer and returns the SDP of the local answer.
+    pub async fn accept_offer(&self, sdp: &str) -> Result<String> {
+        let h264_fmtps: &[&str] = if self.video_codecs.contains(&VideoCodec::H264) {
+            &[H264_FMTP_CONSTRAINED_BASELINE, H264_FMTP_BASELINE]
+        } else {
+            &[]
+        };
+        let prepared = negotiate::prepare_offer(sdp, h264_fmtps, &self.video_codecs);
+        let invalid_offer = |err: webrtc::error::Error| {
+            MediaError::InvalidSdp(format!(
+                "the remote offer was rejected ({err}); pass on the SDP exactly as the \
+                 remote peer's createOffer produced it"
+            ))
+        };
+        let offer = RTCSessionDescription::offer(prepared).map_err(invalid_offer)?;
+        self.connection
+            .set_remote_description(offer)
+            .await
+            .map_err(invalid_offer)?;
+        let answer = self
+            .connection
+            .create_answer(None)
+            .await
+            .map_err(|err| match err {
+                webrtc::error::Error::ErrSenderWithNoCodecs => MediaError::NoCommonCodec(format!(
+                    "the offer contains no codec that this peer can send (offered: {}); \
+                     offer {}, or Opus",
+                    negotiate::describe_offered_codecs(sdp),
+                    describe_video_codecs(&self.video_codecs)
+                )),
+                other => other.into(),
+            })?;
+        let answer_sdp = answer.sdp.clone();
+        if let Some((sender, ssrc)) = &self.video {
+            match_video_track_to(sender, *ssrc, &answer_sdp).await?;
+        }
+        self.connection.set_local_description(answer).await?;
+        Ok(answer_sdp)
+    }
+}
+
+/// Gives the video track the codec that the answer `answer_sdp` makes this
+/// peer send. It must run before the answer is applied, because that is when
+/// the library binds the sent stream to its retransmission,
+/// congestion-control and report interceptors. The library matches the
+/// track's codec against the negotiated ones and leaves a track made for
+/// another codec unbound.
+async fn match_video_track_to(
+    sender: &Arc<dyn RtpSender>,
+    ssrc: u32,
+    answer_sdp: &str,
+) -> Result<()> {
+    let Some(codec) = negotiate::first_video_codec(answer_sdp) else {
+        return Ok(());
+    };
+    tracing::debug!(%codec, "video codec negotiated");
+    // Only the library's description of the track changes. The track
+    // object that writes packets and reads RTCP stays bound to the sender.
+    let track = local_track(RtpCodecKind::Video, main_codec(codec), ssrc);
+    sender
+        .replace_track(Arc::new(TrackLocalStaticRTP::new(track)))
+        .await?;
+    Ok(())
 }
 
 async fn build_connection(
@@ -755,6 +800,7 @@ struct Handler {
     stats: Arc<StatsCounters>,
     video_sink: Option<mpsc::Sender<DecodedVideo>>,
     audio_sink: Option<mpsc::Sender<DecodedAudio>>,
+    stream_sinks: Option<StreamSinks>,
 }
 
 impl Handler {
@@ -817,22 +863,42 @@ impl PeerConnectionEventHandler for Handler {
     async fn on_track(&self, track: Arc<dyn TrackRemote>) {
         let kind = track.kind().await;
         let stats = Arc::clone(&self.stats);
+        let (video_sink, audio_sink) = match &self.stream_sinks {
+            Some(streams) => {
+                let stream_id = track.stream_id().await;
+                tracing::debug!(%stream_id, ?kind, "remote stream added");
+                (
+                    Some(tag_stream(stream_id.clone(), streams.video.clone())),
+                    Some(tag_stream(stream_id, streams.audio.clone())),
+                )
+            }
+            None => (self.video_sink.clone(), self.audio_sink.clone()),
+        };
         match kind {
             RtpCodecKind::Video => {
-                tokio::spawn(receive::receive_video(
-                    track,
-                    stats,
-                    self.video_sink.clone(),
-                ));
+                tokio::spawn(receive::receive_video(track, stats, video_sink));
             }
             RtpCodecKind::Audio => {
-                tokio::spawn(receive::receive_audio(
-                    track,
-                    stats,
-                    self.audio_sink.clone(),
-                ));
+                tokio::spawn(receive::receive_audio(track, stats, audio_sink));
             }
             _ => tracing::warn!(?kind, "ignoring a remote track of unknown kind"),
         }
     }
+}
+
+/// Returns a channel whose items reach `sink` tagged with `stream_id`. The
+/// forwarding task ends when either side closes.
+fn tag_stream<T: Send + 'static>(
+    stream_id: String,
+    sink: mpsc::Sender<(String, T)>,
+) -> mpsc::Sender<T> {
+    let (sender, mut receiver) = mpsc::channel::<T>(4);
+    tokio::spawn(async move {
+        while let Some(item) = receiver.recv().await {
+            if sink.send((stream_id.clone(), item)).await.is_err() {
+                break;
+            }
+        }
+    });
+    sender
 }

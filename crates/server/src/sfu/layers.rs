@@ -222,7 +222,10 @@ mod tests {
         assert_eq!(state.keyframe_request(start), None);
         state.set_target("m".into());
         assert_eq!(state.keyframe_request(start), Some("m".into()));
-        assert_eq!(state.keyframe_request(start + Duration::from_millis(100)), None);
+        assert_eq!(
+            state.keyframe_request(start + Duration::from_millis(100)),
+            None
+        );
         let later = start + KEYFRAME_REQUEST_INTERVAL;
         assert_eq!(state.keyframe_request(later), Some("m".into()));
         state.on_frame("m".into(), true);

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use hearth_proto::RoomParticipantId;
 use str0m::bwe::{Bitrate, BweKind};
-use str0m::config::CryptoProvider;
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
+use str0m::config::CryptoProvider;
 use str0m::media::{Direction, KeyframeRequestKind, MediaData, MediaKind, Mid, Rid};
 use str0m::net::Transmit;
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc, RtcError};
@@ -486,7 +486,9 @@ impl Participant {
     /// Tells the bandwidth estimator how much this receiver would take if
     /// every stream were sent at its top layer, so that it probes up to it.
     pub fn set_desired_bitrate(&mut self, desired_bps: u64) {
-        self.rtc.bwe().set_desired_bitrate(Bitrate::bps(desired_bps));
+        self.rtc
+            .bwe()
+            .set_desired_bitrate(Bitrate::bps(desired_bps));
     }
 }
 

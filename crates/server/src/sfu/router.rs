@@ -85,7 +85,10 @@ impl Router {
 
     /// Returns the number of participants in all rooms.
     pub fn participant_count(&self) -> usize {
-        self.rooms.values().map(|room| room.participants.len()).sum()
+        self.rooms
+            .values()
+            .map(|room| room.participants.len())
+            .sum()
     }
 
     pub fn handle_command(&mut self, now: Instant, command: Command) {
@@ -435,8 +438,7 @@ impl Router {
                         }
                         Ok(propagated) => {
                             progressed = true;
-                            let output =
-                                propagate(now, room, index, room_id, propagated);
+                            let output = propagate(now, room, index, room_id, propagated);
                             if let Some(output) = output {
                                 self.outputs.push_back(output);
                             }

@@ -346,7 +346,8 @@ async fn room_command(
             conversation_id,
             audio_muted,
             video_off,
-            video_size: (video_width > 0 && video_height > 0).then_some((video_width, video_height)),
+            video_size: (video_width > 0 && video_height > 0)
+                .then_some((video_width, video_height)),
         },
         ClientMessage::SetRoomViews {
             conversation_id,
