@@ -173,8 +173,8 @@ async fn group_call(participants: usize) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn three_people_decode_each_other() {
-    group_call(3).await;
+async fn five_people_decode_each_other() {
+    group_call(5).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
