@@ -33,11 +33,11 @@ pub enum Propagated {
     /// The participant publishes a new stream.
     TrackOpened { mid: Mid, kind: MediaKind },
     /// A frame to forward to the others.
-    Media(MediaData),
+    Media(Box<MediaData>),
     /// A receiver asks for a keyframe of the stream it gets on `mid`.
     KeyframeRequest { mid: Mid },
     /// An offer to send to the participant's device.
-    Offer(SdpOffer),
+    Offer(Box<SdpOffer>),
 }
 
 /// A stream this participant publishes.
@@ -189,7 +189,7 @@ impl Participant {
             return Err(far_future());
         }
         if let Some(offer) = self.negotiate_if_needed() {
-            return Ok(Propagated::Offer(offer));
+            return Ok(Propagated::Offer(Box::new(offer)));
         }
         loop {
             let output = match self.rtc.poll_output() {
@@ -241,7 +241,7 @@ impl Participant {
                 if let Some(track) = self.tracks_in.iter_mut().find(|t| t.mid == data.mid) {
                     *track.layer_bytes.entry(data.rid).or_default() += data.data.len() as u64;
                 }
-                Some(Propagated::Media(data))
+                Some(Propagated::Media(Box::new(data)))
             }
             Event::KeyframeRequest(request) => {
                 Some(Propagated::KeyframeRequest { mid: request.mid })
@@ -285,8 +285,10 @@ impl Participant {
         Some(offer)
     }
 
-    /// Applies the device's answer to the outstanding offer.
-    pub fn accept_answer(&mut self, sdp: &str) -> Result<(), String> {
+    /// Applies the device's answer to the outstanding offer. Returns the
+    /// video streams it opened, whose senders should send a keyframe so that
+    /// the picture starts at once.
+    pub fn accept_answer(&mut self, sdp: &str) -> Result<Vec<(RoomParticipantId, Mid)>, String> {
         let answer = SdpAnswer::from_sdp_string(sdp)
             .map_err(|error| format!("the answer is not valid SDP ({error})"))?;
         let Some(pending) = self.pending.take() else {
@@ -296,14 +298,18 @@ impl Participant {
             .sdp_api()
             .accept_answer(pending, answer)
             .map_err(|error: RtcError| format!("the answer was rejected ({error})"))?;
+        let mut opened = Vec::new();
         for track in &mut self.tracks_out {
             if let TrackOutState::Negotiating(mid) = track.state {
                 track.state = TrackOutState::Open(mid);
+                if track.kind == MediaKind::Video {
+                    opened.push((track.source, track.source_mid));
+                }
             }
         }
         self.tracks_out
             .retain(|t| !matches!(t.state, TrackOutState::NegotiatingStop(_)));
-        Ok(())
+        Ok(opened)
     }
 
     /// Adds a stream of another participant to receive.

@@ -109,7 +109,7 @@ impl Router {
                     .participant_mut(conversation_id, conn)
                     .map(|p| p.accept_answer(&sdp));
                 match result {
-                    Some(Ok(())) => {}
+                    Some(Ok(opened)) => self.request_keyframes(now, conversation_id, &opened),
                     Some(Err(reason)) => {
                         tracing::info!(%conn, %reason, "room answer rejected");
                         self.remove(now, conversation_id, conn, reason);
@@ -332,6 +332,23 @@ impl Router {
             self.rooms.remove(&conversation_id);
         }
         self.drive_room(now, conversation_id);
+    }
+
+    /// Asks the senders of newly forwarded video streams for a keyframe.
+    fn request_keyframes(
+        &mut self,
+        now: Instant,
+        conversation_id: ConversationId,
+        streams: &[(RoomParticipantId, str0m::media::Mid)],
+    ) {
+        let Some(room) = self.rooms.get_mut(&conversation_id) else {
+            return;
+        };
+        for (source, mid) in streams {
+            if let Some(sender) = room.participants.iter_mut().find(|p| p.id == *source) {
+                sender.request_keyframe(now, *mid, None);
+            }
+        }
     }
 
     fn not_in_room(&mut self, conn: ConnId, conversation_id: ConversationId) {
