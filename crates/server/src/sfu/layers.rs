@@ -216,7 +216,7 @@ mod tests {
     }
 
     #[test]
-    fn keyframes_are_requested_only_while_pending_and_at_a_bounded_rate() {
+    fn keyframe_requests_only_while_a_switch_is_pending() {
         let start = Instant::now();
         let mut state = LayerState::default();
         assert_eq!(state.keyframe_request(start), None);

@@ -139,7 +139,7 @@ mod tests {
     }
 
     #[test]
-    fn a_short_burst_does_not_take_over() {
+    fn speaker_short_burst_does_not_take_over() {
         let start = Instant::now();
         let mut detector = SpeakerDetector::default();
         feed(&mut detector, start, 1000, 1, 40);
