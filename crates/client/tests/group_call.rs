@@ -9,21 +9,28 @@ use std::time::Duration;
 
 use hearth_client::room::{self, RoomEnd, RoomOptions};
 use hearth_client::session::Session;
+use hearth_media::PeerConfig;
 use hearth_media::receive::{DecodedAudio, DecodedVideo};
 use hearth_media::source::VideoClip;
 use hearth_media::source::wav::AudioClip;
 use hearth_media::{RemoteSinks, SendMedia, StreamSinks};
 use hearth_proto::chat::ConversationId;
-use hearth_proto::{ErrorCode, RoomParticipantId};
+use hearth_proto::{ErrorCode, RoomParticipantId, RoomView};
 use tokio::sync::mpsc;
 
 /// How long each participant sends.
 const SECONDS: f64 = 4.0;
 
+/// Calls run one at a time: two at once need more CPU than a 2-core machine
+/// has, and the frames they lose would fail both.
+static ONE_CALL_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// What one participant received from each other participant.
 #[derive(Debug, Default)]
 struct Received {
     video_frames: HashMap<String, usize>,
+    /// The size of the last frame decoded from each participant.
+    video_sizes: HashMap<String, (usize, usize)>,
     audio_samples: HashMap<String, usize>,
 }
 
@@ -35,11 +42,16 @@ async fn take_part(
     clip: Arc<VideoClip>,
     speech: Arc<AudioClip>,
     others: usize,
+    view: Option<(u32, u32)>,
+    simulcast: bool,
 ) -> (RoomParticipantId, Received) {
     let (video_tx, mut video_rx) = mpsc::channel::<(String, DecodedVideo)>(512);
     let (audio_tx, mut audio_rx) = mpsc::channel::<(String, DecodedAudio)>(2048);
     let options = RoomOptions {
-        peer: common::loopback_peer(),
+        peer: PeerConfig {
+            simulcast,
+            ..common::loopback_peer()
+        },
         send: SendMedia {
             video: true,
             audio: true,
@@ -67,6 +79,20 @@ async fn take_part(
     .await
     .expect("everyone joins within 20 s")
     .unwrap();
+    if let Some((width, height)) = view {
+        let views = roster
+            .borrow()
+            .participants
+            .iter()
+            .filter(|p| p.id != id)
+            .map(|p| RoomView {
+                participant_id: p.id,
+                width,
+                height,
+            })
+            .collect();
+        call.set_views(views);
+    }
     call.set_media(
         false,
         false,
@@ -79,7 +105,10 @@ async fn take_part(
     let deadline = tokio::time::Instant::now() + Duration::from_secs_f64(SECONDS + 2.0);
     loop {
         tokio::select! {
-            Some((stream, _)) = video_rx.recv() => {
+            Some((stream, video)) = video_rx.recv() => {
+                received
+                    .video_sizes
+                    .insert(stream.clone(), (video.frame.width, video.frame.height));
                 *received.video_frames.entry(stream).or_default() += 1;
             }
             Some((stream, audio)) = audio_rx.recv() => {
@@ -94,7 +123,15 @@ async fn take_part(
     (id, received)
 }
 
-async fn group_call(participants: usize) {
+/// Runs a group call in which the first participant shows everyone else at
+/// `first_view` and the others show everyone at full size. Returns each
+/// participant's id and what it received, the first participant first.
+async fn group_call(
+    participants: usize,
+    first_view: Option<(u32, u32)>,
+    simulcast: bool,
+) -> Vec<(RoomParticipantId, Received)> {
+    let _alone = ONE_CALL_AT_A_TIME.lock().await;
     let server = common::start_server().await;
     let names: Vec<String> = (0..participants).map(|i| format!("user{i}")).collect();
     for name in &names {
@@ -126,13 +163,16 @@ async fn group_call(participants: usize) {
     );
     let tasks: Vec<_> = sessions
         .into_iter()
-        .map(|session| {
+        .enumerate()
+        .map(|(index, session)| {
             tokio::spawn(take_part(
                 session,
                 group.id,
                 clip.clone(),
                 speech.clone(),
                 participants - 1,
+                if index == 0 { first_view } else { None },
+                simulcast,
             ))
         })
         .collect();
@@ -176,11 +216,43 @@ async fn group_call(participants: usize) {
             "participant {id} received its own video"
         );
     }
+    results
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn five_people_decode_each_other() {
-    group_call(5).await;
+    // Without simulcast: five senders with three layers each need more CPU
+    // than this 2-core machine has beside twenty decoders.
+    let results = group_call(5, None, false).await;
+    for (id, received) in &results {
+        for (sender, size) in &received.video_sizes {
+            assert_eq!(
+                *size,
+                (352, 288),
+                "participant {id} got {sender} at {size:?}"
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn small_view_gets_the_quarter_layer() {
+    let results = group_call(3, Some((80, 60)), true).await;
+    let (first, received) = &results[0];
+    for (sender, size) in &received.video_sizes {
+        assert_eq!(
+            *size,
+            (88, 72),
+            "participant {first} showing {sender} small got {size:?}"
+        );
+    }
+    // The others show everyone at full size. Their bandwidth estimates may
+    // still pick the half layer when the CPU is busy, but never the quarter.
+    for (id, received) in &results[1..] {
+        for (sender, size) in &received.video_sizes {
+            assert!(size.0 > 88, "participant {id} got {sender} at {size:?}");
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

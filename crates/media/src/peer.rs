@@ -28,7 +28,7 @@ use webrtc::peer_connection::{
     RTCPeerConnectionIceEvent, RTCPeerConnectionState, RTCSessionDescription, Registry,
     SettingEngineBuilder, SrtpProtectionProfile, register_default_interceptors,
 };
-use webrtc::rtp_transceiver::RtpSender;
+use webrtc::rtp_transceiver::{RtpSender, RtpTransceiver};
 
 use crate::codec::VideoCodec;
 use crate::error::{MediaError, Result};
@@ -87,7 +87,15 @@ pub struct PeerConfig {
     /// this order too, and both sides send the first codec of the answer.
     /// Repeated entries count once, and an empty list is rejected.
     pub video_codecs: Vec<VideoCodec>,
+    /// Sends video as three simulcast layers, each half the width and
+    /// height of the one above, for an SFU that forwards one layer to each
+    /// receiver. Only for offers to an SFU; a peer answering a browser's
+    /// simulcast offer does not need it.
+    pub simulcast: bool,
 }
+
+/// The rids of the simulcast layers, top layer first.
+pub const SIMULCAST_RIDS: [&str; 3] = ["f", "h", "q"];
 
 impl Default for PeerConfig {
     fn default() -> Self {
@@ -99,6 +107,7 @@ impl Default for PeerConfig {
             ice_servers: Vec::new(),
             srtp_profiles: None,
             video_codecs: VideoCodec::ALL.to_vec(),
+            simulcast: false,
         }
     }
 }
@@ -157,6 +166,10 @@ pub struct MediaPeer {
     events: mpsc::UnboundedReceiver<PeerEvent>,
     stats: Arc<StatsCounters>,
     video: Option<(Arc<TrackLocalStaticRTP>, Arc<dyn RtpSender>, u32)>,
+    /// The rid and SSRC of each simulcast layer, top first; empty without
+    /// simulcast.
+    video_layers: Vec<(String, u32)>,
+    video_transceiver: Option<Arc<dyn RtpTransceiver>>,
     audio: Option<(Arc<TrackLocalStaticSample>, Arc<dyn RtpSender>, u32)>,
     tasks: Vec<JoinHandle<()>>,
     live_started: bool,
@@ -210,14 +223,26 @@ impl MediaPeer {
             events,
             stats,
             video: None,
+            video_layers: Vec::new(),
+            video_transceiver: None,
             audio: None,
             tasks: Vec::new(),
             live_started: false,
             video_codecs: config.video_codecs.clone(),
         };
         if send.video {
-            let ssrc = rand::random::<u32>();
-            let track = local_track(RtpCodecKind::Video, main_codec(preferred_codec), ssrc);
+            let layers: Vec<(String, u32)> = if config.simulcast {
+                SIMULCAST_RIDS
+                    .iter()
+                    .map(|rid| ((*rid).to_owned(), rand::random::<u32>()))
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            let ssrc = layers
+                .first()
+                .map_or_else(rand::random::<u32>, |(_, ssrc)| *ssrc);
+            let track = video_track(main_codec(preferred_codec), ssrc, &layers);
             let track = Arc::new(TrackLocalStaticRTP::new(track));
             let transceiver = peer
                 .connection
@@ -234,6 +259,8 @@ impl MediaPeer {
                 .await?
                 .expect("a transceiver created from a track has a sender");
             peer.video = Some((track, sender, ssrc));
+            peer.video_layers = layers;
+            peer.video_transceiver = Some(transceiver);
         }
         if send.audio {
             let ssrc = rand::random::<u32>();
@@ -272,7 +299,7 @@ impl MediaPeer {
             video: self
                 .video
                 .as_ref()
-                .map(|(_, sender, ssrc)| (Arc::clone(sender), *ssrc)),
+                .map(|(_, sender, ssrc)| (Arc::clone(sender), *ssrc, self.video_layers.clone())),
             video_codecs: self.video_codecs.clone(),
         }
     }
@@ -282,7 +309,7 @@ impl MediaPeer {
         let answer = RTCSessionDescription::answer(sdp.to_owned())
             .map_err(|err| MediaError::InvalidSdp(err.to_string()))?;
         if let Some((_, sender, ssrc)) = &self.video {
-            match_video_track_to(sender, *ssrc, sdp).await?;
+            match_video_track_to(sender, *ssrc, &self.video_layers, sdp).await?;
         }
         self.connection
             .set_remote_description(answer)
@@ -327,8 +354,26 @@ impl MediaPeer {
             .clone()
             .ok_or_else(|| MediaError::NoCommonCodec("this peer sends no video".into()))?;
         let video = negotiated_video(track, &sender, ssrc).await?;
-        let (info, task) =
-            send::spawn_video(video, clip, seconds, bitrate_bps, Arc::clone(&self.stats))?;
+        let (info, task) = if self.video_layers.is_empty() {
+            send::spawn_video(video, clip, seconds, bitrate_bps, Arc::clone(&self.stats))?
+        } else {
+            let mid = match &self.video_transceiver {
+                Some(transceiver) => transceiver.mid().await?.unwrap_or_default(),
+                None => String::new(),
+            };
+            let layers = send::SimulcastLayers {
+                mid,
+                layers: self.video_layers.clone(),
+            };
+            send::spawn_simulcast_video(
+                video,
+                layers,
+                clip,
+                seconds,
+                bitrate_bps,
+                Arc::clone(&self.stats),
+            )?
+        };
         self.tasks.push(task);
         Ok(info)
     }
@@ -454,7 +499,7 @@ impl Drop for MediaPeer {
 #[derive(Clone)]
 pub struct Answerer {
     connection: Arc<dyn PeerConnection>,
-    video: Option<(Arc<dyn RtpSender>, u32)>,
+    video: Option<(Arc<dyn RtpSender>, u32, Vec<(String, u32)>)>,
     video_codecs: Vec<VideoCodec>,
 }
 
@@ -492,8 +537,8 @@ impl Answerer {
                 other => other.into(),
             })?;
         let answer_sdp = answer.sdp.clone();
-        if let Some((sender, ssrc)) = &self.video {
-            match_video_track_to(sender, *ssrc, &answer_sdp).await?;
+        if let Some((sender, ssrc, layers)) = &self.video {
+            match_video_track_to(sender, *ssrc, layers, &answer_sdp).await?;
         }
         self.connection.set_local_description(answer).await?;
         Ok(answer_sdp)
@@ -509,6 +554,7 @@ impl Answerer {
 async fn match_video_track_to(
     sender: &Arc<dyn RtpSender>,
     ssrc: u32,
+    layers: &[(String, u32)],
     answer_sdp: &str,
 ) -> Result<()> {
     let Some(codec) = negotiate::first_video_codec(answer_sdp) else {
@@ -517,7 +563,7 @@ async fn match_video_track_to(
     tracing::debug!(%codec, "video codec negotiated");
     // Only the library's description of the track changes. The track
     // object that writes packets and reads RTCP stays bound to the sender.
-    let track = local_track(RtpCodecKind::Video, main_codec(codec), ssrc);
+    let track = video_track(main_codec(codec), ssrc, layers);
     sender
         .replace_track(Arc::new(TrackLocalStaticRTP::new(track)))
         .await?;
@@ -736,6 +782,35 @@ fn opus_codec() -> RTCRtpCodec {
             parameter: String::new(),
         }],
     }
+}
+
+/// Builds the video track: one encoding with `ssrc`, or one per simulcast
+/// layer in `layers`.
+fn video_track(codec: RTCRtpCodec, ssrc: u32, layers: &[(String, u32)]) -> MediaStreamTrack {
+    if layers.is_empty() {
+        return local_track(RtpCodecKind::Video, codec, ssrc);
+    }
+    let kind = RtpCodecKind::Video;
+    let encodings = layers
+        .iter()
+        .map(|(rid, ssrc)| RTCRtpEncodingParameters {
+            rtp_coding_parameters: RTCRtpCodingParameters {
+                rid: rid.clone(),
+                ssrc: Some(*ssrc),
+                ..Default::default()
+            },
+            codec: codec.clone(),
+            active: true,
+            ..Default::default()
+        })
+        .collect();
+    MediaStreamTrack::new(
+        "hearth".to_owned(),
+        format!("hearth-{kind}"),
+        format!("hearth-{kind}"),
+        kind,
+        encodings,
+    )
 }
 
 fn local_track(kind: RtpCodecKind, codec: RTCRtpCodec, ssrc: u32) -> MediaStreamTrack {

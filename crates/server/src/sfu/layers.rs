@@ -33,9 +33,16 @@ pub struct Constraints {
     pub share_bps: Option<u64>,
 }
 
+/// How far the share must exceed a higher layer's bitrate before the
+/// receiver is moved up to it. Without the margin a receiver whose share is
+/// close to a layer's bitrate would switch back and forth, paying a keyframe
+/// each time.
+pub const UP_SWITCH_MARGIN: f64 = 1.3;
+
 /// Picks the rid to forward from `layers`, which are ordered from the
-/// highest quality down. Returns `None` when there are no layers.
-pub fn choose(layers: &[Layer], constraints: Constraints) -> Option<Rid> {
+/// highest quality down, given the rid forwarded now. Returns `None` when
+/// there are no layers.
+pub fn choose(layers: &[Layer], constraints: Constraints, current: Option<Rid>) -> Option<Rid> {
     if layers.is_empty() {
         return None;
     }
@@ -55,7 +62,14 @@ pub fn choose(layers: &[Layer], constraints: Constraints) -> Option<Rid> {
         }
     }
     if let Some(share) = constraints.share_bps {
-        while index + 1 < layers.len() && layers[index].bitrate_bps > share {
+        let current_index = current.and_then(|rid| layers.iter().position(|l| l.rid == rid));
+        let fits = |candidate: usize| {
+            let needed = layers[candidate].bitrate_bps as f64;
+            let above_current = current_index.is_some_and(|current| candidate < current);
+            let margin = if above_current { UP_SWITCH_MARGIN } else { 1.0 };
+            needed * margin <= share as f64
+        };
+        while index + 1 < layers.len() && !fits(index) {
             index += 1;
         }
     }
@@ -148,7 +162,10 @@ mod tests {
 
     #[test]
     fn unconstrained_receiver_gets_the_top_layer() {
-        assert_eq!(choose(&ladder(), Constraints::default()), Some("h".into()));
+        assert_eq!(
+            choose(&ladder(), Constraints::default(), None),
+            Some("h".into())
+        );
     }
 
     #[test]
@@ -158,12 +175,12 @@ mod tests {
             view: Some((320, 180)),
             share_bps: None,
         };
-        assert_eq!(choose(&ladder(), constraints), Some("l".into()));
+        assert_eq!(choose(&ladder(), constraints, None), Some("l".into()));
         let constraints = Constraints {
             view: Some((400, 225)),
             ..constraints
         };
-        assert_eq!(choose(&ladder(), constraints), Some("m".into()));
+        assert_eq!(choose(&ladder(), constraints, None), Some("m".into()));
     }
 
     #[test]
@@ -174,14 +191,14 @@ mod tests {
             view: Some((1280, 240)),
             share_bps: None,
         };
-        assert_eq!(choose(&ladder(), constraints), Some("l".into()));
+        assert_eq!(choose(&ladder(), constraints, None), Some("l".into()));
         // 2560x1920 in a 1000x800 tile: the half layer 1280x960 covers it.
         let constraints = Constraints {
             top_size: Some((2560, 1920)),
             view: Some((1000, 800)),
             share_bps: None,
         };
-        assert_eq!(choose(&ladder(), constraints), Some("m".into()));
+        assert_eq!(choose(&ladder(), constraints, None), Some("m".into()));
     }
 
     #[test]
@@ -190,12 +207,45 @@ mod tests {
             share_bps: Some(600_000),
             ..Constraints::default()
         };
-        assert_eq!(choose(&ladder(), constraints), Some("m".into()));
+        assert_eq!(choose(&ladder(), constraints, None), Some("m".into()));
         let constraints = Constraints {
             share_bps: Some(50_000),
             ..Constraints::default()
         };
-        assert_eq!(choose(&ladder(), constraints), Some("l".into()));
+        assert_eq!(choose(&ladder(), constraints, None), Some("l".into()));
+    }
+
+    #[test]
+    fn moving_up_needs_a_margin_moving_down_does_not() {
+        let constraints = Constraints {
+            share_bps: Some(1_600_000),
+            ..Constraints::default()
+        };
+        // 1.6 Mbit/s covers the 1.5 Mbit/s top layer, but not with the margin.
+        assert_eq!(
+            choose(&ladder(), constraints, Some("m".into())),
+            Some("m".into())
+        );
+        assert_eq!(
+            choose(&ladder(), constraints, Some("h".into())),
+            Some("h".into())
+        );
+        let constraints = Constraints {
+            share_bps: Some(2_000_000),
+            ..Constraints::default()
+        };
+        assert_eq!(
+            choose(&ladder(), constraints, Some("m".into())),
+            Some("h".into())
+        );
+        let constraints = Constraints {
+            share_bps: Some(1_400_000),
+            ..Constraints::default()
+        };
+        assert_eq!(
+            choose(&ladder(), constraints, Some("h".into())),
+            Some("m".into())
+        );
     }
 
     #[test]

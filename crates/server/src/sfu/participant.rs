@@ -18,7 +18,7 @@ use super::layers::{self, Constraints, Forward, Layer, LayerState};
 use crate::signal::machine::ConnId;
 
 /// The bitrate the bandwidth estimate of a new receiver starts from.
-const INITIAL_ESTIMATE: Bitrate = Bitrate::kbps(1000);
+const INITIAL_ESTIMATE: Bitrate = Bitrate::kbps(2500);
 /// How much of the estimate video may use; the rest covers audio, RTCP and
 /// the estimate's own error.
 const VIDEO_SHARE_OF_ESTIMATE: f64 = 0.85;
@@ -373,8 +373,12 @@ impl Participant {
             if let Some(wanted) = track.layer.keyframe_request(now) {
                 keyframe_wanted = Some(Some(wanted));
             }
+            let was = track.layer.current;
             if track.layer.on_frame(rid, data.is_keyframe()) == Forward::Drop {
                 return keyframe_wanted;
+            }
+            if was != track.layer.current {
+                tracing::debug!(participant = self.id, source, rid = ?rid, "layer switched");
             }
         }
         let writer = self.rtc.writer(mid)?;
@@ -474,6 +478,15 @@ impl Participant {
                 (estimate.as_f64() * VIDEO_SHARE_OF_ESTIMATE / video_streams.max(1) as f64) as u64
             }),
         }
+    }
+
+    /// The layer being forwarded of one received stream, or the one a
+    /// pending switch goes to.
+    pub fn target_layer(&self, source: RoomParticipantId, source_mid: Mid) -> Option<Rid> {
+        self.tracks_out
+            .iter()
+            .find(|t| t.source == source && t.source_mid == source_mid)
+            .and_then(|t| t.layer.target.or(t.layer.current))
     }
 
     /// Sets the layer to forward of one received stream.

@@ -527,6 +527,14 @@ fn forward_media(now: Instant, room: &mut Room, index: usize, data: &MediaData) 
     }
 }
 
+/// Returns the bitrate a receiver's bandwidth estimator probes up to, given
+/// the sum of the top layers it could get. The estimator does not estimate
+/// beyond what it probes for, so the target leaves room for the estimate's
+/// headroom, the up-switch margin and audio.
+fn desired_bitrate(top_layers_bps: u64) -> u64 {
+    top_layers_bps * 2 + 200_000
+}
+
 /// Picks the layer every receiver gets of every simulcast stream.
 fn choose_layers(room: &mut Room) {
     let mut decisions = Vec::new();
@@ -541,7 +549,15 @@ fn choose_layers(room: &mut Room) {
             let layers = sender.layers(*mid);
             wanted_bps += layers.first().map_or(0, |top| top.bitrate_bps);
             let constraints = receiver.constraints(*source, sender.video_size, streams.len());
-            if let Some(rid) = layers::choose(&layers, constraints) {
+            let current = receiver.target_layer(*source, *mid);
+            tracing::trace!(
+                receiver = receiver.id,
+                source,
+                ?layers,
+                ?constraints,
+                "choosing a layer"
+            );
+            if let Some(rid) = layers::choose(&layers, constraints, current) {
                 decisions.push((receiver.id, *source, *mid, rid));
             }
         }
@@ -556,7 +572,7 @@ fn choose_layers(room: &mut Room) {
         if let Some(p) = room.participants.iter_mut().find(|p| p.id == receiver)
             && wanted_bps > 0
         {
-            p.set_desired_bitrate(wanted_bps + wanted_bps / 5);
+            p.set_desired_bitrate(desired_bitrate(wanted_bps));
         }
     }
 }
