@@ -18,7 +18,7 @@ use super::layers::{self, Constraints, Forward, Layer, LayerState};
 use crate::signal::machine::ConnId;
 
 /// The bitrate the bandwidth estimate of a new receiver starts from.
-const INITIAL_ESTIMATE: Bitrate = Bitrate::kbps(2500);
+const INITIAL_ESTIMATE: Bitrate = Bitrate::kbps(1000);
 /// How much of the estimate video may use; the rest covers audio, RTCP and
 /// the estimate's own error.
 const VIDEO_SHARE_OF_ESTIMATE: f64 = 0.85;
