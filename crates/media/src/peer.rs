@@ -296,10 +296,11 @@ impl MediaPeer {
     pub fn answerer(&self) -> Answerer {
         Answerer {
             connection: Arc::clone(&self.connection),
-            video: self
-                .video
-                .as_ref()
-                .map(|(_, sender, ssrc)| (Arc::clone(sender), *ssrc, self.video_layers.clone())),
+            video: self.video.as_ref().map(|(_, sender, ssrc)| SentVideo {
+                sender: Arc::clone(sender),
+                ssrc: *ssrc,
+                layers: self.video_layers.clone(),
+            }),
             video_codecs: self.video_codecs.clone(),
         }
     }
@@ -499,8 +500,17 @@ impl Drop for MediaPeer {
 #[derive(Clone)]
 pub struct Answerer {
     connection: Arc<dyn PeerConnection>,
-    video: Option<(Arc<dyn RtpSender>, u32, Vec<(String, u32)>)>,
+    video: Option<SentVideo>,
     video_codecs: Vec<VideoCodec>,
+}
+
+/// The video this peer sends: its sender, the SSRC of its only or top
+/// layer, and the rid and SSRC of each simulcast layer.
+#[derive(Clone)]
+struct SentVideo {
+    sender: Arc<dyn RtpSender>,
+    ssrc: u32,
+    layers: Vec<(String, u32)>,
 }
 
 impl Answerer {
@@ -537,8 +547,8 @@ impl Answerer {
                 other => other.into(),
             })?;
         let answer_sdp = answer.sdp.clone();
-        if let Some((sender, ssrc, layers)) = &self.video {
-            match_video_track_to(sender, *ssrc, layers, &answer_sdp).await?;
+        if let Some(video) = &self.video {
+            match_video_track_to(&video.sender, video.ssrc, &video.layers, &answer_sdp).await?;
         }
         self.connection.set_local_description(answer).await?;
         Ok(answer_sdp)
