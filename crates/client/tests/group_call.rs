@@ -32,6 +32,8 @@ struct Received {
     /// The size of the last frame decoded from each participant.
     video_sizes: HashMap<String, (usize, usize)>,
     audio_samples: HashMap<String, usize>,
+    /// Whether the roster ever named an active speaker.
+    saw_active_speaker: bool,
 }
 
 /// Joins the room, sends the clips for `SECONDS`, waits for the others and
@@ -115,6 +117,9 @@ async fn take_part(
                 *received.audio_samples.entry(stream).or_default() += audio.samples.len();
             }
             () = tokio::time::sleep_until(deadline) => break,
+        }
+        if roster.borrow().active_speaker.is_some() {
+            received.saw_active_speaker = true;
         }
     }
     let end = call.leave().await;
@@ -214,6 +219,11 @@ async fn group_call(
         assert!(
             !received.video_frames.contains_key(&id.to_string()),
             "participant {id} received its own video"
+        );
+        // Everyone reads speech aloud, so someone is always the loudest.
+        assert!(
+            received.saw_active_speaker,
+            "participant {id} never saw an active speaker"
         );
     }
     results

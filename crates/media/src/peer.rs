@@ -14,7 +14,7 @@ use rtc::ice::mdns::MulticastDnsMode;
 use rtc::media_stream::MediaStreamTrack;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters,
-    RTCRtpEncodingParameters, RtpCodecKind,
+    RTCRtpEncodingParameters, RTCRtpHeaderExtensionCapability, RtpCodecKind,
 };
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -69,6 +69,9 @@ pub const H264_FMTP_CONSTRAINED_BASELINE: &str =
     "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f";
 pub const H264_FMTP_BASELINE: &str =
     "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42001f";
+/// The RTP header extension with the level of each audio packet (RFC 6464).
+const AUDIO_LEVEL_URI: &str = "urn:ietf:params:rtp-hdrext:ssrc-audio-level";
+
 pub const OPUS_FMTP: &str = "minptime=10;useinbandfec=1";
 
 /// Network and security settings of a peer connection.
@@ -589,6 +592,14 @@ async fn build_connection(
     for (codec, kind) in supported_codecs(&config.video_codecs) {
         media_engine.register_codec(codec, kind)?;
     }
+    // Sent audio carries its level, from which an SFU finds the active speaker.
+    media_engine.register_header_extension(
+        RTCRtpHeaderExtensionCapability {
+            uri: AUDIO_LEVEL_URI.to_owned(),
+        },
+        RtpCodecKind::Audio,
+        None,
+    )?;
     let registry = register_default_interceptors(Registry::new(), &mut media_engine)?.with(
         rtc::interceptor::Slot::from(crate::keyframe_forwarder::SLOT),
         crate::keyframe_forwarder::KeyframeRequestForwarder::default(),

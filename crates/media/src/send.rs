@@ -9,6 +9,7 @@ use rtc::media::Sample;
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtp::extension::HeaderExtension;
+use rtc::rtp::extension::audio_level_extension::AudioLevelExtension;
 use rtc::rtp::packetizer::Payloader;
 use rtc::shared::marshal::{Marshal, MarshalSize};
 use tokio::task::JoinHandle;
@@ -249,6 +250,27 @@ impl RtpVideoWriter {
     }
 }
 
+/// The quietest level, in -dBov, that the audio level extension marks as
+/// voice.
+const VOICE_LEVEL: u8 = 50;
+
+/// Returns the RFC 6464 audio level of one frame: its loudness in -dBov
+/// (0 is full scale, 127 silence) and whether that is loud enough for voice.
+/// An SFU reads it to find who speaks without decoding.
+pub(crate) fn audio_level(samples: &[f32]) -> AudioLevelExtension {
+    let energy: f64 = samples.iter().map(|s| f64::from(*s) * f64::from(*s)).sum();
+    let rms = (energy / samples.len().max(1) as f64).sqrt();
+    let level = if rms > 0.0 {
+        (-20.0 * rms.log10()).clamp(0.0, 127.0) as u8
+    } else {
+        127
+    };
+    AudioLevelExtension {
+        level,
+        voice: level <= VOICE_LEVEL,
+    }
+}
+
 const SDES_MID_URI: &str = "urn:ietf:params:rtp-hdrext:sdes:mid";
 const SDES_RTP_STREAM_ID_URI: &str = "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id";
 
@@ -471,6 +493,7 @@ pub(crate) fn spawn_audio(
             };
             if let Err(err) = track
                 .sample_writer(ssrc, payload_type)
+                .with_audio_level(audio_level(&frame))
                 .write_sample(&sample)
                 .await
             {
@@ -481,4 +504,22 @@ pub(crate) fn spawn_audio(
         }
     });
     Ok((info, task))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn audio_level_of_full_scale_silence_and_speech() {
+        assert_eq!(audio_level(&[1.0; 960]).level, 0);
+        let silence = audio_level(&[0.0; 960]);
+        assert_eq!(silence.level, 127);
+        assert!(!silence.voice);
+        // A sine at amplitude 0.1 has an RMS of 0.0707: -23 dBov.
+        let tone: Vec<f32> = (0..960).map(|i| 0.1 * (i as f32 * 0.1).sin()).collect();
+        let level = audio_level(&tone);
+        assert!((22..=24).contains(&level.level), "{level:?}");
+        assert!(level.voice);
+    }
 }
