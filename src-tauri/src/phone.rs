@@ -412,6 +412,7 @@ impl Actor {
             sinks: RemoteSinks {
                 video: Some(remote_video),
                 audio: Some(remote_audio),
+                streams: None,
             },
             ..CallOptions::default()
         };

@@ -422,6 +422,10 @@ fn start(args: &SessionArgs) -> anyhow::Result<Session> {
 
 /// Starts the session and waits until it is online, or offline when the
 /// command can do without the server.
+pub(crate) async fn open_online(args: &SessionArgs) -> anyhow::Result<Session> {
+    open(args, Needs::Server).await
+}
+
 async fn open(args: &SessionArgs, needs: Needs) -> anyhow::Result<Session> {
     let session = start(args)?;
     match session.wait_settled(CONNECT_TIMEOUT).await {

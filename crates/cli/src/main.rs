@@ -7,6 +7,7 @@ mod chat;
 mod demo;
 mod media_files;
 mod report;
+mod room;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -51,6 +52,9 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Read and send chat messages, manage conversations, watch for events.
     Chat(chat::ChatArgs),
+    /// Join a conversation's group call, stream a video and a speech file
+    /// and report what arrived from each participant.
+    Room(room::RoomArgs),
 }
 
 #[derive(Args)]
@@ -112,6 +116,7 @@ fn main() -> ExitCode {
             Command::Answer(args) => answer(args).await,
             Command::Demo(args) => demo::run(args).await,
             Command::Chat(args) => chat::run(args).await,
+            Command::Room(args) => room::run(args).await,
         }
     });
     match result {

@@ -54,6 +54,7 @@ impl Recorder {
         let sinks = RemoteSinks {
             video: Some(video_tx),
             audio: Some(audio_tx),
+            streams: None,
         };
         (sinks, Self { stop, task })
     }

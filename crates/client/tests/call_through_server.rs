@@ -35,6 +35,7 @@ async fn call_delivers_video_and_audio() {
             sinks: RemoteSinks {
                 video: Some(video_tx),
                 audio: Some(audio_tx),
+                streams: None,
             },
             ..Default::default()
         };

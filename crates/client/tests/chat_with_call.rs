@@ -41,6 +41,7 @@ async fn call_survives_chat_traffic() {
             sinks: RemoteSinks {
                 video: Some(video_tx),
                 audio: None,
+                streams: None,
             },
             ..Default::default()
         };

@@ -27,4 +27,6 @@ pub use frame::VideoFrame;
 pub use live::{
     AudioFeed, DeviceInfo, LiveControls, LiveSend, LocalVideo, VideoFeed, VideoSource, list_cameras,
 };
-pub use peer::{Candidate, MediaPeer, PeerConfig, PeerEvent, RemoteSinks, SendMedia};
+pub use peer::{
+    Answerer, Candidate, MediaPeer, PeerConfig, PeerEvent, RemoteSinks, SendMedia, StreamSinks,
+};

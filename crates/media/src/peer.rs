@@ -14,7 +14,7 @@ use rtc::ice::mdns::MulticastDnsMode;
 use rtc::media_stream::MediaStreamTrack;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters,
-    RTCRtpEncodingParameters, RtpCodecKind,
+    RTCRtpEncodingParameters, RTCRtpHeaderExtensionCapability, RtpCodecKind,
 };
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -27,7 +27,7 @@ use webrtc::peer_connection::{
     RTCPeerConnectionIceEvent, RTCPeerConnectionState, RTCSessionDescription, Registry,
     SettingEngineBuilder, SrtpProtectionProfile, register_default_interceptors,
 };
-use webrtc::rtp_transceiver::RtpSender;
+use webrtc::rtp_transceiver::{RtpSender, RtpTransceiver};
 
 use crate::codec::VideoCodec;
 use crate::error::{MediaError, Result};
@@ -68,6 +68,9 @@ pub const H264_FMTP_CONSTRAINED_BASELINE: &str =
     "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f";
 pub const H264_FMTP_BASELINE: &str =
     "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42001f";
+/// The RTP header extension with the level of each audio packet (RFC 6464).
+const AUDIO_LEVEL_URI: &str = "urn:ietf:params:rtp-hdrext:ssrc-audio-level";
+
 pub const OPUS_FMTP: &str = "minptime=10;useinbandfec=1";
 
 /// Network and security settings of a peer connection.
@@ -86,7 +89,15 @@ pub struct PeerConfig {
     /// this order too, and both sides send the first codec of the answer.
     /// Repeated entries count once, and an empty list is rejected.
     pub video_codecs: Vec<VideoCodec>,
+    /// Sends video as three simulcast layers, each half the width and
+    /// height of the one above, for an SFU that forwards one layer to each
+    /// receiver. Only for offers to an SFU; a peer answering a browser's
+    /// simulcast offer does not need it.
+    pub simulcast: bool,
 }
+
+/// The rids of the simulcast layers, top layer first.
+pub const SIMULCAST_RIDS: [&str; 3] = ["f", "h", "q"];
 
 impl Default for PeerConfig {
     fn default() -> Self {
@@ -98,6 +109,7 @@ impl Default for PeerConfig {
             ice_servers: Vec::new(),
             srtp_profiles: None,
             video_codecs: VideoCodec::ALL.to_vec(),
+            simulcast: false,
         }
     }
 }
@@ -137,6 +149,17 @@ pub struct SendMedia {
 pub struct RemoteSinks {
     pub video: Option<mpsc::Sender<DecodedVideo>>,
     pub audio: Option<mpsc::Sender<DecodedAudio>>,
+    /// Media of several remote streams, as an SFU sends them, each tagged
+    /// with the SDP stream id of its sender. When set, it takes every remote
+    /// track instead of `video` and `audio`.
+    pub streams: Option<StreamSinks>,
+}
+
+/// Channels for the decoded media of many remote streams.
+#[derive(Debug, Clone)]
+pub struct StreamSinks {
+    pub video: mpsc::Sender<(String, DecodedVideo)>,
+    pub audio: mpsc::Sender<(String, DecodedAudio)>,
 }
 
 /// One side of a call.
@@ -145,6 +168,10 @@ pub struct MediaPeer {
     events: mpsc::UnboundedReceiver<PeerEvent>,
     stats: Arc<StatsCounters>,
     video: Option<(Arc<TrackLocalStaticRTP>, Arc<dyn RtpSender>, u32)>,
+    /// The rid and SSRC of each simulcast layer, top first; empty without
+    /// simulcast.
+    video_layers: Vec<(String, u32)>,
+    video_transceiver: Option<Arc<dyn RtpTransceiver>>,
     audio: Option<(Arc<TrackLocalStaticRTP>, Arc<dyn RtpSender>, u32)>,
     tasks: Vec<JoinHandle<()>>,
     live_started: bool,
@@ -178,6 +205,7 @@ impl MediaPeer {
             stats: Arc::clone(&stats),
             video_sink: sinks.video,
             audio_sink: sinks.audio,
+            stream_sinks: sinks.streams,
         });
 
         let connection = match build_connection(config, &handler, MulticastDnsMode::QueryOnly).await
@@ -197,14 +225,26 @@ impl MediaPeer {
             events,
             stats,
             video: None,
+            video_layers: Vec::new(),
+            video_transceiver: None,
             audio: None,
             tasks: Vec::new(),
             live_started: false,
             video_codecs: config.video_codecs.clone(),
         };
         if send.video {
-            let ssrc = rand::random::<u32>();
-            let track = local_track(RtpCodecKind::Video, main_codec(preferred_codec), ssrc);
+            let layers: Vec<(String, u32)> = if config.simulcast {
+                SIMULCAST_RIDS
+                    .iter()
+                    .map(|rid| ((*rid).to_owned(), rand::random::<u32>()))
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            let ssrc = layers
+                .first()
+                .map_or_else(rand::random::<u32>, |(_, ssrc)| *ssrc);
+            let track = video_track(main_codec(preferred_codec), ssrc, &layers);
             let track = Arc::new(TrackLocalStaticRTP::new(track));
             let transceiver = peer
                 .connection
@@ -221,6 +261,8 @@ impl MediaPeer {
                 .await?
                 .expect("a transceiver created from a track has a sender");
             peer.video = Some((track, sender, ssrc));
+            peer.video_layers = layers;
+            peer.video_transceiver = Some(transceiver);
         }
         if send.audio {
             let ssrc = rand::random::<u32>();
@@ -245,74 +287,34 @@ impl MediaPeer {
 
     /// Applies the remote offer and returns the SDP of the local answer.
     pub async fn accept_offer(&self, sdp: &str) -> Result<String> {
-        let h264_fmtps: &[&str] = if self.video_codecs.contains(&VideoCodec::H264) {
-            &[H264_FMTP_CONSTRAINED_BASELINE, H264_FMTP_BASELINE]
-        } else {
-            &[]
-        };
-        let prepared = negotiate::prepare_offer(sdp, h264_fmtps, &self.video_codecs);
-        let invalid_offer = |err: webrtc::error::Error| {
-            MediaError::InvalidSdp(format!(
-                "the remote offer was rejected ({err}); pass on the SDP exactly as the \
-                 remote peer's createOffer produced it"
-            ))
-        };
-        let offer = RTCSessionDescription::offer(prepared).map_err(invalid_offer)?;
-        self.connection
-            .set_remote_description(offer)
-            .await
-            .map_err(invalid_offer)?;
-        let answer = self
-            .connection
-            .create_answer(None)
-            .await
-            .map_err(|err| match err {
-                webrtc::error::Error::ErrSenderWithNoCodecs => MediaError::NoCommonCodec(format!(
-                    "the offer contains no codec that this peer can send (offered: {}); \
-                     offer {}, or Opus",
-                    negotiate::describe_offered_codecs(sdp),
-                    describe_video_codecs(&self.video_codecs)
-                )),
-                other => other.into(),
-            })?;
-        let answer_sdp = answer.sdp.clone();
-        self.match_video_track_to(&answer_sdp).await?;
-        self.connection.set_local_description(answer).await?;
-        Ok(answer_sdp)
+        self.answerer().accept_offer(sdp).await
+    }
+
+    /// Returns a handle that answers further offers from another task, as
+    /// an SFU sends them when the streams it forwards change.
+    pub fn answerer(&self) -> Answerer {
+        Answerer {
+            connection: Arc::clone(&self.connection),
+            video: self.video.as_ref().map(|(_, sender, ssrc)| SentVideo {
+                sender: Arc::clone(sender),
+                ssrc: *ssrc,
+                layers: self.video_layers.clone(),
+            }),
+            video_codecs: self.video_codecs.clone(),
+        }
     }
 
     /// Applies the remote answer to our offer.
     pub async fn set_answer(&self, sdp: &str) -> Result<()> {
         let answer = RTCSessionDescription::answer(sdp.to_owned())
             .map_err(|err| MediaError::InvalidSdp(err.to_string()))?;
-        self.match_video_track_to(sdp).await?;
+        if let Some((_, sender, ssrc)) = &self.video {
+            match_video_track_to(sender, *ssrc, &self.video_layers, sdp).await?;
+        }
         self.connection
             .set_remote_description(answer)
             .await
             .map_err(|err| MediaError::InvalidSdp(err.to_string()))
-    }
-
-    /// Gives the video track the codec that the answer `sdp` makes this peer
-    /// send. It must run before the answer is applied, because that is when
-    /// the library binds the sent stream to its retransmission,
-    /// congestion-control and report interceptors. The library matches the
-    /// track's codec against the negotiated ones and leaves a track made for
-    /// another codec unbound.
-    async fn match_video_track_to(&self, answer_sdp: &str) -> Result<()> {
-        let Some((_, sender, ssrc)) = &self.video else {
-            return Ok(());
-        };
-        let Some(codec) = negotiate::first_video_codec(answer_sdp) else {
-            return Ok(());
-        };
-        tracing::debug!(%codec, "video codec negotiated");
-        // Only the library's description of the track changes. The track
-        // object that writes packets and reads RTCP stays bound to the sender.
-        let track = local_track(RtpCodecKind::Video, main_codec(codec), *ssrc);
-        sender
-            .replace_track(Arc::new(TrackLocalStaticRTP::new(track)))
-            .await?;
-        Ok(())
     }
 
     pub async fn add_remote_candidate(&self, candidate: Candidate) -> Result<()> {
@@ -352,8 +354,26 @@ impl MediaPeer {
             .clone()
             .ok_or_else(|| MediaError::NoCommonCodec("this peer sends no video".into()))?;
         let video = negotiated_video(track, &sender, ssrc).await?;
-        let (info, task) =
-            send::spawn_video(video, clip, seconds, bitrate_bps, Arc::clone(&self.stats))?;
+        let (info, task) = if self.video_layers.is_empty() {
+            send::spawn_video(video, clip, seconds, bitrate_bps, Arc::clone(&self.stats))?
+        } else {
+            let mid = match &self.video_transceiver {
+                Some(transceiver) => transceiver.mid().await?.unwrap_or_default(),
+                None => String::new(),
+            };
+            let layers = send::SimulcastLayers {
+                mid,
+                layers: self.video_layers.clone(),
+            };
+            send::spawn_simulcast_video(
+                video,
+                layers,
+                clip,
+                seconds,
+                bitrate_bps,
+                Arc::clone(&self.stats),
+            )?
+        };
         self.tasks.push(task);
         Ok(info)
     }
@@ -472,6 +492,90 @@ impl Drop for MediaPeer {
     }
 }
 
+/// Answers remote offers for one peer connection.
+#[derive(Clone)]
+pub struct Answerer {
+    connection: Arc<dyn PeerConnection>,
+    video: Option<SentVideo>,
+    video_codecs: Vec<VideoCodec>,
+}
+
+/// The video this peer sends: its sender, the SSRC of its only or top
+/// layer, and the rid and SSRC of each simulcast layer.
+#[derive(Clone)]
+struct SentVideo {
+    sender: Arc<dyn RtpSender>,
+    ssrc: u32,
+    layers: Vec<(String, u32)>,
+}
+
+impl Answerer {
+    /// Applies the remote offer and returns the SDP of the local answer.
+    pub async fn accept_offer(&self, sdp: &str) -> Result<String> {
+        let h264_fmtps: &[&str] = if self.video_codecs.contains(&VideoCodec::H264) {
+            &[H264_FMTP_CONSTRAINED_BASELINE, H264_FMTP_BASELINE]
+        } else {
+            &[]
+        };
+        let prepared = negotiate::prepare_offer(sdp, h264_fmtps, &self.video_codecs);
+        let invalid_offer = |err: webrtc::error::Error| {
+            MediaError::InvalidSdp(format!(
+                "the remote offer was rejected ({err}); pass on the SDP exactly as the \
+                 remote peer's createOffer produced it"
+            ))
+        };
+        let offer = RTCSessionDescription::offer(prepared).map_err(invalid_offer)?;
+        self.connection
+            .set_remote_description(offer)
+            .await
+            .map_err(invalid_offer)?;
+        let answer = self
+            .connection
+            .create_answer(None)
+            .await
+            .map_err(|err| match err {
+                webrtc::error::Error::ErrSenderWithNoCodecs => MediaError::NoCommonCodec(format!(
+                    "the offer contains no codec that this peer can send (offered: {}); \
+                     offer {}, or Opus",
+                    negotiate::describe_offered_codecs(sdp),
+                    describe_video_codecs(&self.video_codecs)
+                )),
+                other => other.into(),
+            })?;
+        let answer_sdp = answer.sdp.clone();
+        if let Some(video) = &self.video {
+            match_video_track_to(&video.sender, video.ssrc, &video.layers, &answer_sdp).await?;
+        }
+        self.connection.set_local_description(answer).await?;
+        Ok(answer_sdp)
+    }
+}
+
+/// Gives the video track the codec that the answer `answer_sdp` makes this
+/// peer send. It must run before the answer is applied, because that is when
+/// the library binds the sent stream to its retransmission,
+/// congestion-control and report interceptors. The library matches the
+/// track's codec against the negotiated ones and leaves a track made for
+/// another codec unbound.
+async fn match_video_track_to(
+    sender: &Arc<dyn RtpSender>,
+    ssrc: u32,
+    layers: &[(String, u32)],
+    answer_sdp: &str,
+) -> Result<()> {
+    let Some(codec) = negotiate::first_video_codec(answer_sdp) else {
+        return Ok(());
+    };
+    tracing::debug!(%codec, "video codec negotiated");
+    // Only the library's description of the track changes. The track
+    // object that writes packets and reads RTCP stays bound to the sender.
+    let track = video_track(main_codec(codec), ssrc, layers);
+    sender
+        .replace_track(Arc::new(TrackLocalStaticRTP::new(track)))
+        .await?;
+    Ok(())
+}
+
 async fn build_connection(
     config: &PeerConfig,
     handler: &Arc<Handler>,
@@ -481,6 +585,14 @@ async fn build_connection(
     for (codec, kind) in supported_codecs(&config.video_codecs) {
         media_engine.register_codec(codec, kind)?;
     }
+    // Sent audio carries its level, from which an SFU finds the active speaker.
+    media_engine.register_header_extension(
+        RTCRtpHeaderExtensionCapability {
+            uri: AUDIO_LEVEL_URI.to_owned(),
+        },
+        RtpCodecKind::Audio,
+        None,
+    )?;
     let registry = register_default_interceptors(Registry::new(), &mut media_engine)?.with(
         rtc::interceptor::Slot::from(crate::keyframe_forwarder::SLOT),
         crate::keyframe_forwarder::KeyframeRequestForwarder::default(),
@@ -686,6 +798,35 @@ fn opus_codec() -> RTCRtpCodec {
     }
 }
 
+/// Builds the video track: one encoding with `ssrc`, or one per simulcast
+/// layer in `layers`.
+fn video_track(codec: RTCRtpCodec, ssrc: u32, layers: &[(String, u32)]) -> MediaStreamTrack {
+    if layers.is_empty() {
+        return local_track(RtpCodecKind::Video, codec, ssrc);
+    }
+    let kind = RtpCodecKind::Video;
+    let encodings = layers
+        .iter()
+        .map(|(rid, ssrc)| RTCRtpEncodingParameters {
+            rtp_coding_parameters: RTCRtpCodingParameters {
+                rid: rid.clone(),
+                ssrc: Some(*ssrc),
+                ..Default::default()
+            },
+            codec: codec.clone(),
+            active: true,
+            ..Default::default()
+        })
+        .collect();
+    MediaStreamTrack::new(
+        "hearth".to_owned(),
+        format!("hearth-{kind}"),
+        format!("hearth-{kind}"),
+        kind,
+        encodings,
+    )
+}
+
 fn local_track(kind: RtpCodecKind, codec: RTCRtpCodec, ssrc: u32) -> MediaStreamTrack {
     MediaStreamTrack::new(
         "hearth".to_owned(),
@@ -748,6 +889,7 @@ struct Handler {
     stats: Arc<StatsCounters>,
     video_sink: Option<mpsc::Sender<DecodedVideo>>,
     audio_sink: Option<mpsc::Sender<DecodedAudio>>,
+    stream_sinks: Option<StreamSinks>,
 }
 
 impl Handler {
@@ -810,22 +952,42 @@ impl PeerConnectionEventHandler for Handler {
     async fn on_track(&self, track: Arc<dyn TrackRemote>) {
         let kind = track.kind().await;
         let stats = Arc::clone(&self.stats);
+        let (video_sink, audio_sink) = match &self.stream_sinks {
+            Some(streams) => {
+                let stream_id = track.stream_id().await;
+                tracing::debug!(%stream_id, ?kind, "remote stream added");
+                (
+                    Some(tag_stream(stream_id.clone(), streams.video.clone())),
+                    Some(tag_stream(stream_id, streams.audio.clone())),
+                )
+            }
+            None => (self.video_sink.clone(), self.audio_sink.clone()),
+        };
         match kind {
             RtpCodecKind::Video => {
-                tokio::spawn(receive::receive_video(
-                    track,
-                    stats,
-                    self.video_sink.clone(),
-                ));
+                tokio::spawn(receive::receive_video(track, stats, video_sink));
             }
             RtpCodecKind::Audio => {
-                tokio::spawn(receive::receive_audio(
-                    track,
-                    stats,
-                    self.audio_sink.clone(),
-                ));
+                tokio::spawn(receive::receive_audio(track, stats, audio_sink));
             }
             _ => tracing::warn!(?kind, "ignoring a remote track of unknown kind"),
         }
     }
+}
+
+/// Returns a channel whose items reach `sink` tagged with `stream_id`. The
+/// forwarding task ends when either side closes.
+fn tag_stream<T: Send + 'static>(
+    stream_id: String,
+    sink: mpsc::Sender<(String, T)>,
+) -> mpsc::Sender<T> {
+    let (sender, mut receiver) = mpsc::channel::<T>(4);
+    tokio::spawn(async move {
+        while let Some(item) = receiver.recv().await {
+            if sink.send((stream_id.clone(), item)).await.is_err() {
+                break;
+            }
+        }
+    });
+    sender
 }

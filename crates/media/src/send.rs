@@ -7,7 +7,10 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtp::extension::HeaderExtension;
+use rtc::rtp::extension::audio_level_extension::AudioLevelExtension;
 use rtc::rtp::packetizer::Payloader;
+use rtc::shared::marshal::{Marshal, MarshalSize};
 use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
@@ -171,6 +174,9 @@ pub(crate) struct RtpVideoWriter {
     stats: Arc<StatsCounters>,
     payloader: Box<dyn Payloader>,
     sequence_number: u16,
+    /// The mid and rid that every packet of a simulcast layer carries in
+    /// header extensions, so that the receiver can tell the layers apart.
+    stream_ids: Option<(String, String)>,
 }
 
 impl RtpVideoWriter {
@@ -180,7 +186,14 @@ impl RtpVideoWriter {
             video,
             stats,
             sequence_number: rand::random(),
+            stream_ids: None,
         }
+    }
+
+    /// Writes a simulcast layer whose packets carry `mid` and `rid`.
+    fn with_stream_ids(mut self, mid: String, rid: String) -> Self {
+        self.stream_ids = Some((mid, rid));
+        self
     }
 
     pub(crate) fn codec(&self) -> VideoCodec {
@@ -212,7 +225,19 @@ impl RtpVideoWriter {
                 payload,
             };
             self.sequence_number = self.sequence_number.wrapping_add(1);
-            self.video.track.write_rtp(packet).await?;
+            match &self.stream_ids {
+                Some((mid, rid)) => {
+                    let extensions = [
+                        sdes_extension(SDES_MID_URI, mid),
+                        sdes_extension(SDES_RTP_STREAM_ID_URI, rid),
+                    ];
+                    self.video
+                        .track
+                        .write_rtp_with_extensions(packet, &extensions)
+                        .await?;
+                }
+                None => self.video.track.write_rtp(packet).await?,
+            }
             add(&self.stats.video_packets_sent, 1);
         }
         add(&self.stats.video_frames_sent, 1);
@@ -220,6 +245,184 @@ impl RtpVideoWriter {
             add(&self.stats.video_keyframes_sent, 1);
         }
         Ok(())
+    }
+}
+
+/// The quietest level, in -dBov, that the audio level extension marks as
+/// voice.
+const VOICE_LEVEL: u8 = 50;
+
+/// Returns the RFC 6464 audio level of one frame: its loudness in -dBov
+/// (0 is full scale, 127 silence) and whether that is loud enough for voice.
+/// An SFU reads it to find who speaks without decoding.
+pub(crate) fn audio_level(samples: &[f32]) -> AudioLevelExtension {
+    let energy: f64 = samples.iter().map(|s| f64::from(*s) * f64::from(*s)).sum();
+    let rms = (energy / samples.len().max(1) as f64).sqrt();
+    let level = if rms > 0.0 {
+        (-20.0 * rms.log10()).clamp(0.0, 127.0) as u8
+    } else {
+        127
+    };
+    AudioLevelExtension {
+        level,
+        voice: level <= VOICE_LEVEL,
+    }
+}
+
+const SDES_MID_URI: &str = "urn:ietf:params:rtp-hdrext:sdes:mid";
+const SDES_RTP_STREAM_ID_URI: &str = "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id";
+
+/// An RTP header extension that carries a text identifier (RFC 7941).
+struct SdesItem(Vec<u8>);
+
+impl MarshalSize for SdesItem {
+    fn marshal_size(&self) -> usize {
+        self.0.len()
+    }
+}
+
+impl Marshal for SdesItem {
+    fn marshal_to(&self, buf: &mut [u8]) -> rtc::shared::error::Result<usize> {
+        let Some(target) = buf.get_mut(..self.0.len()) else {
+            return Err(rtc::shared::error::Error::ErrBufferTooSmall);
+        };
+        target.copy_from_slice(&self.0);
+        Ok(self.0.len())
+    }
+}
+
+fn sdes_extension(uri: &'static str, value: &str) -> HeaderExtension {
+    HeaderExtension::Custom {
+        uri: uri.into(),
+        extension: Box::new(SdesItem(value.as_bytes().to_vec())),
+    }
+}
+
+/// The simulcast layers of a video track: its mid, and each layer's rid and
+/// SSRC, top layer first.
+pub(crate) struct SimulcastLayers {
+    pub mid: String,
+    pub layers: Vec<(String, u32)>,
+}
+
+/// The share of the bitrate that each simulcast layer gets, top first.
+const SIMULCAST_BITRATE_SHARES: [f64; 3] = [0.65, 0.25, 0.10];
+
+/// Sends the clip as simulcast: every frame is encoded at full, half and
+/// quarter size, each layer on its own SSRC with its rid. All layers carry
+/// the same RTP timestamps. A keyframe request names the layer it wants.
+pub(crate) fn spawn_simulcast_video(
+    video: VideoTrack,
+    layers: SimulcastLayers,
+    clip: Arc<VideoClip>,
+    seconds: f64,
+    bitrate_bps: u32,
+    stats: Arc<StatsCounters>,
+) -> Result<(VideoSendInfo, JoinHandle<()>)> {
+    let mut senders = Vec::new();
+    let mut flags = Vec::new();
+    for (index, (rid, ssrc)) in layers.layers.iter().enumerate() {
+        let share = SIMULCAST_BITRATE_SHARES
+            .get(index)
+            .copied()
+            .unwrap_or(SIMULCAST_BITRATE_SHARES[2]);
+        let encoder = new_video_encoder(
+            video.codec,
+            VideoEncoderConfig {
+                bitrate_bps: (f64::from(bitrate_bps) * share) as u32,
+                max_fps: clip.fps as f32,
+                keyframe_interval: 0,
+                threads: 0,
+            },
+        )?;
+        let layer_track = VideoTrack {
+            ssrc: *ssrc,
+            ..video.clone()
+        };
+        let writer = RtpVideoWriter::new(layer_track, Arc::clone(&stats))
+            .with_stream_ids(layers.mid.clone(), rid.clone());
+        let flag = Arc::new(AtomicBool::new(false));
+        flags.push((*ssrc, Arc::clone(&flag)));
+        senders.push((Some(encoder), writer, flag));
+    }
+    let info = VideoSendInfo {
+        ssrc: video.ssrc,
+        rtp_timestamp_base: rand::random(),
+        fps: clip.fps,
+        frame_count: (seconds * clip.fps).round().max(1.0) as usize,
+        codec: video.codec,
+    };
+    tokio::spawn(watch_layer_keyframe_requests(
+        Arc::clone(&video.track),
+        flags,
+        Arc::clone(&stats),
+    ));
+    let task = tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / info.fps));
+        ticker.set_missed_tick_behavior(MissedTickBehavior::Burst);
+        for index in 0..info.frame_count {
+            ticker.tick().await;
+            let timestamp = info.rtp_timestamp_base.wrapping_add(
+                (index as f64 * f64::from(VIDEO_CLOCK_RATE) / info.fps).round() as u32,
+            );
+            let mut frame = Arc::new(clip.frames[index % clip.frames.len()].clone());
+            for (layer, (encoder, writer, flag)) in senders.iter_mut().enumerate() {
+                if layer > 0 {
+                    frame = Arc::new(frame.half());
+                }
+                let mut taken = encoder
+                    .take()
+                    .expect("each encoder is put back after its frame");
+                if flag.swap(false, Ordering::Relaxed) {
+                    taken.request_keyframe();
+                }
+                let (returned, encoded) = encode_off_thread(taken, Arc::clone(&frame)).await;
+                *encoder = Some(returned);
+                let encoded = match encoded {
+                    Ok(Some(encoded)) => encoded,
+                    Ok(None) => continue,
+                    Err(err) => {
+                        tracing::warn!(error = %err, "simulcast sending stopped");
+                        return;
+                    }
+                };
+                if let Err(err) = writer.write_frame(timestamp, encoded).await {
+                    tracing::warn!(error = %err, "simulcast sending stopped");
+                    return;
+                }
+            }
+        }
+    });
+    Ok((info, task))
+}
+
+/// Sets the flag of the layer whose SSRC a PLI or FIR names.
+async fn watch_layer_keyframe_requests(
+    track: Arc<TrackLocalStaticRTP>,
+    flags: Vec<(u32, Arc<AtomicBool>)>,
+    stats: Arc<StatsCounters>,
+) {
+    while let Some(event) = track.poll().await {
+        let TrackLocalEvent::OnRtcpPacket(packets) = event else {
+            continue;
+        };
+        for packet in packets {
+            let any = packet.as_any();
+            let ssrcs: Vec<u32> = if let Some(pli) = any.downcast_ref::<PictureLossIndication>() {
+                vec![pli.media_ssrc]
+            } else if let Some(fir) = any.downcast_ref::<FullIntraRequest>() {
+                fir.fir.iter().map(|entry| entry.ssrc).collect()
+            } else {
+                continue;
+            };
+            add(&stats.keyframe_requests_received, 1);
+            for ssrc in ssrcs {
+                if let Some((_, flag)) = flags.iter().find(|(layer, _)| *layer == ssrc) {
+                    tracing::debug!(ssrc, "keyframe requested for a simulcast layer");
+                    flag.store(true, Ordering::Relaxed);
+                }
+            }
+        }
     }
 }
 
@@ -280,8 +483,14 @@ impl RtpAudioWriter {
     }
 
     /// Sends the encoded frame `frame_index`, counted from the start of the
-    /// stream including frames that were not sent.
-    pub(crate) async fn write_frame(&mut self, frame_index: u64, packet: Vec<u8>) -> Result<()> {
+    /// stream including frames that were not sent, with the frame's audio
+    /// level in the RFC 6464 header extension.
+    pub(crate) async fn write_frame(
+        &mut self,
+        frame_index: u64,
+        packet: Vec<u8>,
+        level: AudioLevelExtension,
+    ) -> Result<()> {
         let after_gap = self.next_frame != Some(frame_index);
         self.next_frame = Some(frame_index + 1);
         let bytes = packet.len() as u64;
@@ -300,7 +509,10 @@ impl RtpAudioWriter {
             payload: Bytes::from(packet),
         };
         self.sequence_number = self.sequence_number.wrapping_add(1);
-        self.audio.track.write_rtp(rtp).await?;
+        self.audio
+            .track
+            .write_rtp_with_extensions(rtp, &[HeaderExtension::AudioLevel(level)])
+            .await?;
         add(&self.stats.audio_bytes_sent, bytes);
         add(&self.stats.audio_packets_sent, 1);
         Ok(())
@@ -347,11 +559,30 @@ pub(crate) fn spawn_audio(
             if is_dtx_packet(&packet) {
                 continue;
             }
-            if let Err(err) = writer.write_frame(index as u64, packet).await {
+            let level = audio_level(&frame);
+            if let Err(err) = writer.write_frame(index as u64, packet, level).await {
                 tracing::warn!(error = %err, "audio sending stopped");
                 return;
             }
         }
     });
     Ok((info, task))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn audio_level_of_full_scale_silence_and_speech() {
+        assert_eq!(audio_level(&[1.0; 960]).level, 0);
+        let silence = audio_level(&[0.0; 960]);
+        assert_eq!(silence.level, 127);
+        assert!(!silence.voice);
+        // A sine at amplitude 0.1 has an RMS of 0.0707: -23 dBov.
+        let tone: Vec<f32> = (0..960).map(|i| 0.1 * (i as f32 * 0.1).sin()).collect();
+        let level = audio_level(&tone);
+        assert!((22..=24).contains(&level.level), "{level:?}");
+        assert!(level.voice);
+    }
 }

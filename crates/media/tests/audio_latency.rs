@@ -79,8 +79,8 @@ async fn mouth_to_ear() {
     let mut callee = common::peer(
         SendMedia::default(),
         RemoteSinks {
-            video: None,
             audio: Some(audio_tx),
+            ..RemoteSinks::default()
         },
     )
     .await;

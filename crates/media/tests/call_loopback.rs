@@ -52,6 +52,7 @@ async fn foreman_call(caller_codecs: &[VideoCodec], callee_codecs: &[VideoCodec]
     let sinks = RemoteSinks {
         video: Some(video_tx),
         audio: Some(audio_tx),
+        streams: None,
     };
     let mut callee = MediaPeer::new(&config(callee_codecs), SendMedia::default(), sinks)
         .await

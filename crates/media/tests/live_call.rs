@@ -55,6 +55,7 @@ impl LiveCall {
         let callee_sinks = RemoteSinks {
             video: Some(video_tx),
             audio: Some(audio_tx),
+            streams: None,
         };
         let mut callee = MediaPeer::new(&config, SendMedia::default(), callee_sinks)
             .await

@@ -11,7 +11,8 @@ pub mod search;
 pub mod signal;
 
 pub use signal::{
-    CallId, ClientFrame, ClientMessage, ErrorCode, IceCandidate, ServerFrame, ServerMessage,
+    CallId, ClientFrame, ClientMessage, ErrorCode, IceCandidate, RoomParticipant,
+    RoomParticipantId, RoomView, ServerFrame, ServerMessage,
 };
 
 /// Version of the signalling protocol that this crate speaks.

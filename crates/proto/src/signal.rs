@@ -33,6 +33,28 @@ pub struct IceCandidate {
     pub sdp_mline_index: Option<u16>,
 }
 
+/// One device in a group call.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RoomParticipant {
+    /// The device's id in the room. Its streams carry it, in decimal, as
+    /// their SDP stream id.
+    pub id: RoomParticipantId,
+    pub user: String,
+    pub audio_muted: bool,
+    pub video_off: bool,
+}
+
+/// The size at which a device shows one participant's video, in pixels.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RoomView {
+    pub participant_id: RoomParticipantId,
+    pub width: u32,
+    pub height: u32,
+}
+
+/// A participant id as `room_joined` and `room_state` give it.
+pub type RoomParticipantId = u64;
+
 /// A frame from a client to the server.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct ClientFrame {
@@ -160,6 +182,42 @@ pub enum ClientMessage {
     SetPresence {
         presence: Presence,
     },
+    /// Joins the group call of a conversation, starting it if nobody is in
+    /// it, with an SDP offer that sends this device's microphone and camera.
+    /// The server's SFU answers with `room_joined`. Only members may join.
+    JoinRoom {
+        conversation_id: ConversationId,
+        sdp: String,
+    },
+    /// Answers a `room_offer`, which the SFU sends whenever the streams this
+    /// device receives change.
+    RoomAnswer {
+        conversation_id: ConversationId,
+        sdp: String,
+    },
+    LeaveRoom {
+        conversation_id: ConversationId,
+    },
+    /// Tells the other participants whether this device's microphone is muted
+    /// and its camera off.
+    SetRoomMedia {
+        conversation_id: ConversationId,
+        audio_muted: bool,
+        video_off: bool,
+        /// The size of the camera picture sent, 0 when unknown. The SFU
+        /// derives the sizes of the lower simulcast layers from it.
+        #[serde(default)]
+        video_width: u32,
+        #[serde(default)]
+        video_height: u32,
+    },
+    /// The size at which this device shows each other participant, so that
+    /// the SFU forwards no larger video layer than is shown. A participant
+    /// missing from `views` is shown at full size.
+    SetRoomViews {
+        conversation_id: ConversationId,
+        views: Vec<RoomView>,
+    },
 }
 
 /// Messages the server sends.
@@ -255,6 +313,34 @@ pub enum ServerMessage {
     /// The user left or was removed from the conversation.
     ConversationRemoved {
         conversation_id: ConversationId,
+    },
+    /// The SFU's answer to `join_room`. `participant_id` is this device's id
+    /// in the room; streams from others carry theirs as the SDP stream id.
+    RoomJoined {
+        conversation_id: ConversationId,
+        participant_id: RoomParticipantId,
+        sdp: String,
+    },
+    /// A new offer from the SFU that adds or removes streams of other
+    /// participants; the client replies with `room_answer`.
+    RoomOffer {
+        conversation_id: ConversationId,
+        sdp: String,
+    },
+    /// Who is in the conversation's group call, sent to every member of the
+    /// conversation whenever it changes. An empty list means the call ended.
+    RoomState {
+        conversation_id: ConversationId,
+        participants: Vec<RoomParticipant>,
+        /// The participant heard loudest in the last second, if anyone spoke.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        active_speaker: Option<RoomParticipantId>,
+    },
+    /// This device is no longer in the room, for example because its media
+    /// connection failed. `reason` is for people.
+    RoomLeft {
+        conversation_id: ConversationId,
+        reason: String,
     },
     /// A request failed. The connection stays open, except after `session_revoked`.
     Error {

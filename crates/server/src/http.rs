@@ -32,6 +32,7 @@ pub struct AppState {
     pub tokens: Tokens,
     pub chat: Arc<Chat>,
     pub authorizer: Arc<Authorizer>,
+    pub sfu: crate::sfu::Sfu,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -436,10 +437,11 @@ async fn signal(
     };
     let chat = state.chat.clone();
     let accounts = state.accounts.clone();
+    let sfu = state.sfu.clone();
     upgrade
         .max_message_size(MAX_WEBSOCKET_MESSAGE_BYTES)
         .max_frame_size(MAX_WEBSOCKET_MESSAGE_BYTES)
         .on_upgrade(move |socket| {
-            crate::signal::serve_connection(socket, chat, accounts, owner.name, session)
+            crate::signal::serve_connection(socket, chat, accounts, sfu, owner.name, session)
         })
 }

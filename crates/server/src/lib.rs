@@ -14,6 +14,7 @@ mod oidc;
 mod rate_limit;
 mod secret;
 mod server;
+pub mod sfu;
 pub mod signal;
 mod tls;
 mod tokens;

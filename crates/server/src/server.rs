@@ -74,6 +74,12 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     let hub = Arc::new(Hub::with_ring_timeout(Duration::from_secs(
         config.ring_timeout_secs,
     )));
+    let sfu = crate::sfu::Sfu::start(
+        &crate::sfu::media_ips(local_addr.ip()),
+        config.listen.port(),
+        hub.clone(),
+    )
+    .await?;
     let chat = Chat::start(
         pool,
         hub.clone(),
@@ -86,6 +92,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         tokens,
         chat,
         authorizer,
+        sfu,
     });
 
     let handle = axum_server::Handle::new();

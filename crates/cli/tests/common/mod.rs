@@ -253,6 +253,11 @@ pub struct ServerProcess {
 impl ServerProcess {
     /// Creates the accounts, as `(name, password)`, then starts the server.
     pub fn start(users: &[(&str, &str)]) -> Self {
+        Self::start_on(users, "127.0.0.1:0")
+    }
+
+    /// Like [`start`](Self::start), listening on `listen` (`ADDR:PORT`).
+    pub fn start_on(users: &[(&str, &str)], listen: &str) -> Self {
         let data_dir = tempfile::tempdir().expect("a temporary folder");
         for (name, password) in users {
             add_user(data_dir.path(), name, password);
@@ -260,7 +265,7 @@ impl ServerProcess {
 
         // Port 0 lets the OS pick a free port; the log line names the real one.
         let child = server_command(data_dir.path())
-            .args(["--listen", "127.0.0.1:0"])
+            .args(["--listen", listen])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -337,7 +342,10 @@ fn server_command(data_dir: &Path) -> Command {
     command
         .arg("--data-dir")
         .arg(data_dir)
-        .env("RUST_LOG", "info")
+        .env(
+            "RUST_LOG",
+            std::env::var("HEARTH_TEST_SERVER_LOG").unwrap_or_else(|_| "info".into()),
+        )
         .env("NO_COLOR", "1")
         .env_remove("HEARTH_LISTEN")
         .env_remove("HEARTH_DATA_DIR");

@@ -465,6 +465,9 @@ fn is_call_frame(message: &ServerMessage) -> bool {
         | ServerMessage::Offer { .. }
         | ServerMessage::Answer { .. }
         | ServerMessage::Candidate { .. }
+        | ServerMessage::RoomJoined { .. }
+        | ServerMessage::RoomOffer { .. }
+        | ServerMessage::RoomLeft { .. }
         | ServerMessage::Pong { .. } => true,
         ServerMessage::Error { call_id, .. } => call_id.is_some(),
         _ => false,
@@ -476,6 +479,35 @@ async fn handle(
     progress: &mut Progress,
     message: ServerMessage,
 ) -> Result<()> {
+    // Everyone in the conversation hears who is in its group call; the
+    // device in the call also needs it on its call connection.
+    if let ServerMessage::RoomState {
+        conversation_id,
+        participants,
+        active_speaker,
+    } = &message
+    {
+        shared.publish(ChatUpdate::RoomChanged {
+            conversation_id: *conversation_id,
+            participants: participants.clone(),
+            active_speaker: *active_speaker,
+        });
+        if let Some(link) = lock(&shared.link).as_mut() {
+            link.calls.route(message);
+        }
+        return Ok(());
+    }
+    // A rejected `join_room` comes back as an error about the conversation.
+    if let ServerMessage::Error {
+        conversation_id: Some(_),
+        client_id: None,
+        call_id: None,
+        ..
+    } = &message
+        && let Some(link) = lock(&shared.link).as_mut()
+    {
+        link.calls.route(message.clone());
+    }
     if is_call_frame(&message) {
         if let Some(link) = lock(&shared.link).as_mut() {
             link.calls.route(message);

@@ -132,6 +132,12 @@ pub enum ChatUpdate {
     /// This user left or was removed; the local copy is gone.
     ConversationRemoved(ConversationId),
     Connection(ConnectionState),
+    /// Who is in a conversation's group call; an empty list means it ended.
+    RoomChanged {
+        conversation_id: ConversationId,
+        participants: Vec<hearth_proto::RoomParticipant>,
+        active_speaker: Option<hearth_proto::RoomParticipantId>,
+    },
 }
 
 /// Result of a message given to [`Session::send`].

@@ -19,7 +19,8 @@ use crate::live::{AudioFeed, VideoFeed};
 use crate::send::AudioTrack;
 pub(crate) use crate::send::VideoTrack;
 use crate::send::{
-    RtpAudioWriter, RtpVideoWriter, VIDEO_CLOCK_RATE, encode_off_thread, watch_keyframe_requests,
+    RtpAudioWriter, RtpVideoWriter, VIDEO_CLOCK_RATE, audio_level, encode_off_thread,
+    watch_keyframe_requests,
 };
 use crate::stats::StatsCounters;
 
@@ -499,7 +500,8 @@ impl LiveAudioSender {
         if is_dtx_packet(&packet) {
             return Ok(());
         }
-        self.writer.write_frame(frame_index, packet).await
+        let level = audio_level(frame);
+        self.writer.write_frame(frame_index, packet, level).await
     }
 }
 

@@ -96,6 +96,25 @@ impl Chat {
         }))
     }
 
+    /// Checks that `user` is a member of the conversation and returns every
+    /// member, for a group call.
+    pub async fn room_members(
+        &self,
+        conversation_id: hearth_proto::chat::ConversationId,
+        user: &str,
+    ) -> Result<Vec<String>, ChatError> {
+        let mut conn = self
+            .pool
+            .acquire()
+            .await
+            .map_err(|error| ChatError::internal("failed to open the database", &error))?;
+        store::require_member(&mut conn, conversation_id, user).await?;
+        let members = store::members(&mut conn, conversation_id)
+            .await
+            .map_err(|error| ChatError::internal("failed to read the members", &error))?;
+        Ok(members.into_iter().map(|member| member.user).collect())
+    }
+
     pub fn hub(&self) -> &Arc<Hub> {
         &self.hub
     }

@@ -250,12 +250,17 @@ impl Signalling {
             | ClientMessage::Sync { .. }
             | ClientMessage::History { .. }
             | ClientMessage::MarkRead { .. }
-            | ClientMessage::SetPresence { .. } => {
+            | ClientMessage::SetPresence { .. }
+            | ClientMessage::JoinRoom { .. }
+            | ClientMessage::RoomAnswer { .. }
+            | ClientMessage::LeaveRoom { .. }
+            | ClientMessage::SetRoomMedia { .. }
+            | ClientMessage::SetRoomViews { .. } => {
                 return vec![Outgoing {
                     to: from,
                     message: ServerMessage::Error {
                         code: ErrorCode::InvalidFrame,
-                        message: "chat frames are not signalling frames".to_owned(),
+                        message: "chat and room frames are not call signalling frames".to_owned(),
                         call_id: None,
                         conversation_id: None,
                         client_id: None,

@@ -18,6 +18,7 @@ use tracing::Instrument as _;
 
 use crate::accounts::Accounts;
 use crate::chat::{Chat, ConnectionContext};
+use crate::sfu::{Command as SfuCommand, Sfu};
 pub use hub::{CallLog, DEFAULT_RING_TIMEOUT, Hub, OUTBOX_CAPACITY, Outbound};
 use machine::{CallState, Directory};
 
@@ -72,6 +73,7 @@ pub async fn serve_connection(
     socket: WebSocket,
     chat: Arc<Chat>,
     accounts: Accounts,
+    sfu: Sfu,
     user: String,
     session: Session,
 ) {
@@ -85,6 +87,11 @@ pub async fn serve_connection(
     };
     let span = tracing::info_span!("signal", user = %user, conn = %conn);
     async move {
+        let services = Services {
+            chat: &chat,
+            accounts: &accounts,
+            sfu: &sfu,
+        };
         tracing::info!("connected");
         let (sink, mut stream) = socket.split();
         let close_frame = Arc::new(std::sync::Mutex::new(None));
@@ -124,7 +131,7 @@ pub async fn serve_connection(
                     // client to read earlier batches. Overflow and shutdown
                     // must still end the connection meanwhile.
                     tokio::select! {
-                        () = on_text(&chat, &accounts, &context, text.as_str(), &mut rejected) => {}
+                        () = on_text(&services, &context, text.as_str(), &mut rejected) => {}
                         () = overflowed.notified() => {
                             fell_behind = true;
                             break;
@@ -158,6 +165,7 @@ pub async fn serve_connection(
         }
 
         hub.unregister(conn);
+        sfu.send(SfuCommand::Disconnected { conn });
         if fell_behind {
             // The client stopped reading, so waiting for the writer could take
             // forever. Dropping the socket closes the TCP connection, and the
@@ -199,13 +207,24 @@ impl RejectedFrames {
     }
 }
 
+/// The services a connection's frames go to.
+struct Services<'a> {
+    chat: &'a Chat,
+    accounts: &'a Accounts,
+    sfu: &'a Sfu,
+}
+
 async fn on_text(
-    chat: &Chat,
-    accounts: &Accounts,
+    services: &Services<'_>,
     context: &ConnectionContext,
     text: &str,
     rejected: &mut RejectedFrames,
 ) {
+    let Services {
+        chat,
+        accounts,
+        sfu,
+    } = *services;
     let hub = chat.hub();
     let conn = context.conn;
     let message = match frame::decode(text) {
@@ -227,6 +246,14 @@ async fn on_text(
         chat.handle_frame(context, message).await;
         return;
     }
+    let message = match room_command(chat, context, message).await {
+        Ok(Some(command)) => {
+            sfu.send(command);
+            return;
+        }
+        Ok(None) => return,
+        Err(message) => message,
+    };
 
     let invited = match &message {
         ClientMessage::Invite { call_id, .. } => Some(*call_id),
@@ -259,6 +286,83 @@ async fn on_text(
     {
         schedule_ring_timeout(hub.clone(), call_id);
     }
+}
+
+/// Turns a room frame into a command for the SFU, checking membership on
+/// `join_room`. Returns `Ok(None)` when the frame was answered with an
+/// error, and gives back any frame that is not about rooms.
+async fn room_command(
+    chat: &Chat,
+    context: &ConnectionContext,
+    message: ClientMessage,
+) -> Result<Option<SfuCommand>, ClientMessage> {
+    let conn = context.conn;
+    let command = match message {
+        ClientMessage::JoinRoom {
+            conversation_id,
+            sdp,
+        } => match chat.room_members(conversation_id, &context.user).await {
+            Ok(members) => SfuCommand::Join {
+                conn,
+                user: context.user.clone(),
+                conversation_id,
+                members,
+                offer: sdp,
+            },
+            Err(error) => {
+                chat.hub().reply(
+                    conn,
+                    ServerMessage::Error {
+                        code: error.code,
+                        message: error.message,
+                        call_id: None,
+                        conversation_id: Some(conversation_id),
+                        client_id: None,
+                    },
+                );
+                return Ok(None);
+            }
+        },
+        ClientMessage::RoomAnswer {
+            conversation_id,
+            sdp,
+        } => SfuCommand::Answer {
+            conn,
+            conversation_id,
+            sdp,
+        },
+        ClientMessage::LeaveRoom { conversation_id } => SfuCommand::Leave {
+            conn,
+            conversation_id,
+        },
+        ClientMessage::SetRoomMedia {
+            conversation_id,
+            audio_muted,
+            video_off,
+            video_width,
+            video_height,
+        } => SfuCommand::Media {
+            conn,
+            conversation_id,
+            audio_muted,
+            video_off,
+            video_size: (video_width > 0 && video_height > 0)
+                .then_some((video_width, video_height)),
+        },
+        ClientMessage::SetRoomViews {
+            conversation_id,
+            views,
+        } => SfuCommand::Views {
+            conn,
+            conversation_id,
+            views: views
+                .iter()
+                .map(|view| (view.participant_id, (view.width, view.height)))
+                .collect(),
+        },
+        other => return Err(other),
+    };
+    Ok(Some(command))
 }
 
 /// Cancels the call if it still rings after the hub's ring timeout.
@@ -358,6 +462,11 @@ pub(crate) fn client_kind(message: &ClientMessage) -> (&'static str, Option<Call
         ClientMessage::History { .. } => ("history", None),
         ClientMessage::MarkRead { .. } => ("mark_read", None),
         ClientMessage::SetPresence { .. } => ("set_presence", None),
+        ClientMessage::JoinRoom { .. } => ("join_room", None),
+        ClientMessage::RoomAnswer { .. } => ("room_answer", None),
+        ClientMessage::LeaveRoom { .. } => ("leave_room", None),
+        ClientMessage::SetRoomMedia { .. } => ("set_room_media", None),
+        ClientMessage::SetRoomViews { .. } => ("set_room_views", None),
     }
 }
 
@@ -382,6 +491,10 @@ fn server_kind(message: &ServerMessage) -> &'static str {
         ServerMessage::Presence { .. } => "presence",
         ServerMessage::ConversationChanged { .. } => "conversation_changed",
         ServerMessage::ConversationRemoved { .. } => "conversation_removed",
+        ServerMessage::RoomJoined { .. } => "room_joined",
+        ServerMessage::RoomOffer { .. } => "room_offer",
+        ServerMessage::RoomState { .. } => "room_state",
+        ServerMessage::RoomLeft { .. } => "room_left",
         ServerMessage::Error { .. } => "error",
     }
 }

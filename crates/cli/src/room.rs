@@ -1,0 +1,223 @@
+//! `hearth room`: take part in a conversation's group call with files as
+//! camera and microphone, and report what arrived from each participant.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use clap::Args;
+use hearth_client::room::{self, RoomEnd, RoomOptions};
+use hearth_media::{PeerConfig, RemoteSinks, SendMedia, StreamSinks};
+use hearth_proto::RoomView;
+use serde::Serialize;
+use tokio::sync::mpsc;
+
+use crate::auth::SessionArgs;
+use crate::media_files;
+
+#[derive(Args)]
+pub struct RoomArgs {
+    /// The group conversation, by name or id.
+    conversation: String,
+    /// Video file: Annex B H.264 (.264) or Y4M (.y4m).
+    #[arg(long)]
+    video: PathBuf,
+    /// Speech file: WAV at any common sample rate.
+    #[arg(long)]
+    audio: PathBuf,
+    /// How long to send, in seconds; the clips loop.
+    #[arg(long, default_value_t = 10.0)]
+    seconds: f64,
+    /// Video bitrate in kbit/s, for all simulcast layers together.
+    #[arg(long, default_value_t = 1000)]
+    kbps: u32,
+    /// Send three simulcast layers (full, half and quarter size).
+    #[arg(long)]
+    simulcast: bool,
+    /// Start sending once this many participants, this one included, are in
+    /// the call.
+    #[arg(long, default_value_t = 1)]
+    wait_for: usize,
+    /// Show every other participant at this size, as WIDTHxHEIGHT; the
+    /// server then forwards no larger simulcast layer.
+    #[arg(long, value_parser = parse_size)]
+    view: Option<(u32, u32)>,
+    /// Local UDP address for media; by default every interface.
+    #[arg(long)]
+    media_addr: Option<SocketAddr>,
+    /// Print the report as one JSON object instead of lines of text.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    session: SessionArgs,
+}
+
+/// What arrived from one other participant.
+#[derive(Debug, Default, Serialize)]
+struct FromParticipant {
+    user: String,
+    video_frames: u64,
+    /// Size of the last decoded frame.
+    last_width: usize,
+    last_height: usize,
+    audio_seconds: f64,
+}
+
+#[derive(Debug, Serialize)]
+struct Report {
+    participant_id: u64,
+    /// Keyed by participant id.
+    received: BTreeMap<u64, FromParticipant>,
+}
+
+fn parse_size(value: &str) -> Result<(u32, u32), String> {
+    let invalid = || format!("invalid size {value:?}: expected WIDTHxHEIGHT such as 320x180");
+    let (width, height) = value.split_once('x').ok_or_else(invalid)?;
+    let width: u32 = width.parse().map_err(|_| invalid())?;
+    let height: u32 = height.parse().map_err(|_| invalid())?;
+    if width == 0 || height == 0 {
+        return Err(invalid());
+    }
+    Ok((width, height))
+}
+
+pub async fn run(args: RoomArgs) -> anyhow::Result<()> {
+    media_files::check_stream_options(args.seconds, args.kbps)?;
+    if args.wait_for == 0 {
+        bail!("--wait-for 0 is not a number of participants; use 1 to start at once");
+    }
+    let media = media_files::load(&args.video, &args.audio)?;
+    let session = crate::chat::open_online(&args.session).await?;
+    let result = take_part(&session, &args, media).await;
+    session.close().await;
+    let report = result?;
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        for (id, from) in &report.received {
+            println!(
+                "from {} ({id}): {} video frames, last {}x{}, {:.1} s of audio",
+                from.user, from.video_frames, from.last_width, from.last_height, from.audio_seconds
+            );
+        }
+    }
+    Ok(())
+}
+
+async fn take_part(
+    session: &hearth_client::session::Session,
+    args: &RoomArgs,
+    media: media_files::CallMedia,
+) -> anyhow::Result<Report> {
+    let conversation_id = session.resolve_conversation(&args.conversation).await?;
+    let (video_tx, mut video_rx) = mpsc::channel(512);
+    let (audio_tx, mut audio_rx) = mpsc::channel(2048);
+    let mut peer = PeerConfig {
+        simulcast: args.simulcast,
+        ..PeerConfig::default()
+    };
+    if let Some(addr) = args.media_addr {
+        peer.udp_addrs = vec![addr];
+    }
+    let options = RoomOptions {
+        peer,
+        send: SendMedia {
+            video: true,
+            audio: true,
+        },
+        sinks: RemoteSinks {
+            streams: Some(StreamSinks {
+                video: video_tx,
+                audio: audio_tx,
+            }),
+            ..RemoteSinks::default()
+        },
+    };
+    let mut call = room::join_room(session.call_signal()?, conversation_id, options)
+        .await
+        .context("cannot join the call")?;
+    let me = call.participant_id;
+    eprintln!("joined the call as participant {me}");
+    let mut roster = call.roster();
+    roster
+        .wait_for(|r| r.participants.len() >= args.wait_for)
+        .await
+        .context("the call ended while waiting for the others")?;
+    // Participants may leave before the report, so their names are taken now.
+    let names: BTreeMap<u64, String> = roster
+        .borrow()
+        .participants
+        .iter()
+        .map(|p| (p.id, p.user.clone()))
+        .collect();
+    if let Some((width, height)) = args.view {
+        let views = roster
+            .borrow()
+            .participants
+            .iter()
+            .filter(|p| p.id != me)
+            .map(|p| RoomView {
+                participant_id: p.id,
+                width,
+                height,
+            })
+            .collect();
+        call.set_views(views);
+    }
+    let size = (media.video.width() as u32, media.video.height() as u32);
+    call.set_media(false, false, Some(size));
+    call.peer
+        .start_video(media.video.clone(), args.seconds, args.kbps * 1000)
+        .await?;
+    call.peer
+        .start_audio(media.audio.clone(), args.seconds)
+        .await?;
+
+    let mut received: BTreeMap<u64, FromParticipant> = BTreeMap::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs_f64(args.seconds + 1.0);
+    let early_end = loop {
+        tokio::select! {
+            Some((stream, video)) = video_rx.recv() => {
+                if let Ok(id) = stream.parse::<u64>() {
+                    let from = received.entry(id).or_default();
+                    from.video_frames += 1;
+                    from.last_width = video.frame.width;
+                    from.last_height = video.frame.height;
+                }
+            }
+            Some((stream, audio)) = audio_rx.recv() => {
+                if let Ok(id) = stream.parse::<u64>() {
+                    received.entry(id).or_default().audio_seconds += audio.samples.len() as f64 / 48_000.0;
+                }
+            }
+            end = call.ended() => break Some(end),
+            () = tokio::time::sleep_until(deadline) => break None,
+        }
+    };
+    for participant in &roster.borrow().participants {
+        if let Some(from) = received.get_mut(&participant.id) {
+            from.user = participant.user.clone();
+        }
+    }
+    for (id, from) in &mut received {
+        if from.user.is_empty()
+            && let Some(name) = names.get(id)
+        {
+            from.user = name.clone();
+        }
+    }
+    match early_end {
+        Some(RoomEnd::Removed(reason)) => bail!("removed from the call: {reason}"),
+        Some(RoomEnd::MediaFailed) => bail!("the media connection to the server failed"),
+        Some(RoomEnd::SignalLost) => bail!("the connection to the server was lost"),
+        Some(RoomEnd::Left) | None => {
+            call.leave().await;
+        }
+    }
+    Ok(Report {
+        participant_id: me,
+        received,
+    })
+}

@@ -1,0 +1,277 @@
+//! Group calls through the server's SFU.
+//!
+//! [`join_room`] offers this device's camera and microphone to the SFU of a
+//! conversation and returns once the SFU answered. A task then answers every
+//! later offer of the SFU, which adds or removes the streams of the other
+//! participants, and keeps the list of participants current. Remote media
+//! arrives on the [`StreamSinks`](hearth_media::StreamSinks) given in the
+//! options, tagged with the participant id of its sender.
+
+use std::time::Duration;
+
+use hearth_media::{Answerer, MediaPeer, PeerConfig, PeerEvent, RemoteSinks, SendMedia};
+use hearth_proto::chat::ConversationId;
+use hearth_proto::{ClientMessage, RoomParticipant, RoomParticipantId, RoomView, ServerMessage};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+use crate::error::{ClientError, Result};
+use crate::signal::SignalConnection;
+
+/// How long the SFU may take to answer a join, and the media connection to
+/// come up after that.
+pub const JOIN_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Settings of a group call.
+#[derive(Debug, Default)]
+pub struct RoomOptions {
+    pub peer: PeerConfig,
+    pub send: SendMedia,
+    /// Where decoded remote media goes; `streams` should be set, because an
+    /// SFU sends one stream per participant.
+    pub sinks: RemoteSinks,
+}
+
+/// Who is in the room, as the SFU last told.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Roster {
+    pub participants: Vec<RoomParticipant>,
+    pub active_speaker: Option<RoomParticipantId>,
+}
+
+/// Why this device is no longer in the room.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RoomEnd {
+    /// [`RoomCall::leave`] was called.
+    Left,
+    /// The SFU removed this device; the reason is for people.
+    Removed(String),
+    /// The media connection failed.
+    MediaFailed,
+    /// The signalling connection closed.
+    SignalLost,
+}
+
+/// This device in a group call.
+pub struct RoomCall {
+    pub conversation_id: ConversationId,
+    /// This device's id in the room.
+    pub participant_id: RoomParticipantId,
+    /// The media session with the SFU; start sending with
+    /// [`MediaPeer::start_live`] or the file senders.
+    pub peer: MediaPeer,
+    roster: watch::Receiver<Roster>,
+    outgoing: mpsc::UnboundedSender<ClientMessage>,
+    task: JoinHandle<RoomEnd>,
+}
+
+/// Joins the group call of a conversation. Only members may join; the
+/// server answers others with a `not_member` error, returned here as
+/// [`ClientError::Server`].
+pub async fn join_room(
+    mut signal: SignalConnection,
+    conversation_id: ConversationId,
+    options: RoomOptions,
+) -> Result<RoomCall> {
+    let mut peer = MediaPeer::new(&options.peer, options.send, options.sinks).await?;
+    let offer = peer.create_offer().await?;
+    signal.send(ClientMessage::JoinRoom {
+        conversation_id,
+        sdp: offer,
+    })?;
+    let (participant_id, answer, roster) =
+        tokio::time::timeout(JOIN_TIMEOUT, wait_joined(&mut signal, conversation_id))
+            .await
+            .map_err(|_| ClientError::Timeout {
+                what: "the server's answer to joining the call".into(),
+                seconds: JOIN_TIMEOUT.as_secs(),
+            })??;
+    peer.set_answer(&answer).await?;
+    let mut events = peer.take_events();
+    tokio::time::timeout(JOIN_TIMEOUT, wait_connected(&mut events))
+        .await
+        .map_err(|_| ClientError::Timeout {
+            what: "the media connection to the server".into(),
+            seconds: JOIN_TIMEOUT.as_secs(),
+        })??;
+    tracing::info!(%conversation_id, participant_id, "joined the group call");
+    let (roster_tx, roster_rx) = watch::channel(roster);
+    let (outgoing, outgoing_rx) = mpsc::unbounded_channel();
+    let task = tokio::spawn(follow(
+        signal,
+        conversation_id,
+        peer.answerer(),
+        events,
+        roster_tx,
+        outgoing_rx,
+    ));
+    Ok(RoomCall {
+        conversation_id,
+        participant_id,
+        peer,
+        roster: roster_rx,
+        outgoing,
+        task,
+    })
+}
+
+impl RoomCall {
+    /// Follows the list of participants.
+    pub fn roster(&self) -> watch::Receiver<Roster> {
+        self.roster.clone()
+    }
+
+    /// Tells the others about this device's microphone and camera, and the
+    /// size of the picture it sends.
+    pub fn set_media(&self, audio_muted: bool, video_off: bool, video_size: Option<(u32, u32)>) {
+        let (video_width, video_height) = video_size.unwrap_or((0, 0));
+        self.send(ClientMessage::SetRoomMedia {
+            conversation_id: self.conversation_id,
+            audio_muted,
+            video_off,
+            video_width,
+            video_height,
+        });
+    }
+
+    /// Tells the SFU at which size this device shows each participant.
+    pub fn set_views(&self, views: Vec<RoomView>) {
+        self.send(ClientMessage::SetRoomViews {
+            conversation_id: self.conversation_id,
+            views,
+        });
+    }
+
+    fn send(&self, message: ClientMessage) {
+        // A closed channel means the room already ended, which `ended` reports.
+        let _ = self.outgoing.send(message);
+    }
+
+    /// Waits until this device leaves the room for any reason.
+    pub async fn ended(&mut self) -> RoomEnd {
+        match (&mut self.task).await {
+            Ok(end) => end,
+            Err(_) => RoomEnd::SignalLost,
+        }
+    }
+
+    /// Leaves the room and closes the media session.
+    pub async fn leave(self) -> RoomEnd {
+        self.send(ClientMessage::LeaveRoom {
+            conversation_id: self.conversation_id,
+        });
+        let end = match tokio::time::timeout(Duration::from_secs(5), self.task).await {
+            Ok(Ok(RoomEnd::Removed(_))) | Err(_) => RoomEnd::Left,
+            Ok(Ok(end)) => end,
+            Ok(Err(_)) => RoomEnd::SignalLost,
+        };
+        self.peer.close().await;
+        end
+    }
+}
+
+async fn wait_joined(
+    signal: &mut SignalConnection,
+    conversation_id: ConversationId,
+) -> Result<(RoomParticipantId, String, Roster)> {
+    let mut roster = Roster::default();
+    loop {
+        match signal.recv().await.ok_or(ClientError::Disconnected)? {
+            ServerMessage::RoomJoined {
+                conversation_id: id,
+                participant_id,
+                sdp,
+            } if id == conversation_id => return Ok((participant_id, sdp, roster)),
+            ServerMessage::RoomState {
+                conversation_id: id,
+                participants,
+                active_speaker,
+            } if id == conversation_id => {
+                roster = Roster {
+                    participants,
+                    active_speaker,
+                };
+            }
+            ServerMessage::Error {
+                code,
+                message,
+                conversation_id: Some(id),
+                ..
+            } if id == conversation_id => return Err(ClientError::Server { code, message }),
+            other => tracing::debug!(?other, "ignoring a frame while joining the call"),
+        }
+    }
+}
+
+async fn wait_connected(events: &mut mpsc::UnboundedReceiver<PeerEvent>) -> Result<()> {
+    loop {
+        match events.recv().await {
+            Some(PeerEvent::Connected) => return Ok(()),
+            Some(PeerEvent::Failed | PeerEvent::Closed) | None => {
+                return Err(ClientError::CallEnded(
+                    "the media connection to the server's SFU failed; check that UDP to the \
+                     server is allowed"
+                        .into(),
+                ));
+            }
+            Some(_) => {}
+        }
+    }
+}
+
+/// Answers the SFU's offers and follows the roster until the room ends.
+async fn follow(
+    mut signal: SignalConnection,
+    conversation_id: ConversationId,
+    answerer: Answerer,
+    mut events: mpsc::UnboundedReceiver<PeerEvent>,
+    roster: watch::Sender<Roster>,
+    mut outgoing: mpsc::UnboundedReceiver<ClientMessage>,
+) -> RoomEnd {
+    loop {
+        tokio::select! {
+            frame = signal.recv() => {
+                let Some(frame) = frame else { return RoomEnd::SignalLost };
+                match frame {
+                    ServerMessage::RoomOffer { conversation_id: id, sdp } if id == conversation_id => {
+                        match answerer.accept_offer(&sdp).await {
+                            Ok(answer) => {
+                                if signal.send(ClientMessage::RoomAnswer { conversation_id, sdp: answer }).is_err() {
+                                    return RoomEnd::SignalLost;
+                                }
+                            }
+                            Err(error) => {
+                                tracing::warn!(%error, "cannot answer the SFU's offer; leaving the call");
+                                let _ = signal.send(ClientMessage::LeaveRoom { conversation_id });
+                                return RoomEnd::MediaFailed;
+                            }
+                        }
+                    }
+                    ServerMessage::RoomState { conversation_id: id, participants, active_speaker } if id == conversation_id => {
+                        roster.send_replace(Roster { participants, active_speaker });
+                    }
+                    ServerMessage::RoomLeft { conversation_id: id, reason } if id == conversation_id => {
+                        return RoomEnd::Removed(reason);
+                    }
+                    other => tracing::debug!(?other, "ignoring a frame during the call"),
+                }
+            }
+            message = outgoing.recv() => {
+                if let Some(message) = message
+                    && signal.send(message).is_err()
+                {
+                    return RoomEnd::SignalLost;
+                }
+            }
+            event = events.recv() => {
+                match event {
+                    Some(PeerEvent::Failed | PeerEvent::Closed) | None => {
+                        let _ = signal.send(ClientMessage::LeaveRoom { conversation_id });
+                        return RoomEnd::MediaFailed;
+                    }
+                    Some(event) => tracing::debug!(?event, "media connection event"),
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,298 @@
+//! Group calls through the server's SFU, with headless clients on real media
+//! and the real server on loopback.
+
+mod common;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hearth_client::room::{self, RoomEnd, RoomOptions};
+use hearth_client::session::Session;
+use hearth_media::PeerConfig;
+use hearth_media::receive::{DecodedAudio, DecodedVideo};
+use hearth_media::source::VideoClip;
+use hearth_media::source::wav::AudioClip;
+use hearth_media::{RemoteSinks, SendMedia, StreamSinks};
+use hearth_proto::chat::ConversationId;
+use hearth_proto::{ErrorCode, RoomParticipantId, RoomView};
+use tokio::sync::mpsc;
+
+/// How long each participant sends.
+const SECONDS: f64 = 4.0;
+
+/// Calls run one at a time: two at once need more CPU than a 2-core machine
+/// has, and the frames they lose would fail both.
+static ONE_CALL_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// What one participant received from each other participant.
+#[derive(Debug, Default)]
+struct Received {
+    video_frames: HashMap<String, usize>,
+    /// The size of the last frame decoded from each participant.
+    video_sizes: HashMap<String, (usize, usize)>,
+    audio_samples: HashMap<String, usize>,
+    /// Whether the roster ever named an active speaker.
+    saw_active_speaker: bool,
+}
+
+/// Joins the room, sends the clips for `SECONDS`, waits for the others and
+/// leaves. Returns this participant's id and what it received.
+async fn take_part(
+    session: Session,
+    conversation_id: ConversationId,
+    clip: Arc<VideoClip>,
+    speech: Arc<AudioClip>,
+    others: usize,
+    view: Option<(u32, u32)>,
+    simulcast: bool,
+) -> (RoomParticipantId, Received) {
+    let (video_tx, mut video_rx) = mpsc::channel::<(String, DecodedVideo)>(512);
+    let (audio_tx, mut audio_rx) = mpsc::channel::<(String, DecodedAudio)>(2048);
+    let options = RoomOptions {
+        peer: PeerConfig {
+            simulcast,
+            ..common::loopback_peer()
+        },
+        send: SendMedia {
+            video: true,
+            audio: true,
+        },
+        sinks: RemoteSinks {
+            streams: Some(StreamSinks {
+                video: video_tx,
+                audio: audio_tx,
+            }),
+            ..RemoteSinks::default()
+        },
+    };
+    let signal = session.call_signal().unwrap();
+    let mut call = room::join_room(signal, conversation_id, options)
+        .await
+        .unwrap();
+    let id = call.participant_id;
+    // Everyone sends only once the whole group is in, so that every
+    // participant sees every stream from its start.
+    let mut roster = call.roster();
+    tokio::time::timeout(
+        Duration::from_secs(20),
+        roster.wait_for(|r| r.participants.len() == others + 1),
+    )
+    .await
+    .expect("everyone joins within 20 s")
+    .unwrap();
+    if let Some((width, height)) = view {
+        let views = roster
+            .borrow()
+            .participants
+            .iter()
+            .filter(|p| p.id != id)
+            .map(|p| RoomView {
+                participant_id: p.id,
+                width,
+                height,
+            })
+            .collect();
+        call.set_views(views);
+    }
+    call.set_media(
+        false,
+        false,
+        Some((clip.width() as u32, clip.height() as u32)),
+    );
+    call.peer.start_video(clip, SECONDS, 300_000).await.unwrap();
+    call.peer.start_audio(speech, SECONDS).await.unwrap();
+
+    let mut received = Received::default();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs_f64(SECONDS + 2.0);
+    loop {
+        tokio::select! {
+            Some((stream, video)) = video_rx.recv() => {
+                received
+                    .video_sizes
+                    .insert(stream.clone(), (video.frame.width, video.frame.height));
+                *received.video_frames.entry(stream).or_default() += 1;
+            }
+            Some((stream, audio)) = audio_rx.recv() => {
+                *received.audio_samples.entry(stream).or_default() += audio.samples.len();
+            }
+            () = tokio::time::sleep_until(deadline) => break,
+        }
+        if roster.borrow().active_speaker.is_some() {
+            received.saw_active_speaker = true;
+        }
+    }
+    let end = call.leave().await;
+    assert_eq!(end, RoomEnd::Left);
+    session.close().await;
+    (id, received)
+}
+
+/// Runs a group call in which the first participant shows everyone else at
+/// `first_view` and the others show everyone at full size. Returns each
+/// participant's id and what it received, the first participant first.
+async fn group_call(
+    participants: usize,
+    first_view: Option<(u32, u32)>,
+    simulcast: bool,
+) -> Vec<(RoomParticipantId, Received)> {
+    let _alone = ONE_CALL_AT_A_TIME.lock().await;
+    let server = common::start_server().await;
+    let names: Vec<String> = (0..participants).map(|i| format!("user{i}")).collect();
+    for name in &names {
+        server.add_user(name).await;
+    }
+    let folder = tempfile::tempdir().unwrap();
+    let mut sessions = Vec::new();
+    for name in &names {
+        let database = folder.path().join(format!("{name}.sqlite3"));
+        sessions.push(server.online_session(name, &database).await);
+    }
+    let group = sessions[0]
+        .create_group("standup", &names[1..])
+        .await
+        .unwrap();
+    for session in &sessions[1..] {
+        common::eventually("every member to see the group", || {
+            session.conversation(group.id).is_ok()
+        })
+        .await;
+    }
+    let clip =
+        Arc::new(hearth_media::source::load_video(&common::media("video/BA1_FT_C.264")).unwrap());
+    let speech = Arc::new(
+        hearth_media::source::wav::load(&common::media(
+            "speech/librivox_sense_and_sensibility_0870.wav",
+        ))
+        .unwrap(),
+    );
+    let tasks: Vec<_> = sessions
+        .into_iter()
+        .enumerate()
+        .map(|(index, session)| {
+            tokio::spawn(take_part(
+                session,
+                group.id,
+                clip.clone(),
+                speech.clone(),
+                participants - 1,
+                if index == 0 { first_view } else { None },
+                simulcast,
+            ))
+        })
+        .collect();
+    let mut results = Vec::new();
+    for task in tasks {
+        results.push(task.await.unwrap());
+    }
+
+    let ids: Vec<RoomParticipantId> = results.iter().map(|(id, _)| *id).collect();
+    // Everyone starts sending once the roster is complete, but the SFU adds
+    // the last joiner's streams to each other participant one offer at a
+    // time, which can take up to a second on a loaded 2-core machine. Frames
+    // sent before a stream is negotiated are not forwarded, so the first
+    // second does not count.
+    let sent_frames = ((SECONDS - 1.0) * 25.0) as usize;
+    for (id, received) in &results {
+        for other in ids.iter().filter(|other| *other != id) {
+            let frames = received
+                .video_frames
+                .get(&other.to_string())
+                .copied()
+                .unwrap_or(0);
+            assert!(
+                frames * 100 >= sent_frames * 85,
+                "participant {id} decoded {frames} frames from {other}, fewer than 85 % of the \
+                 {sent_frames} sent after the first second; \
+                 everything received: {received:?}"
+            );
+            let samples = received
+                .audio_samples
+                .get(&other.to_string())
+                .copied()
+                .unwrap_or(0);
+            assert!(
+                samples as f64 >= 48_000.0 * SECONDS * 0.8,
+                "participant {id} got {samples} audio samples from {other}"
+            );
+        }
+        assert!(
+            !received.video_frames.contains_key(&id.to_string()),
+            "participant {id} received its own video"
+        );
+        // Everyone reads speech aloud, so someone is always the loudest.
+        assert!(
+            received.saw_active_speaker,
+            "participant {id} never saw an active speaker"
+        );
+    }
+    results
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_people_decode_each_other() {
+    // Without simulcast: five senders with three layers each need more CPU
+    // than this 2-core machine has beside twenty decoders.
+    let results = group_call(5, None, false).await;
+    for (id, received) in &results {
+        for (sender, size) in &received.video_sizes {
+            assert_eq!(
+                *size,
+                (352, 288),
+                "participant {id} got {sender} at {size:?}"
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn small_view_gets_the_quarter_layer() {
+    let results = group_call(3, Some((80, 60)), true).await;
+    let (first, received) = &results[0];
+    for (sender, size) in &received.video_sizes {
+        assert_eq!(
+            *size,
+            (88, 72),
+            "participant {first} showing {sender} small got {size:?}"
+        );
+    }
+    // The others show everyone at full size. Their bandwidth estimates may
+    // still pick the half layer when the CPU is busy, but never the quarter.
+    for (id, received) in &results[1..] {
+        for (sender, size) in &received.video_sizes {
+            assert!(size.0 > 88, "participant {id} got {sender} at {size:?}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn non_member_cannot_join() {
+    let server = common::start_server().await;
+    for name in ["alice", "bob", "mallory"] {
+        server.add_user(name).await;
+    }
+    let folder = tempfile::tempdir().unwrap();
+    let alice = server
+        .online_session("alice", &folder.path().join("alice.sqlite3"))
+        .await;
+    let mallory = server
+        .online_session("mallory", &folder.path().join("mallory.sqlite3"))
+        .await;
+    let group = alice
+        .create_group("private", &["bob".to_owned()])
+        .await
+        .unwrap();
+
+    let options = RoomOptions {
+        peer: common::loopback_peer(),
+        ..RoomOptions::default()
+    };
+    let result = room::join_room(mallory.call_signal().unwrap(), group.id, options).await;
+    match result {
+        Err(hearth_client::ClientError::Server { code, .. }) => {
+            assert_eq!(code, ErrorCode::NotMember);
+        }
+        Err(other) => panic!("expected not_member, got {other}"),
+        Ok(_) => panic!("a non-member joined the call"),
+    }
+}

@@ -1,0 +1,516 @@
+//! One device in a room: its str0m session, the streams it sends and the
+//! streams of others that it receives.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hearth_proto::RoomParticipantId;
+use str0m::bwe::{Bitrate, BweKind};
+use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
+use str0m::config::CryptoProvider;
+use str0m::media::{Direction, KeyframeRequestKind, MediaData, MediaKind, Mid, Rid};
+use str0m::net::Transmit;
+use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc, RtcError};
+
+use super::layers::{self, Constraints, Forward, Layer, LayerState};
+use crate::signal::machine::ConnId;
+
+/// The bitrate the bandwidth estimate of a new receiver starts from.
+const INITIAL_ESTIMATE: Bitrate = Bitrate::kbps(1000);
+/// How much of the estimate video may use; the rest covers audio, RTCP and
+/// the estimate's own error.
+const VIDEO_SHARE_OF_ESTIMATE: f64 = 0.85;
+/// How long a participant may take from joining to a connected session.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// What one participant's session produced for the room.
+#[derive(Debug)]
+pub enum Propagated {
+    /// A datagram to send from one of the SFU's sockets.
+    Transmit(Transmit),
+    /// The participant publishes a new stream.
+    TrackOpened { mid: Mid, kind: MediaKind },
+    /// A frame to forward to the others.
+    Media(Box<MediaData>),
+    /// A receiver asks for a keyframe of the stream it gets on `mid`.
+    KeyframeRequest { mid: Mid },
+    /// An offer to send to the participant's device.
+    Offer(Box<SdpOffer>),
+}
+
+/// A stream this participant publishes.
+struct TrackIn {
+    mid: Mid,
+    kind: MediaKind,
+    /// Bytes received per layer in the current measuring second.
+    layer_bytes: HashMap<Option<Rid>, u64>,
+    /// Bitrates per layer measured over the last full second.
+    layer_rates: HashMap<Option<Rid>, u64>,
+    last_keyframe_request: HashMap<Option<Rid>, Instant>,
+}
+
+/// A stream of another participant that this participant receives.
+struct TrackOut {
+    source: RoomParticipantId,
+    source_mid: Mid,
+    kind: MediaKind,
+    state: TrackOutState,
+    layer: LayerState,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TrackOutState {
+    ToOpen,
+    Negotiating(Mid),
+    Open(Mid),
+    ToStop(Mid),
+    NegotiatingStop(Mid),
+}
+
+impl TrackOut {
+    fn mid(&self) -> Option<Mid> {
+        match self.state {
+            TrackOutState::ToOpen => None,
+            TrackOutState::Negotiating(mid)
+            | TrackOutState::Open(mid)
+            | TrackOutState::ToStop(mid)
+            | TrackOutState::NegotiatingStop(mid) => Some(mid),
+        }
+    }
+}
+
+pub struct Participant {
+    pub id: RoomParticipantId,
+    pub conn: ConnId,
+    pub user: String,
+    pub audio_muted: bool,
+    pub video_off: bool,
+    /// The size of the camera's top layer as the device reported it.
+    pub video_size: Option<(u32, u32)>,
+    rtc: Rtc,
+    joined_at: Instant,
+    connected: bool,
+    tracks_in: Vec<TrackIn>,
+    tracks_out: Vec<TrackOut>,
+    pending: Option<SdpPendingOffer>,
+    views: HashMap<RoomParticipantId, (u32, u32)>,
+    estimate: Option<Bitrate>,
+    /// Addresses this session received from, for routing datagrams.
+    pub remote_addrs: Vec<SocketAddr>,
+    queued: VecDeque<Propagated>,
+}
+
+impl Participant {
+    /// Creates the session and answers the device's offer.
+    pub fn join(
+        now: Instant,
+        id: RoomParticipantId,
+        conn: ConnId,
+        user: String,
+        candidates: &[SocketAddr],
+        crypto: &Arc<CryptoProvider>,
+        offer: &str,
+    ) -> Result<(Self, SdpAnswer), String> {
+        let offer = SdpOffer::from_sdp_string(offer)
+            .map_err(|error| format!("the offer is not valid SDP ({error})"))?;
+        let mut rtc = Rtc::builder()
+            .set_crypto_provider(Arc::clone(crypto))
+            .set_ice_lite(true)
+            .enable_bwe(Some(INITIAL_ESTIMATE))
+            .build(now);
+        for addr in candidates {
+            match Candidate::host(*addr, "udp") {
+                Ok(candidate) => {
+                    rtc.add_local_candidate(candidate);
+                }
+                Err(error) => tracing::warn!(%addr, %error, "skipped an SFU address"),
+            }
+        }
+        let answer = rtc
+            .sdp_api()
+            .accept_offer(offer)
+            .map_err(|error| format!("the offer was rejected ({error})"))?;
+        let participant = Self {
+            id,
+            conn,
+            user,
+            audio_muted: false,
+            video_off: false,
+            video_size: None,
+            rtc,
+            joined_at: now,
+            connected: false,
+            tracks_in: Vec::new(),
+            tracks_out: Vec::new(),
+            pending: None,
+            views: HashMap::new(),
+            estimate: None,
+            remote_addrs: Vec::new(),
+            queued: VecDeque::new(),
+        };
+        Ok((participant, answer))
+    }
+
+    pub fn is_alive(&self) -> bool {
+        self.rtc.is_alive()
+    }
+
+    /// Returns whether the session failed to connect in time.
+    pub fn connect_timed_out(&self, now: Instant) -> bool {
+        !self.connected && now.duration_since(self.joined_at) > CONNECT_TIMEOUT
+    }
+
+    pub fn accepts(&self, input: &Input<'_>) -> bool {
+        self.rtc.accepts(input)
+    }
+
+    pub fn handle_input(&mut self, input: Input<'_>) {
+        if !self.rtc.is_alive() {
+            return;
+        }
+        if let Err(error) = self.rtc.handle_input(input) {
+            tracing::info!(participant = self.id, %error, "media session failed; disconnecting");
+            self.rtc.disconnect();
+        }
+    }
+
+    pub fn disconnect(&mut self) {
+        self.rtc.disconnect();
+    }
+
+    /// Returns the next thing for the room, or the time of the next timeout.
+    pub fn poll(&mut self) -> Result<Propagated, Instant> {
+        if let Some(queued) = self.queued.pop_front() {
+            return Ok(queued);
+        }
+        if !self.rtc.is_alive() {
+            return Err(far_future());
+        }
+        if let Some(offer) = self.negotiate_if_needed() {
+            return Ok(Propagated::Offer(Box::new(offer)));
+        }
+        loop {
+            let output = match self.rtc.poll_output() {
+                Ok(output) => output,
+                Err(error) => {
+                    tracing::info!(participant = self.id, %error, "media session failed; disconnecting");
+                    self.rtc.disconnect();
+                    return Err(far_future());
+                }
+            };
+            match output {
+                Output::Timeout(at) => return Err(at),
+                Output::Transmit(transmit) => return Ok(Propagated::Transmit(transmit)),
+                Output::Event(event) => {
+                    if let Some(propagated) = self.on_event(event) {
+                        return Ok(propagated);
+                    }
+                }
+            }
+        }
+    }
+
+    fn on_event(&mut self, event: Event) -> Option<Propagated> {
+        match event {
+            Event::Connected => {
+                tracing::info!(participant = self.id, "media session connected");
+                self.connected = true;
+                None
+            }
+            Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
+                tracing::info!(participant = self.id, "ICE disconnected");
+                self.rtc.disconnect();
+                None
+            }
+            Event::MediaAdded(added) if added.direction.is_receiving() => {
+                self.tracks_in.push(TrackIn {
+                    mid: added.mid,
+                    kind: added.kind,
+                    layer_bytes: HashMap::new(),
+                    layer_rates: HashMap::new(),
+                    last_keyframe_request: HashMap::new(),
+                });
+                Some(Propagated::TrackOpened {
+                    mid: added.mid,
+                    kind: added.kind,
+                })
+            }
+            Event::MediaData(data) => {
+                if let Some(track) = self.tracks_in.iter_mut().find(|t| t.mid == data.mid) {
+                    *track.layer_bytes.entry(data.rid).or_default() += data.data.len() as u64;
+                }
+                Some(Propagated::Media(Box::new(data)))
+            }
+            Event::KeyframeRequest(request) => {
+                Some(Propagated::KeyframeRequest { mid: request.mid })
+            }
+            Event::EgressBitrateEstimate(BweKind::Twcc { estimate, .. }) => {
+                self.estimate = Some(estimate);
+                None
+            }
+            _ => None,
+        }
+    }
+
+    /// Starts an offer when streams of others wait to be added or removed
+    /// and no offer is outstanding.
+    fn negotiate_if_needed(&mut self) -> Option<SdpOffer> {
+        if self.pending.is_some() {
+            return None;
+        }
+        let mut change = self.rtc.sdp_api();
+        for track in &mut self.tracks_out {
+            match track.state {
+                TrackOutState::ToOpen => {
+                    let mid = change.add_media(
+                        track.kind,
+                        Direction::SendOnly,
+                        Some(track.source.to_string()),
+                        Some(format!("{}-{}", track.source, track.source_mid)),
+                        None,
+                    );
+                    track.state = TrackOutState::Negotiating(mid);
+                }
+                TrackOutState::ToStop(mid) => {
+                    change.stop_media(mid);
+                    track.state = TrackOutState::NegotiatingStop(mid);
+                }
+                _ => {}
+            }
+        }
+        let (offer, pending) = change.apply()?;
+        self.pending = Some(pending);
+        Some(offer)
+    }
+
+    /// Applies the device's answer to the outstanding offer. Returns the
+    /// video streams it opened, whose senders should send a keyframe so that
+    /// the picture starts at once.
+    pub fn accept_answer(&mut self, sdp: &str) -> Result<Vec<(RoomParticipantId, Mid)>, String> {
+        let answer = SdpAnswer::from_sdp_string(sdp)
+            .map_err(|error| format!("the answer is not valid SDP ({error})"))?;
+        let Some(pending) = self.pending.take() else {
+            return Err("no offer from the server is waiting for an answer".into());
+        };
+        self.rtc
+            .sdp_api()
+            .accept_answer(pending, answer)
+            .map_err(|error: RtcError| format!("the answer was rejected ({error})"))?;
+        let mut opened = Vec::new();
+        for track in &mut self.tracks_out {
+            if let TrackOutState::Negotiating(mid) = track.state {
+                track.state = TrackOutState::Open(mid);
+                if track.kind == MediaKind::Video {
+                    opened.push((track.source, track.source_mid));
+                }
+            }
+        }
+        self.tracks_out
+            .retain(|t| !matches!(t.state, TrackOutState::NegotiatingStop(_)));
+        Ok(opened)
+    }
+
+    /// Adds a stream of another participant to receive.
+    pub fn add_source(&mut self, source: RoomParticipantId, source_mid: Mid, kind: MediaKind) {
+        self.tracks_out.push(TrackOut {
+            source,
+            source_mid,
+            kind,
+            state: TrackOutState::ToOpen,
+            layer: LayerState::default(),
+        });
+    }
+
+    /// Stops every stream received from `source`.
+    pub fn remove_source(&mut self, source: RoomParticipantId) {
+        self.views.remove(&source);
+        self.tracks_out.retain_mut(|track| {
+            if track.source != source {
+                return true;
+            }
+            match track.state {
+                TrackOutState::ToOpen => false,
+                TrackOutState::Negotiating(mid) | TrackOutState::Open(mid) => {
+                    track.state = TrackOutState::ToStop(mid);
+                    true
+                }
+                TrackOutState::ToStop(_) | TrackOutState::NegotiatingStop(_) => true,
+            }
+        });
+    }
+
+    /// Returns the streams this participant publishes, for a newcomer.
+    pub fn published(&self) -> Vec<(Mid, MediaKind)> {
+        self.tracks_in.iter().map(|t| (t.mid, t.kind)).collect()
+    }
+
+    pub fn set_views(&mut self, views: HashMap<RoomParticipantId, (u32, u32)>) {
+        self.views = views;
+    }
+
+    /// Forwards one frame of `source` on the matching stream. Returns the rid
+    /// whose keyframe this receiver needs from the source, if any.
+    pub fn forward(
+        &mut self,
+        now: Instant,
+        source: RoomParticipantId,
+        data: &MediaData,
+    ) -> Option<Option<Rid>> {
+        let track = self
+            .tracks_out
+            .iter_mut()
+            .find(|t| t.source == source && t.source_mid == data.mid)?;
+        let TrackOutState::Open(mid) = track.state else {
+            return None;
+        };
+        let mut keyframe_wanted = None;
+        if let Some(rid) = data.rid {
+            if track.layer.target.is_none() {
+                track.layer.set_target(rid);
+            }
+            if let Some(wanted) = track.layer.keyframe_request(now) {
+                keyframe_wanted = Some(Some(wanted));
+            }
+            let was = track.layer.current;
+            if track.layer.on_frame(rid, data.is_keyframe()) == Forward::Drop {
+                return keyframe_wanted;
+            }
+            if was != track.layer.current {
+                tracing::debug!(participant = self.id, source, rid = ?rid, "layer switched");
+            }
+        }
+        let writer = self.rtc.writer(mid)?;
+        let pt = writer.match_params(data.params)?;
+        if let Err(error) = writer.write(pt, data.network_time, data.time, data.data.clone()) {
+            tracing::info!(participant = self.id, %error, "forwarding failed; disconnecting");
+            self.rtc.disconnect();
+        }
+        keyframe_wanted
+    }
+
+    /// Asks this participant's device for a keyframe of the stream it
+    /// publishes on `mid`, at most once per interval for each layer.
+    pub fn request_keyframe(&mut self, now: Instant, mid: Mid, rid: Option<Rid>) {
+        let Some(track) = self.tracks_in.iter_mut().find(|t| t.mid == mid) else {
+            return;
+        };
+        if track
+            .last_keyframe_request
+            .get(&rid)
+            .is_some_and(|last| now.duration_since(*last) < layers::KEYFRAME_REQUEST_INTERVAL)
+        {
+            return;
+        }
+        let Some(mut writer) = self.rtc.writer(mid) else {
+            return;
+        };
+        match writer.request_keyframe(rid, KeyframeRequestKind::Pli) {
+            Ok(()) => {
+                track.last_keyframe_request.insert(rid, now);
+            }
+            Err(error) => tracing::debug!(participant = self.id, %error, "keyframe request failed"),
+        }
+    }
+
+    /// Maps a keyframe request on one of this participant's received streams
+    /// to the source stream and the layer being forwarded.
+    pub fn keyframe_source(&self, mid: Mid) -> Option<(RoomParticipantId, Mid, Option<Rid>)> {
+        let track = self.tracks_out.iter().find(|t| t.mid() == Some(mid))?;
+        Some((track.source, track.source_mid, track.layer.current))
+    }
+
+    /// Ends the measuring second: turns the bytes counted per layer into
+    /// bitrates.
+    pub fn roll_rates(&mut self, elapsed: Duration) {
+        let seconds = elapsed.as_secs_f64().max(0.001);
+        for track in &mut self.tracks_in {
+            track.layer_rates = track
+                .layer_bytes
+                .drain()
+                .map(|(rid, bytes)| (rid, (bytes as f64 * 8.0 / seconds) as u64))
+                .collect();
+        }
+    }
+
+    /// Returns the layers of a published stream, highest bitrate first.
+    pub fn layers(&self, mid: Mid) -> Vec<Layer> {
+        let Some(track) = self.tracks_in.iter().find(|t| t.mid == mid) else {
+            return Vec::new();
+        };
+        let mut layers: Vec<Layer> = track
+            .layer_rates
+            .iter()
+            .filter_map(|(rid, bitrate_bps)| {
+                Some(Layer {
+                    rid: (*rid)?,
+                    bitrate_bps: *bitrate_bps,
+                })
+            })
+            .collect();
+        layers.sort_by_key(|layer| std::cmp::Reverse(layer.bitrate_bps));
+        layers
+    }
+
+    /// The video streams this participant receives, with their sources, for
+    /// choosing layers.
+    pub fn received_video(&self) -> Vec<(RoomParticipantId, Mid)> {
+        self.tracks_out
+            .iter()
+            .filter(|t| t.kind == MediaKind::Video && matches!(t.state, TrackOutState::Open(_)))
+            .map(|t| (t.source, t.source_mid))
+            .collect()
+    }
+
+    /// The constraints for the stream of `source`, sharing the estimate
+    /// evenly among `video_streams` streams.
+    pub fn constraints(
+        &self,
+        source: RoomParticipantId,
+        top_size: Option<(u32, u32)>,
+        video_streams: usize,
+    ) -> Constraints {
+        Constraints {
+            top_size,
+            view: self.views.get(&source).copied(),
+            share_bps: self.estimate.map(|estimate| {
+                (estimate.as_f64() * VIDEO_SHARE_OF_ESTIMATE / video_streams.max(1) as f64) as u64
+            }),
+        }
+    }
+
+    /// The layer being forwarded of one received stream, or the one a
+    /// pending switch goes to.
+    pub fn target_layer(&self, source: RoomParticipantId, source_mid: Mid) -> Option<Rid> {
+        self.tracks_out
+            .iter()
+            .find(|t| t.source == source && t.source_mid == source_mid)
+            .and_then(|t| t.layer.target.or(t.layer.current))
+    }
+
+    /// Sets the layer to forward of one received stream.
+    pub fn set_layer(&mut self, source: RoomParticipantId, source_mid: Mid, rid: Rid) {
+        if let Some(track) = self
+            .tracks_out
+            .iter_mut()
+            .find(|t| t.source == source && t.source_mid == source_mid)
+            && track.layer.target != Some(rid)
+        {
+            tracing::debug!(participant = self.id, source, rid = ?rid, "switching layer");
+            track.layer.set_target(rid);
+        }
+    }
+
+    /// Tells the bandwidth estimator how much this receiver would take if
+    /// every stream were sent at its top layer, so that it probes up to it.
+    pub fn set_desired_bitrate(&mut self, desired_bps: u64) {
+        self.rtc
+            .bwe()
+            .set_desired_bitrate(Bitrate::bps(desired_bps));
+    }
+}
+
+fn far_future() -> Instant {
+    Instant::now() + Duration::from_secs(3600)
+}

@@ -1,0 +1,578 @@
+//! The SFU's rooms and the forwarding between their participants, without
+//! I/O: commands, datagrams and timeouts go in with the current time;
+//! datagrams to send and signalling frames come out of [`Router::poll_output`].
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hearth_proto::chat::ConversationId;
+use hearth_proto::{RoomParticipant, RoomParticipantId, ServerMessage};
+use str0m::Input;
+use str0m::config::CryptoProvider;
+use str0m::media::MediaData;
+use str0m::net::{Protocol, Receive, Transmit};
+
+use super::Command;
+use super::layers;
+use super::participant::{Participant, Propagated};
+use super::speaker::SpeakerDetector;
+use crate::signal::machine::ConnId;
+
+/// How often layer choices and bitrates are re-evaluated.
+const EVALUATE_INTERVAL: Duration = Duration::from_millis(500);
+
+/// Something for the I/O layer to do.
+#[derive(Debug)]
+pub enum RouterOutput {
+    Transmit(Transmit),
+    /// A frame for one device.
+    Reply {
+        conn: ConnId,
+        message: ServerMessage,
+    },
+    /// A frame for every device of these users.
+    Push {
+        users: Vec<String>,
+        message: ServerMessage,
+    },
+}
+
+struct Room {
+    /// Every member of the conversation, who are told who is in the call.
+    members: Vec<String>,
+    participants: Vec<Participant>,
+    speakers: SpeakerDetector,
+}
+
+pub struct Router {
+    candidates: Vec<SocketAddr>,
+    crypto: Arc<CryptoProvider>,
+    rooms: HashMap<ConversationId, Room>,
+    next_participant: RoomParticipantId,
+    outputs: VecDeque<RouterOutput>,
+    /// The room of the participant each remote address belongs to.
+    routes: HashMap<SocketAddr, (ConversationId, RoomParticipantId)>,
+    next_timeout: Instant,
+    last_evaluation: Instant,
+}
+
+impl Router {
+    /// Creates a router whose sessions announce `candidates`, the addresses
+    /// of the SFU's UDP sockets.
+    pub fn new(now: Instant, candidates: Vec<SocketAddr>) -> Self {
+        Self {
+            candidates,
+            crypto: Arc::new(str0m::crypto::from_feature_flags()),
+            rooms: HashMap::new(),
+            next_participant: 1,
+            outputs: VecDeque::new(),
+            routes: HashMap::new(),
+            next_timeout: now,
+            last_evaluation: now,
+        }
+    }
+
+    pub fn poll_output(&mut self) -> Option<RouterOutput> {
+        self.outputs.pop_front()
+    }
+
+    /// The time by which [`handle_timeout`](Self::handle_timeout) must run.
+    pub fn poll_timeout(&self) -> Instant {
+        self.next_timeout
+    }
+
+    /// Returns the number of participants in all rooms.
+    pub fn participant_count(&self) -> usize {
+        self.rooms
+            .values()
+            .map(|room| room.participants.len())
+            .sum()
+    }
+
+    pub fn handle_command(&mut self, now: Instant, command: Command) {
+        match command {
+            Command::Join {
+                conn,
+                user,
+                conversation_id,
+                members,
+                offer,
+            } => self.join(now, conn, user, conversation_id, members, &offer),
+            Command::Answer {
+                conn,
+                conversation_id,
+                sdp,
+            } => {
+                let result = self
+                    .participant_mut(conversation_id, conn)
+                    .map(|p| p.accept_answer(&sdp));
+                match result {
+                    Some(Ok(opened)) => self.request_keyframes(now, conversation_id, &opened),
+                    Some(Err(reason)) => {
+                        tracing::info!(%conn, %reason, "room answer rejected");
+                        self.remove(now, conversation_id, conn, reason);
+                    }
+                    None => self.not_in_room(conn, conversation_id),
+                }
+            }
+            Command::Leave {
+                conn,
+                conversation_id,
+            } => self.remove(now, conversation_id, conn, "left the call".into()),
+            Command::Media {
+                conn,
+                conversation_id,
+                audio_muted,
+                video_off,
+                video_size,
+            } => match self.participant_mut(conversation_id, conn) {
+                Some(participant) => {
+                    participant.audio_muted = audio_muted;
+                    participant.video_off = video_off;
+                    participant.video_size = video_size;
+                    self.push_state(conversation_id);
+                }
+                None => self.not_in_room(conn, conversation_id),
+            },
+            Command::Views {
+                conn,
+                conversation_id,
+                views,
+            } => match self.participant_mut(conversation_id, conn) {
+                Some(participant) => participant.set_views(views),
+                None => self.not_in_room(conn, conversation_id),
+            },
+            Command::Disconnected { conn } => {
+                let rooms: Vec<ConversationId> = self
+                    .rooms
+                    .iter()
+                    .filter(|(_, room)| room.participants.iter().any(|p| p.conn == conn))
+                    .map(|(id, _)| *id)
+                    .collect();
+                for conversation_id in rooms {
+                    self.remove(now, conversation_id, conn, "disconnected".into());
+                }
+            }
+        }
+        self.drive(now);
+    }
+
+    /// Feeds one received datagram to the session it belongs to.
+    pub fn handle_receive(
+        &mut self,
+        now: Instant,
+        source: SocketAddr,
+        destination: SocketAddr,
+        bytes: &[u8],
+    ) {
+        let Ok(contents) = bytes.try_into() else {
+            return;
+        };
+        let input = Input::Receive(
+            now,
+            Receive {
+                proto: Protocol::Udp,
+                source,
+                destination,
+                contents,
+            },
+        );
+        let known = self.routes.get(&source).copied();
+        let target = known
+            .filter(|(room, id)| {
+                self.rooms
+                    .get(room)
+                    .and_then(|r| r.participants.iter().find(|p| p.id == *id))
+                    .is_some_and(|p| p.accepts(&input))
+            })
+            .or_else(|| {
+                self.rooms.iter().find_map(|(room_id, room)| {
+                    room.participants
+                        .iter()
+                        .find(|p| p.accepts(&input))
+                        .map(|p| (*room_id, p.id))
+                })
+            });
+        let Some((room_id, participant_id)) = target else {
+            tracing::trace!(%source, "no session accepts a datagram");
+            return;
+        };
+        self.routes.insert(source, (room_id, participant_id));
+        let Some(room) = self.rooms.get_mut(&room_id) else {
+            return;
+        };
+        if let Some(participant) = room
+            .participants
+            .iter_mut()
+            .find(|p| p.id == participant_id)
+        {
+            if !participant.remote_addrs.contains(&source) {
+                participant.remote_addrs.push(source);
+            }
+            participant.handle_input(input);
+        }
+        self.drive_room(now, room_id);
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant) {
+        for room in self.rooms.values_mut() {
+            for participant in &mut room.participants {
+                participant.handle_input(Input::Timeout(now));
+            }
+        }
+        if now.duration_since(self.last_evaluation) >= EVALUATE_INTERVAL {
+            let elapsed = now.duration_since(self.last_evaluation);
+            self.last_evaluation = now;
+            self.evaluate(now, elapsed);
+        }
+        self.drive(now);
+    }
+
+    fn join(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        user: String,
+        conversation_id: ConversationId,
+        members: Vec<String>,
+        offer: &str,
+    ) {
+        // A device that joins again replaces its earlier session.
+        if self.participant_mut(conversation_id, conn).is_some() {
+            self.remove(now, conversation_id, conn, "joined again".into());
+        }
+        let id = self.next_participant;
+        self.next_participant += 1;
+        let (mut participant, answer) =
+            match Participant::join(now, id, conn, user, &self.candidates, &self.crypto, offer) {
+                Ok(joined) => joined,
+                Err(reason) => {
+                    tracing::info!(%conn, %reason, "room join rejected");
+                    self.outputs.push_back(RouterOutput::Reply {
+                        conn,
+                        message: ServerMessage::Error {
+                            code: hearth_proto::ErrorCode::InvalidRequest,
+                            message: format!(
+                                "{reason}; send the offer exactly as the media engine created it"
+                            ),
+                            call_id: None,
+                            conversation_id: Some(conversation_id),
+                            client_id: None,
+                        },
+                    });
+                    return;
+                }
+            };
+        let room = self.rooms.entry(conversation_id).or_insert_with(|| Room {
+            members: Vec::new(),
+            participants: Vec::new(),
+            speakers: SpeakerDetector::default(),
+        });
+        room.members = members;
+        for other in &room.participants {
+            for (mid, kind) in other.published() {
+                participant.add_source(other.id, mid, kind);
+            }
+        }
+        tracing::info!(
+            participant = id,
+            %conn,
+            conversation = %conversation_id,
+            others = room.participants.len(),
+            "joined a room"
+        );
+        room.participants.push(participant);
+        self.outputs.push_back(RouterOutput::Reply {
+            conn,
+            message: ServerMessage::RoomJoined {
+                conversation_id,
+                participant_id: id,
+                sdp: answer.to_sdp_string(),
+            },
+        });
+        self.push_state(conversation_id);
+    }
+
+    fn remove(
+        &mut self,
+        now: Instant,
+        conversation_id: ConversationId,
+        conn: ConnId,
+        reason: String,
+    ) {
+        let Some(room) = self.rooms.get_mut(&conversation_id) else {
+            return;
+        };
+        let Some(index) = room.participants.iter().position(|p| p.conn == conn) else {
+            return;
+        };
+        let mut participant = room.participants.remove(index);
+        participant.disconnect();
+        room.speakers.remove(participant.id);
+        for other in &mut room.participants {
+            other.remove_source(participant.id);
+        }
+        self.routes.retain(|_, (_, id)| *id != participant.id);
+        tracing::info!(participant = participant.id, %conn, %reason, "left a room");
+        self.outputs.push_back(RouterOutput::Reply {
+            conn,
+            message: ServerMessage::RoomLeft {
+                conversation_id,
+                reason,
+            },
+        });
+        self.push_state(conversation_id);
+        if self
+            .rooms
+            .get(&conversation_id)
+            .is_some_and(|room| room.participants.is_empty())
+        {
+            self.rooms.remove(&conversation_id);
+        }
+        self.drive_room(now, conversation_id);
+    }
+
+    /// Asks the senders of newly forwarded video streams for a keyframe.
+    fn request_keyframes(
+        &mut self,
+        now: Instant,
+        conversation_id: ConversationId,
+        streams: &[(RoomParticipantId, str0m::media::Mid)],
+    ) {
+        let Some(room) = self.rooms.get_mut(&conversation_id) else {
+            return;
+        };
+        for (source, mid) in streams {
+            if let Some(sender) = room.participants.iter_mut().find(|p| p.id == *source) {
+                sender.request_keyframe(now, *mid, None);
+            }
+        }
+    }
+
+    fn not_in_room(&mut self, conn: ConnId, conversation_id: ConversationId) {
+        self.outputs.push_back(RouterOutput::Reply {
+            conn,
+            message: ServerMessage::Error {
+                code: hearth_proto::ErrorCode::InvalidState,
+                message: "this device is not in the conversation's call; send join_room first"
+                    .into(),
+                call_id: None,
+                conversation_id: Some(conversation_id),
+                client_id: None,
+            },
+        });
+    }
+
+    fn participant_mut(
+        &mut self,
+        conversation_id: ConversationId,
+        conn: ConnId,
+    ) -> Option<&mut Participant> {
+        self.rooms
+            .get_mut(&conversation_id)?
+            .participants
+            .iter_mut()
+            .find(|p| p.conn == conn)
+    }
+
+    fn push_state(&mut self, conversation_id: ConversationId) {
+        let Some(room) = self.rooms.get(&conversation_id) else {
+            return;
+        };
+        let participants = room
+            .participants
+            .iter()
+            .map(|p| RoomParticipant {
+                id: p.id,
+                user: p.user.clone(),
+                audio_muted: p.audio_muted,
+                video_off: p.video_off,
+            })
+            .collect();
+        self.outputs.push_back(RouterOutput::Push {
+            users: room.members.clone(),
+            message: ServerMessage::RoomState {
+                conversation_id,
+                participants,
+                active_speaker: room.speakers.active(),
+            },
+        });
+    }
+
+    /// Re-measures layer bitrates, picks each receiver's layers, updates the
+    /// active speakers and removes sessions that died.
+    fn evaluate(&mut self, now: Instant, elapsed: Duration) {
+        let room_ids: Vec<ConversationId> = self.rooms.keys().copied().collect();
+        for room_id in room_ids {
+            let dead: Vec<ConnId> = self.rooms[&room_id]
+                .participants
+                .iter()
+                .filter(|p| !p.is_alive() || p.connect_timed_out(now))
+                .map(|p| p.conn)
+                .collect();
+            for conn in dead {
+                self.remove(now, room_id, conn, "the media connection failed".into());
+            }
+            let Some(room) = self.rooms.get_mut(&room_id) else {
+                continue;
+            };
+            for participant in &mut room.participants {
+                participant.roll_rates(elapsed);
+            }
+            choose_layers(room);
+            if room.speakers.update(now).is_some() {
+                self.push_state(room_id);
+            }
+        }
+    }
+
+    fn drive(&mut self, now: Instant) {
+        let room_ids: Vec<ConversationId> = self.rooms.keys().copied().collect();
+        let mut next = now + Duration::from_secs(1);
+        for room_id in room_ids {
+            next = next.min(self.drive_room(now, room_id));
+        }
+        self.next_timeout = next.min(self.last_evaluation + EVALUATE_INTERVAL);
+    }
+
+    /// Polls every session of a room until all wait for a timeout, carrying
+    /// media and keyframe requests between them. Returns the earliest timeout.
+    fn drive_room(&mut self, now: Instant, room_id: ConversationId) -> Instant {
+        let mut earliest = now + Duration::from_secs(1);
+        let Some(room) = self.rooms.get_mut(&room_id) else {
+            return earliest;
+        };
+        loop {
+            let mut progressed = false;
+            for index in 0..room.participants.len() {
+                loop {
+                    match room.participants[index].poll() {
+                        Err(timeout) => {
+                            earliest = earliest.min(timeout);
+                            break;
+                        }
+                        Ok(propagated) => {
+                            progressed = true;
+                            let output = propagate(now, room, index, room_id, propagated);
+                            if let Some(output) = output {
+                                self.outputs.push_back(output);
+                            }
+                        }
+                    }
+                }
+            }
+            if !progressed {
+                break;
+            }
+        }
+        self.next_timeout = self.next_timeout.min(earliest);
+        earliest
+    }
+}
+
+/// Applies what participant `index` produced to the room.
+fn propagate(
+    now: Instant,
+    room: &mut Room,
+    index: usize,
+    room_id: ConversationId,
+    propagated: Propagated,
+) -> Option<RouterOutput> {
+    let origin = room.participants[index].id;
+    match propagated {
+        Propagated::Transmit(transmit) => return Some(RouterOutput::Transmit(transmit)),
+        Propagated::Offer(offer) => {
+            return Some(RouterOutput::Reply {
+                conn: room.participants[index].conn,
+                message: ServerMessage::RoomOffer {
+                    conversation_id: room_id,
+                    sdp: offer.to_sdp_string(),
+                },
+            });
+        }
+        Propagated::TrackOpened { mid, kind } => {
+            for other in room.participants.iter_mut().filter(|p| p.id != origin) {
+                other.add_source(origin, mid, kind);
+            }
+        }
+        Propagated::Media(data) => forward_media(now, room, index, &data),
+        Propagated::KeyframeRequest { mid } => {
+            if let Some((source, source_mid, rid)) = room.participants[index].keyframe_source(mid)
+                && let Some(sender) = room.participants.iter_mut().find(|p| p.id == source)
+            {
+                sender.request_keyframe(now, source_mid, rid);
+            }
+        }
+    }
+    None
+}
+
+fn forward_media(now: Instant, room: &mut Room, index: usize, data: &MediaData) {
+    let origin = room.participants[index].id;
+    if let Some(level) = data.ext_vals.audio_level {
+        room.speakers
+            .on_level(now, origin, level.unsigned_abs().min(127));
+    }
+    let mut wanted = Vec::new();
+    for other in room.participants.iter_mut().filter(|p| p.id != origin) {
+        if let Some(rid) = other.forward(now, origin, data) {
+            wanted.push(rid);
+        }
+    }
+    let sender = &mut room.participants[index];
+    for rid in wanted {
+        sender.request_keyframe(now, data.mid, rid);
+    }
+}
+
+/// Returns the bitrate a receiver's bandwidth estimator probes up to, given
+/// the sum of the top layers it could get. The estimator does not estimate
+/// beyond what it probes for, so the target leaves room for the estimate's
+/// headroom, the up-switch margin and audio.
+fn desired_bitrate(top_layers_bps: u64) -> u64 {
+    top_layers_bps * 2 + 200_000
+}
+
+/// Picks the layer every receiver gets of every simulcast stream.
+fn choose_layers(room: &mut Room) {
+    let mut decisions = Vec::new();
+    let mut desired = Vec::new();
+    for receiver in &room.participants {
+        let streams = receiver.received_video();
+        let mut wanted_bps = 0;
+        for (source, mid) in &streams {
+            let Some(sender) = room.participants.iter().find(|p| p.id == *source) else {
+                continue;
+            };
+            let layers = sender.layers(*mid);
+            wanted_bps += layers.first().map_or(0, |top| top.bitrate_bps);
+            let constraints = receiver.constraints(*source, sender.video_size, streams.len());
+            let current = receiver.target_layer(*source, *mid);
+            tracing::trace!(
+                receiver = receiver.id,
+                source,
+                ?layers,
+                ?constraints,
+                "choosing a layer"
+            );
+            if let Some(rid) = layers::choose(&layers, constraints, current) {
+                decisions.push((receiver.id, *source, *mid, rid));
+            }
+        }
+        desired.push((receiver.id, wanted_bps));
+    }
+    for (receiver, source, mid, rid) in decisions {
+        if let Some(p) = room.participants.iter_mut().find(|p| p.id == receiver) {
+            p.set_layer(source, mid, rid);
+        }
+    }
+    for (receiver, wanted_bps) in desired {
+        if let Some(p) = room.participants.iter_mut().find(|p| p.id == receiver)
+            && wanted_bps > 0
+        {
+            p.set_desired_bitrate(desired_bitrate(wanted_bps));
+        }
+    }
+}
