@@ -106,3 +106,35 @@ pub fn process_speech(
         source_rate: clip.source_rate,
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn clip(len: usize) -> Arc<AudioClip> {
+        let samples = (0..len).map(|i| 0.2 * (i as f32 * 0.05).sin()).collect();
+        Arc::new(AudioClip {
+            samples,
+            source_rate: 48_000,
+        })
+    }
+
+    #[test]
+    fn processed_speech_keeps_its_length() {
+        let speech = clip(10_000);
+        for suppression in ["rnnoise", "apm"] {
+            let processed = process_speech(&speech, suppression).unwrap();
+            assert_eq!(processed.samples.len(), 10_000, "{suppression}");
+        }
+    }
+
+    #[test]
+    fn unprocessed_speech_is_the_same_clip() {
+        let speech = clip(1_000);
+        assert!(Arc::ptr_eq(
+            &process_speech(&speech, "off").unwrap(),
+            &speech
+        ));
+        assert!(process_speech(&speech, "loud").is_err());
+    }
+}

@@ -1,9 +1,9 @@
 //! The WebRTC audio processing module 0.3 behind the few calls that
 //! [`AudioProcessor`](super::AudioProcessor) makes.
 //!
-//! `webrtc-audio-processing-sys` 0.5 builds the module with autotools, whose
-//! `config.sub` rejects Rust's Windows target triples, so on Windows the
-//! module is not built and this stand-in passes audio through unchanged.
+//! `webrtc-audio-processing-sys` 0.5 builds the module with autotools, and
+//! its `config.sub` rejects Rust's Windows target triples. So on Windows the
+//! module is not built, and a stand-in passes audio through unchanged.
 
 use super::{EchoSuppression, ProcessingError};
 

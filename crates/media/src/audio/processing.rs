@@ -2,12 +2,13 @@
 //! the far-end audio that the speaker played and the microphone's samples go
 //! in, processed samples and a voice probability come out.
 //!
-//! The chain runs on 10 ms chunks of 48 kHz mono: a high-pass filter and echo
-//! cancellation (the WebRTC audio processing module 0.3), then noise
-//! suppression (RNNoise through nnnoiseless, or the module's own), then
-//! automatic gain control (a second instance of the module, so that it
-//! works on the denoised signal). RNNoise also runs when its output is not used,
-//! because its voice probability drives the "talking while muted" hint.
+//! The chain runs on 10 ms chunks of 48 kHz mono. First come a high-pass
+//! filter and echo cancellation (the WebRTC audio processing module 0.3),
+//! then noise suppression (RNNoise through nnnoiseless, or the module's own).
+//! Automatic gain control comes last, in a second instance of the module, so
+//! that it works on the denoised signal. RNNoise also runs when its output is
+//! not used, because its voice probability drives the "talking while muted"
+//! hint.
 
 use super::apm;
 
@@ -15,10 +16,6 @@ use super::apm;
 pub const CHUNK_SAMPLES: usize = 480;
 /// RNNoise takes samples in the range of 16-bit integers.
 const RNNOISE_SCALE: f32 = 32_768.0;
-/// Most far-end audio kept waiting for capture: 1 s. The echo canceller
-/// needs the far end only shortly before the matching capture, so a
-/// microphone that stalls must not make it pile up.
-const MAX_PENDING_FAR_END: usize = 48_000;
 
 /// The noise suppressor of the capture processing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
@@ -32,8 +29,8 @@ pub enum NoiseSuppression {
     Apm,
 }
 
-/// How hard the echo canceller's non-linear stage suppresses what the linear
-/// filter left. A higher level removes more residual echo but also more of
+/// Strength of the echo canceller's non-linear stage, which suppresses what
+/// the linear filter left. A higher level removes more residual echo but also more of
 /// the near end while both sides talk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -163,11 +160,8 @@ impl AudioProcessor {
                 self.echo.process_render(&mut self.chunk)?;
             }
         }
+        // Less than one chunk stays for the next call.
         self.far_end.drain(..whole);
-        if self.far_end.len() > MAX_PENDING_FAR_END {
-            let excess = self.far_end.len() - MAX_PENDING_FAR_END;
-            self.far_end.drain(..excess);
-        }
         Ok(())
     }
 
