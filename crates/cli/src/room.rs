@@ -116,7 +116,7 @@ async fn take_part(
     let (audio_tx, mut audio_rx) = mpsc::channel(2048);
     let mut peer = PeerConfig {
         simulcast: args.simulcast,
-        ..RoomOptions::default().peer
+        ..PeerConfig::default()
     };
     if let Some(addr) = args.media_addr {
         peer.udp_addrs = vec![addr];

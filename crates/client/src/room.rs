@@ -9,9 +9,7 @@
 
 use std::time::Duration;
 
-use hearth_media::{
-    Answerer, MediaPeer, PeerConfig, PeerEvent, RemoteSinks, SendMedia, VideoCodec,
-};
+use hearth_media::{Answerer, MediaPeer, PeerConfig, PeerEvent, RemoteSinks, SendMedia};
 use hearth_proto::chat::ConversationId;
 use hearth_proto::{ClientMessage, RoomParticipant, RoomParticipantId, RoomView, ServerMessage};
 use tokio::sync::{mpsc, watch};
@@ -24,34 +22,14 @@ use crate::signal::SignalConnection;
 /// come up after that.
 pub const JOIN_TIMEOUT: Duration = Duration::from_secs(15);
 
-/// The video codecs a room prefers, most preferred first. An SFU forwards
-/// what it receives and cannot transcode, so everyone in a room must send a
-/// codec that everyone else decodes. VP8 comes first because every browser
-/// can send it as simulcast (Firefox cannot simulcast H.264), so a room
-/// works the same with native and browser participants.
-pub const ROOM_VIDEO_CODECS: [VideoCodec; 2] = [VideoCodec::Vp8, VideoCodec::H264];
-
 /// Settings of a group call.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct RoomOptions {
     pub peer: PeerConfig,
     pub send: SendMedia,
     /// Where decoded remote media goes; `streams` should be set, because an
     /// SFU sends one stream per participant.
     pub sinks: RemoteSinks,
-}
-
-impl Default for RoomOptions {
-    fn default() -> Self {
-        Self {
-            peer: PeerConfig {
-                video_codecs: ROOM_VIDEO_CODECS.to_vec(),
-                ..PeerConfig::default()
-            },
-            send: SendMedia::default(),
-            sinks: RemoteSinks::default(),
-        }
-    }
 }
 
 /// Who is in the room, as the SFU last told.

@@ -7,9 +7,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hearth_client::room::{self, ROOM_VIDEO_CODECS, RoomEnd, RoomOptions};
+use hearth_client::room::{self, RoomEnd, RoomOptions};
 use hearth_client::session::Session;
-use hearth_media::{PeerConfig, VideoCodec};
+use hearth_media::PeerConfig;
 use hearth_media::receive::{DecodedAudio, DecodedVideo};
 use hearth_media::source::VideoClip;
 use hearth_media::source::wav::AudioClip;
@@ -46,14 +46,12 @@ async fn take_part(
     others: usize,
     view: Option<(u32, u32)>,
     simulcast: bool,
-    video_codecs: Vec<VideoCodec>,
 ) -> (RoomParticipantId, Received) {
     let (video_tx, mut video_rx) = mpsc::channel::<(String, DecodedVideo)>(512);
     let (audio_tx, mut audio_rx) = mpsc::channel::<(String, DecodedAudio)>(2048);
     let options = RoomOptions {
         peer: PeerConfig {
             simulcast,
-            video_codecs,
             ..common::loopback_peer()
         },
         send: SendMedia {
@@ -180,13 +178,6 @@ async fn group_call(
                 participants - 1,
                 if index == 0 { first_view } else { None },
                 simulcast,
-                // The second participant can only use VP8, as a peer
-                // without an H.264 decoder would.
-                if index == 1 {
-                    vec![VideoCodec::Vp8]
-                } else {
-                    ROOM_VIDEO_CODECS.to_vec()
-                },
             ))
         })
         .collect();

@@ -4,7 +4,7 @@
 //! For each group size it starts the `hearth-server` binary found beside this
 //! one on loopback, signs the participants in, puts them in one group
 //! conversation and has every participant join its call and send the foreman
-//! clip (VP8, the room codec) and speech (Opus). Every participant receives every other
+//! clip (H.264) and speech (Opus). Every participant receives every other
 //! one, so `n` participants make `n * (n - 1)` forwarded streams, each an
 //! audio and video pair as Jitsi's published figures count them. Over a
 //! steady window it records the server process's CPU time from /proc, the
@@ -123,7 +123,7 @@ fn print_table(args: &Args, rows: &[Row]) {
         );
     }
     println!(
-        "\nEach participant sends the foreman clip (CIF) in VP8, the room codec, at {} kbit/s, and Opus; the window is {} s after {} s of warm-up.",
+        "\nEach participant sends the foreman clip (CIF) in H.264 at {} kbit/s, and Opus; the window is {} s after {} s of warm-up.",
         args.kbps,
         args.seconds,
         WARM_UP.as_secs()
@@ -183,7 +183,7 @@ async fn measure(
         let options = RoomOptions {
             peer: PeerConfig {
                 udp_addrs: vec!["127.0.0.1:0".parse()?],
-                ..RoomOptions::default().peer
+                ..PeerConfig::default()
             },
             send: SendMedia {
                 video: true,
