@@ -123,7 +123,7 @@ fn print_table(args: &Args, rows: &[Row]) {
         );
     }
     println!(
-        "\nEach participant sends H.264 CIF at {} kbit/s and Opus; the window is {} s after {} s of warm-up.",
+        "\nEach participant sends the foreman clip (CIF) in H.264 at {} kbit/s, and Opus; the window is {} s after {} s of warm-up.",
         args.kbps,
         args.seconds,
         WARM_UP.as_secs()
