@@ -32,7 +32,7 @@ pub struct RoomOptions {
     pub sinks: RemoteSinks,
 }
 
-/// Who is in the room, as the SFU last told.
+/// Who is in the room, as the SFU last reported.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Roster {
     pub participants: Vec<RoomParticipant>,

@@ -5,7 +5,7 @@
 //! the SFU forwards one layer: the smallest that still covers the size the
 //! receiver shows, lowered further while its bitrate exceeds the receiver's
 //! share of its bandwidth estimate. A switch waits for a keyframe of the new
-//! layer; meanwhile keyframes of it are requested at a bounded rate.
+//! layer, and until it arrives keyframes of it are requested at a bounded rate.
 
 use std::time::{Duration, Instant};
 
@@ -25,9 +25,9 @@ pub struct Layer {
 /// What a receiver can take for one stream.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Constraints {
-    /// The size of the sender's top layer, when the sender told it.
+    /// The size of the sender's top layer, if the sender reported it.
     pub top_size: Option<(u32, u32)>,
-    /// The size at which the receiver shows the sender, when it told it.
+    /// The size at which the receiver shows the sender, if it reported it.
     pub view: Option<(u32, u32)>,
     /// The receiver's share of its bandwidth estimate for this stream.
     pub share_bps: Option<u64>,
@@ -50,7 +50,7 @@ pub fn choose(layers: &[Layer], constraints: Constraints, current: Option<Rid>) 
     if let (Some((top_width, top_height)), Some((view_width, view_height))) =
         (constraints.top_size, constraints.view)
     {
-        // Layer `i` is the top layer scaled down by 2^i; go down while the
+        // Layer `i` is the top layer scaled down by 2^i. Go down while the
         // next layer still covers the view.
         while index + 1 < layers.len() {
             let scale = 1u32 << (index + 1);

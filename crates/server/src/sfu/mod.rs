@@ -39,7 +39,7 @@ const DATAGRAM_QUEUE: usize = 4096;
 /// A request from the signalling layer to the SFU.
 #[derive(Debug)]
 pub enum Command {
-    /// The device joins the room; membership was checked.
+    /// The device joins the room, whose membership the caller checked.
     Join {
         conn: ConnId,
         user: String,
@@ -184,7 +184,7 @@ async fn run(
                         tracing::warn!(source = %transmit.source, "no SFU socket for a datagram");
                         continue;
                     };
-                    // UDP may drop; a full send buffer is the same as loss.
+                    // A full send buffer is the same as loss, which UDP allows.
                     if let Err(error) = socket.try_send_to(&transmit.contents, transmit.destination)
                         && error.kind() != std::io::ErrorKind::WouldBlock
                     {

@@ -40,7 +40,7 @@ pub enum RouterOutput {
 }
 
 struct Room {
-    /// Every member of the conversation, who are told who is in the call.
+    /// Every member of the conversation, who all receive the roster.
     members: Vec<String>,
     participants: Vec<Participant>,
     speakers: SpeakerDetector,

@@ -64,7 +64,7 @@ impl SpeakerDetector {
             self.challenger = None;
             return None;
         }
-        // Silence ends the highlight at once; a new voice has to hold.
+        // Silence ends the highlight at once, but a new voice has to hold.
         if leader.is_none() {
             self.active = None;
             self.challenger = None;

@@ -310,6 +310,11 @@ async fn room_command(
                 offer: sdp,
             },
             Err(error) => {
+                tracing::info!(
+                    %conversation_id,
+                    code = %error.code,
+                    "rejected a room join"
+                );
                 chat.hub().reply(
                     conn,
                     ServerMessage::Error {
