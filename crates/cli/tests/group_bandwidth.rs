@@ -39,12 +39,12 @@ impl SlowHost {
         let subnet = (id % 16_000) * 4;
         let host_ip = format!("10.200.{}.{}", subnet / 256, subnet % 256 + 1);
         let guest_ip = format!("10.200.{}.{}", subnet / 256, subnet % 256 + 2);
-        run(&["ip", "netns", "add", &namespace]);
+        common::run_checked(&["ip", "netns", "add", &namespace]);
         let host = Self {
             namespace: namespace.clone(),
             host_ip: host_ip.clone(),
         };
-        run(&[
+        common::run_checked(&[
             "ip",
             "link",
             "add",
@@ -55,8 +55,8 @@ impl SlowHost {
             "name",
             &guest_link,
         ]);
-        run(&["ip", "link", "set", &guest_link, "netns", &namespace]);
-        run(&[
+        common::run_checked(&["ip", "link", "set", &guest_link, "netns", &namespace]);
+        common::run_checked(&[
             "ip",
             "addr",
             "add",
@@ -64,7 +64,7 @@ impl SlowHost {
             "dev",
             &host_link,
         ]);
-        run(&["ip", "link", "set", &host_link, "up"]);
+        common::run_checked(&["ip", "link", "set", &host_link, "up"]);
         host.exec(&["ip", "link", "set", "lo", "up"]);
         host.exec(&[
             "ip",
@@ -76,7 +76,7 @@ impl SlowHost {
         ]);
         host.exec(&["ip", "link", "set", &guest_link, "up"]);
         // Everything the host sends into the namespace passes this bucket.
-        run(&[
+        common::run_checked(&[
             "tc",
             "qdisc",
             "add",
@@ -97,7 +97,7 @@ impl SlowHost {
     fn exec(&self, command: &[&str]) {
         let mut full = vec!["ip", "netns", "exec", &self.namespace];
         full.extend_from_slice(command);
-        run(&full);
+        common::run_checked(&full);
     }
 }
 
@@ -110,21 +110,9 @@ impl Drop for SlowHost {
     }
 }
 
-fn run(command: &[&str]) {
-    let status = Command::new(command[0])
-        .args(&command[1..])
-        .status()
-        .unwrap_or_else(|err| panic!("cannot run {command:?}: {err}"));
-    assert!(status.success(), "{command:?} failed with {status}");
-}
-
 fn tools_available() -> bool {
-    let is_root = Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|output| output.stdout.starts_with(b"0"));
     let has = |tool: &str, arg: &str| Command::new(tool).arg(arg).output().is_ok();
-    is_root && has("ip", "-V") && has("tc", "-V")
+    common::is_root() && has("ip", "-V") && has("tc", "-V")
 }
 
 /// Starts `hearth room` as `user`, inside `namespace` when given.

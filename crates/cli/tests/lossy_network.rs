@@ -24,7 +24,7 @@ impl Namespace {
         static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let index = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let name = format!("hearth-loss-{}-{index}", std::process::id());
-        run(&["ip", "netns", "add", &name]);
+        common::run_checked(&["ip", "netns", "add", &name]);
         let namespace = Self(name);
         namespace.exec(&["ip", "link", "set", "lo", "up"]);
         namespace.exec(&["nft", "add", "table", "inet", "hearth"]);
@@ -45,7 +45,7 @@ impl Namespace {
     fn exec(&self, command: &[&str]) {
         let mut full = vec!["ip", "netns", "exec", &self.0];
         full.extend_from_slice(command);
-        run(&full);
+        common::run_checked(&full);
     }
 }
 
@@ -55,21 +55,9 @@ impl Drop for Namespace {
     }
 }
 
-fn run(command: &[&str]) {
-    let status = Command::new(command[0])
-        .args(&command[1..])
-        .status()
-        .unwrap_or_else(|err| panic!("cannot run {command:?}: {err}"));
-    assert!(status.success(), "{command:?} failed with {status}");
-}
-
 fn tools_available() -> bool {
-    let is_root = Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|output| output.stdout.starts_with(b"0"));
     let has = |tool: &str| Command::new(tool).arg("--version").output().is_ok();
-    is_root && has("ip") && has("nft")
+    common::is_root() && has("ip") && has("nft")
 }
 
 #[test]

@@ -396,6 +396,16 @@ pub(crate) fn spawn_simulcast_video(
     Ok((info, task))
 }
 
+/// Returns the SSRCs of the streams for which an RTCP packet requests a
+/// keyframe, or `None` when it is neither a PLI nor a FIR.
+fn keyframe_request_ssrcs(packet: &dyn std::any::Any) -> Option<Vec<u32>> {
+    if let Some(pli) = packet.downcast_ref::<PictureLossIndication>() {
+        return Some(vec![pli.media_ssrc]);
+    }
+    let fir = packet.downcast_ref::<FullIntraRequest>()?;
+    Some(fir.fir.iter().map(|entry| entry.ssrc).collect())
+}
+
 /// Sets the flag of the layer whose SSRC a PLI or FIR names.
 async fn watch_layer_keyframe_requests(
     track: Arc<TrackLocalStaticRTP>,
@@ -407,12 +417,7 @@ async fn watch_layer_keyframe_requests(
             continue;
         };
         for packet in packets {
-            let any = packet.as_any();
-            let ssrcs: Vec<u32> = if let Some(pli) = any.downcast_ref::<PictureLossIndication>() {
-                vec![pli.media_ssrc]
-            } else if let Some(fir) = any.downcast_ref::<FullIntraRequest>() {
-                fir.fir.iter().map(|entry| entry.ssrc).collect()
-            } else {
+            let Some(ssrcs) = keyframe_request_ssrcs(packet.as_any()) else {
                 continue;
             };
             add(&stats.keyframe_requests_received, 1);
@@ -437,8 +442,7 @@ pub(crate) async fn watch_keyframe_requests(
             continue;
         };
         for packet in packets {
-            let any = packet.as_any();
-            if any.is::<PictureLossIndication>() || any.is::<FullIntraRequest>() {
+            if keyframe_request_ssrcs(packet.as_any()).is_some() {
                 tracing::debug!("keyframe requested by the receiver");
                 add(&stats.keyframe_requests_received, 1);
                 flag.store(true, Ordering::Relaxed);

@@ -382,3 +382,20 @@ fn wait_for_listening(process: &Process) -> String {
         process.stderr()
     );
 }
+
+/// Runs a set-up command such as `ip` or `tc` and fails the test if it fails.
+pub fn run_checked(command: &[&str]) {
+    let status = Command::new(command[0])
+        .args(&command[1..])
+        .status()
+        .unwrap_or_else(|err| panic!("cannot run {command:?}: {err}"));
+    assert!(status.success(), "{command:?} failed with {status}");
+}
+
+/// Returns whether the tests run as root, which network namespaces need.
+pub fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|output| output.stdout.starts_with(b"0"))
+}
