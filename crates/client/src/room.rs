@@ -27,8 +27,8 @@ pub const JOIN_TIMEOUT: Duration = Duration::from_secs(15);
 pub struct RoomOptions {
     pub peer: PeerConfig,
     pub send: SendMedia,
-    /// Where decoded remote media goes; `streams` should be set, because an
-    /// SFU sends one stream per participant.
+    /// The channels for decoded remote media. Set `streams`, because an SFU
+    /// sends one stream per participant.
     pub sinks: RemoteSinks,
 }
 

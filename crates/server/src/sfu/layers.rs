@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use str0m::media::Rid;
 
-/// The least time between two keyframe requests for one pending switch.
+/// The minimum time between two keyframe requests for one pending switch.
 pub const KEYFRAME_REQUEST_INTERVAL: Duration = Duration::from_millis(300);
 
 /// One layer a sender publishes, as the SFU measures it.

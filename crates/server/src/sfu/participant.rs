@@ -25,7 +25,7 @@ const VIDEO_SHARE_OF_ESTIMATE: f64 = 0.85;
 /// How long a participant may take from joining to a connected session.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 
-/// What one participant's session produced for the room.
+/// An output of one participant's session for the room.
 #[derive(Debug)]
 pub enum Propagated {
     /// A datagram to send from one of the SFU's sockets.

@@ -118,7 +118,7 @@ mod tests {
     }
 
     #[test]
-    fn the_loudest_talker_becomes_active_after_holding_the_lead() {
+    fn speaker_loudest_becomes_active_after_hold() {
         let start = Instant::now();
         let mut detector = SpeakerDetector::default();
         feed(&mut detector, start, 1000, 1, 30);
