@@ -62,6 +62,8 @@ struct FromParticipant {
     /// Size of the last decoded frame.
     last_width: usize,
     last_height: usize,
+    /// Decoded frames by width, which tells the simulcast layers received.
+    frames_by_width: BTreeMap<usize, u64>,
     audio_seconds: f64,
 }
 
@@ -185,6 +187,7 @@ async fn take_part(
                     from.video_frames += 1;
                     from.last_width = video.frame.width;
                     from.last_height = video.frame.height;
+                    *from.frames_by_width.entry(video.frame.width).or_default() += 1;
                 }
             }
             Some((stream, audio)) = audio_rx.recv() => {

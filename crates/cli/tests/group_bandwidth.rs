@@ -19,6 +19,8 @@ use serde_json::Value;
 const LIMIT_KBIT: u32 = 600;
 /// Participants, the slow one included.
 const PARTICIPANTS: usize = 4;
+/// Frames each receiver must decode from each sender, of the 250 sent.
+const MIN_FRAMES: u64 = 150;
 /// The top layer of the foreman clip; the others are half and a quarter.
 const TOP_WIDTH: u64 = 352;
 
@@ -165,6 +167,10 @@ fn join(
     command
         .args(args)
         .env("HEARTH_DATA_DIR", config.join("data"))
+        .env(
+            "HEARTH_LOG",
+            std::env::var("HEARTH_TEST_CLIENT_LOG").unwrap_or_else(|_| "warn".into()),
+        )
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -176,13 +182,16 @@ fn join(
     process
 }
 
-// NOTE: about one run in four, the slow receiver decodes no frame at all
-// from one sender although that sender's audio arrives, so a layer switch
-// behind the congested link never completes. Until that is found the test
-// runs only on request: `cargo test -p hearth-cli --test group_bandwidth --
-// --ignored`.
+// NOTE: the test runs only on request (`cargo test -p hearth-cli --test
+// group_bandwidth -- --ignored`). Its old failure, a receiver that decoded no
+// frame at all from one sender, was the receive task picking the decoder from
+// the stream's first negotiated codec instead of the packet's payload type;
+// that is fixed. What remains, on a loaded two-core machine: the slow
+// receiver decodes only 40 to 90 of the 250 frames of a sender on its lowest
+// layer, and the fast receivers keep the top layer for 50 to 60 % of the
+// frames, because str0m's estimate stays below what the top layers need.
 #[test]
-#[ignore = "the slow receiver sometimes never gets one sender's video"]
+#[ignore = "the slow receiver decodes too few frames on its lowest layer"]
 fn slow_receiver_gets_a_lower_layer() {
     if !tools_available() {
         assert!(
@@ -227,7 +236,7 @@ fn slow_receiver_gets_a_lower_layer() {
             join(&server, &config, user, namespace)
         })
         .collect();
-    let reports: Vec<Value> = processes
+    let reports: Vec<(Value, String)> = processes
         .into_iter()
         .zip(&users)
         .map(|(process, user)| {
@@ -237,12 +246,13 @@ fn slow_receiver_gets_a_lower_layer() {
                 "{user}'s hearth room failed: {output}\n--- server log\n{}",
                 server.log()
             );
-            serde_json::from_str(output.stdout.trim())
-                .unwrap_or_else(|err| panic!("{user} printed no JSON report ({err}): {output}"))
+            let report: Value = serde_json::from_str(output.stdout.trim())
+                .unwrap_or_else(|err| panic!("{user} printed no JSON report ({err}): {output}"));
+            (report, output.stderr)
         })
         .collect();
 
-    for (index, report) in reports.iter().enumerate() {
+    for (index, (report, log)) in reports.iter().enumerate() {
         let received = report["received"].as_object().expect("a received map");
         assert_eq!(
             received.len(),
@@ -253,22 +263,30 @@ fn slow_receiver_gets_a_lower_layer() {
         );
         for (sender, from) in received {
             let frames = from["video_frames"].as_u64().unwrap();
-            let width = from["last_width"].as_u64().unwrap();
+            let top_frames = from["frames_by_width"][TOP_WIDTH.to_string()]
+                .as_u64()
+                .unwrap_or(0);
             assert!(
-                frames >= 50,
-                "{} decoded {frames} frames from {sender}: {report}",
-                users[index]
+                frames >= MIN_FRAMES,
+                "{} decoded {frames} frames from {sender}: {report}\n--- its log\n{log}\n--- server log\n{}",
+                users[index],
+                server.log()
             );
             if index == slow {
+                let width = from["last_width"].as_u64().unwrap();
                 assert!(
-                    width < TOP_WIDTH,
-                    "the slow receiver got {sender}'s top layer ({width} wide): {report}"
+                    width < TOP_WIDTH && top_frames * 10 <= frames * 3,
+                    "the slow receiver got {sender}'s top layer ({top_frames} of {frames} frames, \
+                     the last {width} wide): {report}\n--- server log\n{}",
+                    server.log()
                 );
             } else {
-                assert_eq!(
-                    width, TOP_WIDTH,
-                    "{} lost {sender}'s top layer: {report}",
-                    users[index]
+                assert!(
+                    top_frames * 10 >= frames * 7,
+                    "{} got {sender}'s top layer for only {top_frames} of {frames} frames: \
+                     {report}\n--- server log\n{}",
+                    users[index],
+                    server.log()
                 );
             }
         }

@@ -173,6 +173,19 @@ pub fn first_video_codec(sdp: &str) -> Option<VideoCodec> {
         })
 }
 
+/// Returns every video payload type of the `m=video` sections that maps to
+/// H.264 or VP8, with its codec. Bundled sections give one payload type the
+/// same codec (RFC 8843), so the result holds for the whole session.
+pub fn video_payload_types(sdp: &str) -> Vec<(u8, VideoCodec)> {
+    split_sections(sdp)
+        .iter()
+        .skip(1)
+        .filter(|section| section[0].starts_with("m=video "))
+        .flat_map(|section| rtpmap_encodings(section))
+        .filter_map(|(payload_type, name)| Some((payload_type, VideoCodec::from_mime_type(&name)?)))
+        .collect()
+}
+
 /// Reorders the formats on the `m=video` line so that H.264 and VP8 come in
 /// the order of `video_codecs`, each codec's formats in their offered order.
 /// Other formats (RTX, RED, FEC, codecs we lack) follow in their offered order.
@@ -575,6 +588,18 @@ mod tests {
         assert_eq!(
             legacy_data_channel_port("m=application 9 UDP/DTLS/SCTP webrtc-datachannel"),
             None
+        );
+    }
+
+    #[test]
+    fn video_payload_types_cover_every_video_section() {
+        let sdp = "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=rtpmap:111 opus/48000/2\r\n\
+                   m=video 9 UDP/TLS/RTP/SAVPF 96 97\r\na=rtpmap:96 VP8/90000\r\n\
+                   a=rtpmap:97 rtx/90000\r\nm=video 9 UDP/TLS/RTP/SAVPF 102 103\r\n\
+                   a=rtpmap:102 H264/90000\r\na=rtpmap:103 rtx/90000\r\n";
+        assert_eq!(
+            video_payload_types(sdp),
+            vec![(96, VideoCodec::Vp8), (102, VideoCodec::H264)]
         );
     }
 }

@@ -33,7 +33,7 @@ use crate::codec::VideoCodec;
 use crate::error::{MediaError, Result};
 use crate::live::{self, LiveControls, LiveSend, VideoTrack};
 use crate::negotiate;
-use crate::receive::{self, DecodedAudio, DecodedVideo};
+use crate::receive::{self, DecodedAudio, DecodedVideo, PayloadTypes};
 use crate::send::{self, AudioSendInfo, AudioTrack, VideoSendInfo};
 use crate::source::VideoClip;
 use crate::source::wav::AudioClip;
@@ -176,6 +176,8 @@ pub struct MediaPeer {
     tasks: Vec<JoinHandle<()>>,
     live_started: bool,
     video_codecs: Vec<VideoCodec>,
+    /// The codec of each video payload type, for the receive tasks.
+    payload_types: PayloadTypes,
 }
 
 impl MediaPeer {
@@ -199,8 +201,10 @@ impl MediaPeer {
         };
         let (event_tx, events) = mpsc::unbounded_channel();
         let stats = Arc::new(StatsCounters::default());
+        let payload_types = PayloadTypes::default();
         let handler = Arc::new(Handler {
             events: event_tx,
+            payload_types: payload_types.clone(),
             connected: Arc::default(),
             stats: Arc::clone(&stats),
             video_sink: sinks.video,
@@ -231,6 +235,7 @@ impl MediaPeer {
             tasks: Vec::new(),
             live_started: false,
             video_codecs: config.video_codecs.clone(),
+            payload_types,
         };
         if send.video {
             let layers: Vec<(String, u32)> = if config.simulcast {
@@ -281,6 +286,8 @@ impl MediaPeer {
     pub async fn create_offer(&self) -> Result<String> {
         let offer = self.connection.create_offer(None).await?;
         let sdp = offer.sdp.clone();
+        // The remote peer sends with the payload types of our offer.
+        self.payload_types.learn(&sdp);
         self.connection.set_local_description(offer).await?;
         Ok(sdp)
     }
@@ -301,6 +308,7 @@ impl MediaPeer {
                 layers: self.video_layers.clone(),
             }),
             video_codecs: self.video_codecs.clone(),
+            payload_types: self.payload_types.clone(),
         }
     }
 
@@ -498,6 +506,7 @@ pub struct Answerer {
     connection: Arc<dyn PeerConnection>,
     video: Option<SentVideo>,
     video_codecs: Vec<VideoCodec>,
+    payload_types: PayloadTypes,
 }
 
 /// The video this peer sends: its sender, the SSRC of its only or top
@@ -543,6 +552,10 @@ impl Answerer {
                 other => other.into(),
             })?;
         let answer_sdp = answer.sdp.clone();
+        // The offerer sends with the payload types of our answer, which
+        // repeats the offered ones where it can.
+        self.payload_types.learn(sdp);
+        self.payload_types.learn(&answer_sdp);
         if let Some(video) = &self.video {
             match_video_track_to(&video.sender, video.ssrc, &video.layers, &answer_sdp).await?;
         }
@@ -884,6 +897,7 @@ async fn negotiated_payload_type(sender: &Arc<dyn RtpSender>, kind: &str) -> Res
 
 struct Handler {
     events: mpsc::UnboundedSender<PeerEvent>,
+    payload_types: PayloadTypes,
     /// Set once the DTLS handshake completed and the connection is up.
     connected: Arc<std::sync::atomic::AtomicBool>,
     stats: Arc<StatsCounters>,
@@ -965,7 +979,12 @@ impl PeerConnectionEventHandler for Handler {
         };
         match kind {
             RtpCodecKind::Video => {
-                tokio::spawn(receive::receive_video(track, stats, video_sink));
+                tokio::spawn(receive::receive_video(
+                    track,
+                    self.payload_types.clone(),
+                    stats,
+                    video_sink,
+                ));
             }
             RtpCodecKind::Audio => {
                 tokio::spawn(receive::receive_audio(track, stats, audio_sink));

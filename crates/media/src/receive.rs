@@ -1,5 +1,6 @@
 //! Receive tasks: reorder and depacketize RTP, decode, and hand the media on.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -45,6 +46,7 @@ pub struct DecodedAudio {
 /// `KEYFRAME_REQUEST_INTERVAL`.
 pub(crate) async fn receive_video(
     track: Arc<dyn TrackRemote>,
+    payload_types: PayloadTypes,
     stats: Arc<StatsCounters>,
     sink: Option<mpsc::Sender<DecodedVideo>>,
 ) {
@@ -78,10 +80,32 @@ pub(crate) async fn receive_video(
         // The track may not know its SSRC before the first packet, and a PLI
         // addressed to the wrong SSRC is dropped by the sender.
         keyframes.media_ssrc = packet.header.ssrc;
-        if receiver.is_none() {
-            match start_receiver(&track, packet.header.ssrc).await {
-                Some(started) => receiver = Some(started),
-                None => break,
+        // The payload type names the codec of each packet. An SFU's stream
+        // may offer several codecs, and the sender may change codec.
+        let codec = match payload_types.codec(packet.header.payload_type) {
+            Some(codec) => Some(codec),
+            None => track_codec(&track, packet.header.ssrc).await,
+        };
+        let Some(codec) = codec else {
+            tracing::debug!(
+                payload_type = packet.header.payload_type,
+                "skipped a video packet of an unknown payload type"
+            );
+            continue;
+        };
+        if receiver.as_ref().is_none_or(|r| r.codec() != codec) {
+            match VideoReceiver::new(codec) {
+                Ok(started) => {
+                    tracing::debug!(%codec, ssrc = packet.header.ssrc, "receiving video");
+                    if receiver.is_some() {
+                        buffer = JitterBuffer::new(Framing::Marker, VIDEO_MAX_DELAY);
+                    }
+                    receiver = Some(started);
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, %codec, "cannot create the video decoder");
+                    break;
+                }
             }
         }
         let Some(receiver) = receiver.as_mut() else {
@@ -116,24 +140,34 @@ pub(crate) async fn receive_video(
     tracing::debug!("remote video track ended");
 }
 
-/// Creates the receiver for the codec the track was negotiated with, or
-/// returns `None` for a codec this engine cannot decode.
-async fn start_receiver(track: &Arc<dyn TrackRemote>, ssrc: u32) -> Option<VideoReceiver> {
-    let codec = track.codec(ssrc).await;
-    let mime_type = codec.map(|codec| codec.mime_type).unwrap_or_default();
-    let Some(codec) = VideoCodec::from_mime_type(&mime_type) else {
-        tracing::warn!(%mime_type, ssrc, "cannot decode the remote video codec");
-        return None;
-    };
-    match VideoReceiver::new(codec) {
-        Ok(receiver) => {
-            tracing::debug!(%codec, ssrc, "receiving video");
-            Some(receiver)
-        }
-        Err(err) => {
-            tracing::warn!(error = %err, %codec, "cannot create the video decoder");
-            None
-        }
+/// Returns the codec the track was negotiated with for `ssrc`, when the
+/// session descriptions named none for the packet's payload type.
+async fn track_codec(track: &Arc<dyn TrackRemote>, ssrc: u32) -> Option<VideoCodec> {
+    let mime_type = track.codec(ssrc).await?.mime_type;
+    VideoCodec::from_mime_type(&mime_type)
+}
+
+/// The video codec of each payload type this peer may receive, learnt from
+/// the session descriptions. Shared by every video track of the connection.
+#[derive(Clone, Default)]
+pub(crate) struct PayloadTypes(Arc<std::sync::RwLock<HashMap<u8, VideoCodec>>>);
+
+impl PayloadTypes {
+    /// Records the video payload types of a session description.
+    pub fn learn(&self, sdp: &str) {
+        let mut map = self
+            .0
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        map.extend(crate::negotiate::video_payload_types(sdp));
+    }
+
+    pub fn codec(&self, payload_type: u8) -> Option<VideoCodec> {
+        let map = self
+            .0
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        map.get(&payload_type).copied()
     }
 }
 

@@ -22,58 +22,106 @@ pub struct Layer {
     pub bitrate_bps: u64,
 }
 
-/// What a receiver can take for one stream.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Constraints {
-    /// The size of the sender's top layer, if the sender reported it.
-    pub top_size: Option<(u32, u32)>,
-    /// The size at which the receiver shows the sender, if it reported it.
-    pub view: Option<(u32, u32)>,
-    /// The receiver's share of its bandwidth estimate for this stream.
-    pub share_bps: Option<u64>,
-}
-
 /// How far the share must exceed a higher layer's bitrate before the
 /// receiver is moved up to it. Without the margin a receiver whose share is
 /// close to a layer's bitrate would switch back and forth, paying a keyframe
 /// each time.
 pub const UP_SWITCH_MARGIN: f64 = 1.3;
 
-/// Picks the rid to forward from `layers`, which are ordered from the
-/// highest quality down, given the rid forwarded now. Returns `None` when
-/// there are no layers.
-pub fn choose(layers: &[Layer], constraints: Constraints, current: Option<Rid>) -> Option<Rid> {
-    if layers.is_empty() {
-        return None;
+/// One stream a receiver gets, for sharing its bandwidth among its streams.
+#[derive(Debug, Clone, Copy)]
+pub struct Stream<'a> {
+    /// The layers, ordered from the highest quality down.
+    pub layers: &'a [Layer],
+    /// The size of the sender's top layer, if the sender reported it.
+    pub top_size: Option<(u32, u32)>,
+    /// The size at which the receiver shows the sender, if it reported it.
+    pub view: Option<(u32, u32)>,
+    /// The rid forwarded now, or the one a pending switch goes to.
+    pub current: Option<Rid>,
+}
+
+impl Stream<'_> {
+    /// The index of the best layer worth sending: the smallest that still
+    /// covers the view. Layer `i` is the top layer scaled down by 2^i.
+    fn ceiling(&self) -> usize {
+        let mut index = 0;
+        if let (Some((top_width, top_height)), Some((view_width, view_height))) =
+            (self.top_size, self.view)
+        {
+            while index + 1 < self.layers.len() {
+                let scale = 1u32 << (index + 1);
+                if top_width / scale >= view_width && top_height / scale >= view_height {
+                    index += 1;
+                } else {
+                    break;
+                }
+            }
+        }
+        index
     }
-    let mut index = 0;
-    if let (Some((top_width, top_height)), Some((view_width, view_height))) =
-        (constraints.top_size, constraints.view)
-    {
-        // Layer `i` is the top layer scaled down by 2^i. Go down while the
-        // next layer still covers the view.
-        while index + 1 < layers.len() {
-            let scale = 1u32 << (index + 1);
-            if top_width / scale >= view_width && top_height / scale >= view_height {
-                index += 1;
-            } else {
+
+    /// What layer `index` costs against the budget: its bitrate, with the
+    /// up-switch margin when it is above the layer forwarded now.
+    fn cost(&self, index: usize) -> f64 {
+        let current = self
+            .current
+            .and_then(|rid| self.layers.iter().position(|l| l.rid == rid));
+        let margin = if current.is_some_and(|current| index < current) {
+            UP_SWITCH_MARGIN
+        } else {
+            1.0
+        };
+        self.layers[index].bitrate_bps as f64 * margin
+    }
+}
+
+/// Shares a receiver's bandwidth among its streams. Without a budget every
+/// stream gets the best layer worth sending. With one, every stream starts
+/// from its lowest layer, and the streams take turns moving up one layer
+/// while the sum still fits, so that the budget is used rather than split
+/// evenly. Returns the rid for each stream, `None` for a stream without
+/// layers.
+pub fn allocate(streams: &[Stream<'_>], budget_bps: Option<u64>) -> Vec<Option<Rid>> {
+    let ceilings: Vec<usize> = streams.iter().map(Stream::ceiling).collect();
+    let mut chosen: Vec<usize> = match budget_bps {
+        None => ceilings.clone(),
+        Some(_) => streams
+            .iter()
+            .map(|s| s.layers.len().saturating_sub(1))
+            .collect(),
+    };
+    if let Some(budget) = budget_bps {
+        let budget = budget as f64;
+        let mut spent: f64 = streams
+            .iter()
+            .zip(&chosen)
+            .filter(|(s, _)| !s.layers.is_empty())
+            .map(|(s, index)| s.cost(*index))
+            .sum();
+        loop {
+            let mut moved = false;
+            for (i, stream) in streams.iter().enumerate() {
+                if stream.layers.is_empty() || chosen[i] <= ceilings[i] {
+                    continue;
+                }
+                let extra = stream.cost(chosen[i] - 1) - stream.cost(chosen[i]);
+                if spent + extra <= budget {
+                    spent += extra;
+                    chosen[i] -= 1;
+                    moved = true;
+                }
+            }
+            if !moved {
                 break;
             }
         }
     }
-    if let Some(share) = constraints.share_bps {
-        let current_index = current.and_then(|rid| layers.iter().position(|l| l.rid == rid));
-        let fits = |candidate: usize| {
-            let needed = layers[candidate].bitrate_bps as f64;
-            let above_current = current_index.is_some_and(|current| candidate < current);
-            let margin = if above_current { UP_SWITCH_MARGIN } else { 1.0 };
-            needed * margin <= share as f64
-        };
-        while index + 1 < layers.len() && !fits(index) {
-            index += 1;
-        }
-    }
-    Some(layers[index].rid)
+    streams
+        .iter()
+        .zip(chosen)
+        .map(|(s, index)| s.layers.get(index).map(|l| l.rid))
+        .collect()
 }
 
 /// The layer a receiver gets of one stream, and a switch in progress.
@@ -142,6 +190,30 @@ impl LayerState {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What a receiver can take for one stream.
+    #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+    struct Constraints {
+        /// The size of the sender's top layer, if the sender reported it.
+        top_size: Option<(u32, u32)>,
+        /// The size at which the receiver shows the sender, if it reported it.
+        view: Option<(u32, u32)>,
+        /// The receiver's share of its bandwidth estimate for this stream.
+        share_bps: Option<u64>,
+    }
+
+    /// Picks the rid to forward from `layers`, which are ordered from the
+    /// highest quality down, given the rid forwarded now. Returns `None` when
+    /// there are no layers.
+    fn choose(layers: &[Layer], constraints: Constraints, current: Option<Rid>) -> Option<Rid> {
+        let stream = Stream {
+            layers,
+            top_size: constraints.top_size,
+            view: constraints.view,
+            current,
+        };
+        allocate(&[stream], constraints.share_bps)[0]
+    }
 
     fn ladder() -> Vec<Layer> {
         vec![
@@ -280,5 +352,49 @@ mod tests {
         assert_eq!(state.keyframe_request(later), Some("m".into()));
         state.on_frame("m".into(), true);
         assert_eq!(state.keyframe_request(later + Duration::from_secs(5)), None);
+    }
+
+    #[test]
+    fn budget_goes_to_whole_layers_in_turn() {
+        let ladder = vec![
+            Layer {
+                rid: "f".into(),
+                bitrate_bps: 400_000,
+            },
+            Layer {
+                rid: "h".into(),
+                bitrate_bps: 150_000,
+            },
+            Layer {
+                rid: "q".into(),
+                bitrate_bps: 60_000,
+            },
+        ];
+        let stream = Stream {
+            layers: &ladder,
+            top_size: None,
+            view: None,
+            current: None,
+        };
+        // An even split (283 kbit/s each) would give everyone the middle
+        // layer; in turns, the first stream reaches the top.
+        assert_eq!(
+            allocate(&[stream; 3], Some(850_000)),
+            vec![Some("f".into()), Some("h".into()), Some("h".into())]
+        );
+        assert_eq!(allocate(&[stream; 3], None), vec![Some("f".into()); 3]);
+        // Below the sum of the lowest layers, the lowest layers still go.
+        assert_eq!(
+            allocate(&[stream; 3], Some(10_000)),
+            vec![Some("q".into()); 3]
+        );
+        let empty = Stream {
+            layers: &[],
+            ..stream
+        };
+        assert_eq!(
+            allocate(&[empty, stream], Some(500_000)),
+            vec![None, Some("f".into())]
+        );
     }
 }

@@ -14,7 +14,7 @@ use str0m::media::{Direction, KeyframeRequestKind, MediaData, MediaKind, Mid, Ri
 use str0m::net::Transmit;
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc, RtcError};
 
-use super::layers::{self, Constraints, Forward, Layer, LayerState};
+use super::layers::{self, Forward, Layer, LayerState};
 use crate::signal::machine::ConnId;
 
 /// The bitrate the bandwidth estimate of a new receiver starts from.
@@ -91,6 +91,8 @@ pub struct Participant {
     pub video_size: Option<(u32, u32)>,
     rtc: Rtc,
     joined_at: Instant,
+    /// The start of the current window for measuring layer bitrates.
+    window_started: Instant,
     connected: bool,
     tracks_in: Vec<TrackIn>,
     tracks_out: Vec<TrackOut>,
@@ -141,6 +143,7 @@ impl Participant {
             video_size: None,
             rtc,
             joined_at: now,
+            window_started: now,
             connected: false,
             tracks_in: Vec::new(),
             tracks_out: Vec::new(),
@@ -367,9 +370,10 @@ impl Participant {
         };
         let mut keyframe_wanted = None;
         if let Some(rid) = data.rid {
-            if track.layer.target.is_none() {
-                track.layer.set_target(rid);
-            }
+            // Until the layer choice has picked a layer for this receiver,
+            // nothing is forwarded: starting with whatever layer comes first
+            // would send the top layer to a receiver that cannot take it.
+            track.layer.target?;
             if let Some(wanted) = track.layer.keyframe_request(now) {
                 keyframe_wanted = Some(Some(wanted));
             }
@@ -418,13 +422,21 @@ impl Participant {
     /// to the source stream and the layer being forwarded.
     pub fn keyframe_source(&self, mid: Mid) -> Option<(RoomParticipantId, Mid, Option<Rid>)> {
         let track = self.tracks_out.iter().find(|t| t.mid() == Some(mid))?;
-        Some((track.source, track.source_mid, track.layer.current))
+        Some((
+            track.source,
+            track.source_mid,
+            track.layer.current.or(track.layer.target),
+        ))
     }
 
     /// Ends the measuring second: turns the bytes counted per layer into
     /// bitrates.
-    pub fn roll_rates(&mut self, elapsed: Duration) {
-        let seconds = elapsed.as_secs_f64().max(0.001);
+    pub fn roll_rates(&mut self, now: Instant) {
+        let seconds = now
+            .duration_since(self.window_started)
+            .as_secs_f64()
+            .max(0.001);
+        self.window_started = now;
         for track in &mut self.tracks_in {
             track.layer_rates = track
                 .layer_bytes
@@ -435,17 +447,31 @@ impl Participant {
     }
 
     /// Returns the layers of a published stream, highest bitrate first.
-    pub fn layers(&self, mid: Mid) -> Vec<Layer> {
+    pub fn layers(&self, now: Instant, mid: Mid) -> Vec<Layer> {
         let Some(track) = self.tracks_in.iter().find(|t| t.mid == mid) else {
             return Vec::new();
         };
-        let mut layers: Vec<Layer> = track
-            .layer_rates
-            .iter()
+        // A stream that started within the current measuring window has no
+        // rates yet; the bytes counted so far give them.
+        let rates = if track.layer_rates.is_empty() {
+            let seconds = now
+                .duration_since(self.window_started)
+                .as_secs_f64()
+                .max(0.001);
+            track
+                .layer_bytes
+                .iter()
+                .map(|(rid, bytes)| (*rid, (*bytes as f64 * 8.0 / seconds) as u64))
+                .collect()
+        } else {
+            track.layer_rates.clone()
+        };
+        let mut layers: Vec<Layer> = rates
+            .into_iter()
             .filter_map(|(rid, bitrate_bps)| {
                 Some(Layer {
-                    rid: (*rid)?,
-                    bitrate_bps: *bitrate_bps,
+                    rid: rid?,
+                    bitrate_bps,
                 })
             })
             .collect();
@@ -463,21 +489,18 @@ impl Participant {
             .collect()
     }
 
-    /// The constraints for the stream of `source`, sharing the estimate
-    /// evenly among `video_streams` streams.
-    pub fn constraints(
-        &self,
-        source: RoomParticipantId,
-        top_size: Option<(u32, u32)>,
-        video_streams: usize,
-    ) -> Constraints {
-        Constraints {
-            top_size,
-            view: self.views.get(&source).copied(),
-            share_bps: self.estimate.map(|estimate| {
-                (estimate.as_f64() * VIDEO_SHARE_OF_ESTIMATE / video_streams.max(1) as f64) as u64
-            }),
-        }
+    /// The size at which this participant shows `source`, if it said.
+    pub fn view(&self, source: RoomParticipantId) -> Option<(u32, u32)> {
+        self.views.get(&source).copied()
+    }
+
+    /// Returns the part of the bandwidth estimate that video may use, or
+    /// `None` before the first estimate. Without an estimate a receiver gets
+    /// the top layers, because the estimator measures the link only from the
+    /// traffic it carries.
+    pub fn video_budget(&self) -> Option<u64> {
+        self.estimate
+            .map(|estimate| (estimate.as_f64() * VIDEO_SHARE_OF_ESTIMATE) as u64)
     }
 
     /// The layer being forwarded of one received stream, or the one a

@@ -109,7 +109,7 @@ impl Router {
                     .participant_mut(conversation_id, conn)
                     .map(|p| p.accept_answer(&sdp));
                 match result {
-                    Some(Ok(opened)) => self.request_keyframes(now, conversation_id, &opened),
+                    Some(Ok(opened)) => self.request_keyframes(now, conversation_id, conn, &opened),
                     Some(Err(reason)) => {
                         tracing::info!(%conn, %reason, "room answer rejected");
                         self.remove(now, conversation_id, conn, reason);
@@ -223,9 +223,8 @@ impl Router {
             }
         }
         if now.duration_since(self.last_evaluation) >= EVALUATE_INTERVAL {
-            let elapsed = now.duration_since(self.last_evaluation);
             self.last_evaluation = now;
-            self.evaluate(now, elapsed);
+            self.evaluate(now);
         }
         self.drive(now);
     }
@@ -334,19 +333,34 @@ impl Router {
         self.drive_room(now, conversation_id);
     }
 
-    /// Asks the senders of newly forwarded video streams for a keyframe.
+    /// Picks the layers of video streams that `receiver` now receives, and
+    /// asks their senders for a keyframe so that the picture starts at once.
+    /// A simulcast stream whose layers are not known yet gets its layer at
+    /// the next evaluation.
     fn request_keyframes(
         &mut self,
         now: Instant,
         conversation_id: ConversationId,
+        receiver: ConnId,
         streams: &[(RoomParticipantId, str0m::media::Mid)],
     ) {
         let Some(room) = self.rooms.get_mut(&conversation_id) else {
             return;
         };
-        for (source, mid) in streams {
-            if let Some(sender) = room.participants.iter_mut().find(|p| p.id == *source) {
-                sender.request_keyframe(now, *mid, None);
+        choose_layers(now, room);
+        let Some(receiver) = room.participants.iter().find(|p| p.conn == receiver) else {
+            return;
+        };
+        let requests: Vec<_> = streams
+            .iter()
+            .map(|(source, mid)| (*source, *mid, receiver.target_layer(*source, *mid)))
+            .collect();
+        for (source, mid, rid) in requests {
+            let Some(sender) = room.participants.iter_mut().find(|p| p.id == source) else {
+                continue;
+            };
+            if rid.is_some() || sender.layers(now, mid).is_empty() {
+                sender.request_keyframe(now, mid, rid);
             }
         }
     }
@@ -403,7 +417,7 @@ impl Router {
 
     /// Re-measures layer bitrates, picks each receiver's layers, updates the
     /// active speakers and removes sessions that died.
-    fn evaluate(&mut self, now: Instant, elapsed: Duration) {
+    fn evaluate(&mut self, now: Instant) {
         let room_ids: Vec<ConversationId> = self.rooms.keys().copied().collect();
         for room_id in room_ids {
             let dead: Vec<ConnId> = self.rooms[&room_id]
@@ -419,9 +433,9 @@ impl Router {
                 continue;
             };
             for participant in &mut room.participants {
-                participant.roll_rates(elapsed);
+                participant.roll_rates(now);
             }
-            choose_layers(room);
+            choose_layers(now, room);
             if room.speakers.update(now).is_some() {
                 self.push_state(room_id);
             }
@@ -536,31 +550,42 @@ fn desired_bitrate(top_layers_bps: u64) -> u64 {
 }
 
 /// Picks the layer every receiver gets of every simulcast stream.
-fn choose_layers(room: &mut Room) {
+fn choose_layers(now: Instant, room: &mut Room) {
     let mut decisions = Vec::new();
     let mut desired = Vec::new();
     for receiver in &room.participants {
-        let streams = receiver.received_video();
-        let mut wanted_bps = 0;
-        for (source, mid) in &streams {
+        let received = receiver.received_video();
+        let mut sources = Vec::new();
+        let mut ladders = Vec::new();
+        for (source, mid) in &received {
             let Some(sender) = room.participants.iter().find(|p| p.id == *source) else {
                 continue;
             };
-            let layers = sender.layers(*mid);
-            wanted_bps += layers.first().map_or(0, |top| top.bitrate_bps);
-            let constraints = receiver.constraints(*source, sender.video_size, streams.len());
-            let current = receiver.target_layer(*source, *mid);
-            tracing::trace!(
-                receiver = receiver.id,
-                source,
-                ?layers,
-                ?constraints,
-                "choosing a layer"
-            );
-            if let Some(rid) = layers::choose(&layers, constraints, current) {
+            sources.push((*source, *mid, sender.video_size));
+            ladders.push(sender.layers(now, *mid));
+        }
+        let streams: Vec<layers::Stream<'_>> = sources
+            .iter()
+            .zip(&ladders)
+            .map(|((source, mid, top_size), ladder)| layers::Stream {
+                layers: ladder,
+                top_size: *top_size,
+                view: receiver.view(*source),
+                current: receiver.target_layer(*source, *mid),
+            })
+            .collect();
+        let budget = receiver.video_budget();
+        tracing::trace!(receiver = receiver.id, ?budget, ?streams, "choosing layers");
+        let chosen = layers::allocate(&streams, budget);
+        for ((source, mid, _), rid) in sources.iter().zip(chosen) {
+            if let Some(rid) = rid {
                 decisions.push((receiver.id, *source, *mid, rid));
             }
         }
+        let wanted_bps: u64 = ladders
+            .iter()
+            .map(|ladder| ladder.first().map_or(0, |top| top.bitrate_bps))
+            .sum();
         desired.push((receiver.id, wanted_bps));
     }
     for (receiver, source, mid, rid) in decisions {
