@@ -110,7 +110,9 @@ async fn revoke_invitation(
     let not_found = || {
         ChatError::new(
             ErrorCode::InvitationNotFound,
-            format!("guest invitation {id} not found; use the id that creating the invitation returned"),
+            format!(
+                "guest invitation {id} not found; use the id that creating the invitation returned"
+            ),
         )
     };
     let Some(invitation) = state.guests.invitation(id).await? else {

@@ -23,7 +23,10 @@ pub fn routes() -> Router<AppState> {
 /// Serves the page for any secret: the page's script checks the secret when it
 /// asks for a credential and shows the server's error.
 async fn page() -> Response {
-    let mut response = ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], PAGE_HTML)
+    let mut response = (
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        PAGE_HTML,
+    )
         .into_response();
     let headers = response.headers_mut();
     // The secret is in the address: no caching, and no Referer that carries it.

@@ -115,7 +115,11 @@ impl GuestStore {
         Ok(GuestInvitation {
             id,
             conversation_id,
-            page_path: format!("{}/{}", hearth_proto::guest::GUEST_PAGE_PATH, secret.expose()),
+            page_path: format!(
+                "{}/{}",
+                hearth_proto::guest::GUEST_PAGE_PATH,
+                secret.expose()
+            ),
             expires_at_ms: u64::try_from(expires_at_ms).unwrap_or(0),
         })
     }
@@ -131,14 +135,16 @@ impl GuestStore {
         .bind(id.to_string())
         .fetch_optional(&self.pool)
         .await?;
-        Ok(row.map(|(conversation_id, expires_at_ms, revoked)| StoredInvitation {
-            id,
-            conversation_id: conversation_id
-                .parse()
-                .expect("guest_invitations.conversation_id contains a UUID"),
-            expires_at_ms,
-            revoked,
-        }))
+        Ok(row.map(
+            |(conversation_id, expires_at_ms, revoked)| StoredInvitation {
+                id,
+                conversation_id: conversation_id
+                    .parse()
+                    .expect("guest_invitations.conversation_id contains a UUID"),
+                expires_at_ms,
+                revoked,
+            },
+        ))
     }
 
     pub async fn revoke(&self, id: GuestInvitationId) -> Result<(), sqlx::Error> {
