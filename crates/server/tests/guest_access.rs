@@ -216,8 +216,8 @@ async fn guest_sends_only_room_frames_of_its_call() {
     assert_eq!(code, ErrorCode::Forbidden);
     assert!(text.contains(&other.id.to_string()), "{text}");
 
-    // The guest's own call takes its frames: an invalid offer gets the SFU's
-    // answer, not a refusal.
+    // The guest's own call accepts its frames: an invalid offer reaches the
+    // SFU, which rejects the SDP rather than the guest.
     socket
         .send(ClientMessage::JoinRoom {
             conversation_id: group.id,

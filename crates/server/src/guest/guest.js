@@ -1,4 +1,4 @@
-// The guest page of a Hearth group call. It asks for a display name, exchanges
+// The guest page of a Hearth group call. It requests a display name, exchanges
 // the invitation secret in the page address for a guest credential, and joins
 // the conversation's call through the server's SFU with the browser's own
 // WebRTC, speaking the same room frames as the native clients.
@@ -79,8 +79,8 @@
   $("leave").textContent = t.leave;
   document.title = `Hearth · ${t.title}`;
 
-  // What the page knows about the call, read by people through the grid and
-  // by automated tests through `window.hearthGuest`.
+  // The page's state of the call, shown to people in the grid and read by
+  // automated tests through `window.hearthGuest`.
   const state = {
     phase: "idle",
     error: null,

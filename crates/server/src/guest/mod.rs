@@ -3,7 +3,7 @@
 //!
 //! A member creates an invitation (`POST
 //! /api/v1/conversations/{id}/guest-invitations`) and shares the page address
-//! it returns. The page, embedded in this binary, asks for a display name and
+//! it returns. The page, embedded in this binary, requests a display name and
 //! exchanges the address's secret for a guest credential. With it the page
 //! opens the guest WebSocket ([`crate::signal::guest`]), which carries only
 //! the room frames of that one conversation.

@@ -21,7 +21,7 @@ pub fn routes() -> Router<AppState> {
 }
 
 /// Serves the page for any secret: the page's script checks the secret when it
-/// asks for a credential and shows the server's error.
+/// requests a credential and shows the server's error.
 async fn page() -> Response {
     let mut response = (
         [(header::CONTENT_TYPE, "text/html; charset=utf-8")],

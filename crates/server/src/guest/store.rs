@@ -30,7 +30,7 @@ pub const GUEST_TABLES: &str = "CREATE TABLE guest_invitations (
         created_at_ms INTEGER NOT NULL
     );";
 
-/// Why an invitation secret or a guest credential was not accepted.
+/// The reason an invitation secret or a guest credential was rejected.
 #[derive(Debug, thiserror::Error)]
 pub enum GuestError {
     #[error("the guest invitation is unknown; check the link or ask a member for a new one")]
@@ -43,7 +43,7 @@ pub enum GuestError {
     Database(#[from] sqlx::Error),
 }
 
-/// What a valid guest credential grants.
+/// The access that a valid guest credential grants.
 #[derive(Debug, Clone)]
 pub struct GuestSession {
     pub invitation_id: GuestInvitationId,
