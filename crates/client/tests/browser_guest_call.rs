@@ -47,10 +47,11 @@ struct Received {
 }
 
 /// The largest receive counters Chromium reported for one participant.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone)]
 struct BrowserReceived {
     frames_decoded: u64,
     samples_received: u64,
+    video_codec: Option<String>,
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -137,6 +138,7 @@ async fn chromium_guest_call_with_natives() {
             };
             let counters = from_natives.entry(participant.to_owned()).or_default();
             if entry["kind"] == "video" {
+                counters.video_codec = entry["codec"].as_str().map(str::to_owned);
                 counters.frames_decoded = counters
                     .frames_decoded
                     .max(entry["framesDecoded"].as_u64().unwrap_or(0));
@@ -196,7 +198,7 @@ async fn chromium_guest_call_with_natives() {
     for (id, _) in &natives {
         let received = from_natives
             .get(&id.to_string())
-            .copied()
+            .cloned()
             .unwrap_or_default();
         assert!(
             received.frames_decoded >= 25,
