@@ -13,13 +13,13 @@ use axum::extract::State;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use futures_util::StreamExt as _;
+use futures_util::{SinkExt as _, StreamExt as _};
 use hearth_proto::guest::GUEST_WEBSOCKET_PROTOCOL;
-use hearth_proto::{ClientMessage, ErrorCode};
+use hearth_proto::{ClientMessage, ErrorCode, ServerFrame};
 use tracing::Instrument as _;
 
 use super::machine::ConnId;
-use super::{Hub, error_message, frame, room_conversation, room_update_command, write_frames};
+use super::{error_message, frame, room_conversation, room_update_command, write_frames};
 use crate::chat::{Chat, ChatError};
 use crate::guest::{GuestError, GuestSession, GuestStore};
 use crate::http::AppState;
@@ -87,21 +87,24 @@ pub async fn upgrade(
                     };
                     serve(socket, guest).await;
                 }
-                Err(error) => reject(socket, chat.hub(), error).await,
+                Err(error) => reject(socket, error).await,
             }
         })
 }
 
-/// Sends the reason a credential was not accepted and closes the socket.
-async fn reject(socket: WebSocket, hub: &Arc<Hub>, error: GuestError) {
+/// Sends the reason a credential was rejected and closes the socket. The
+/// connection never reaches the hub, so it gets no `hello`.
+async fn reject(mut socket: WebSocket, error: GuestError) {
     tracing::info!(reason = %error, "rejected a guest connection");
     let error = ChatError::from(error);
-    let registration = hub.register("guest:rejected");
-    hub.reply(registration.conn, error_message(error.code, error.message));
-    hub.unregister(registration.conn);
-    let (sink, _stream) = socket.split();
-    let close_frame = Arc::new(std::sync::Mutex::new(None));
-    write_frames(sink, registration.outbox, close_frame).await;
+    let frame = ServerFrame::from(error_message(error.code, error.message));
+    match serde_json::to_string(&frame) {
+        Ok(text) => {
+            let _ = socket.send(Message::Text(text.into())).await;
+        }
+        Err(error) => tracing::error!(%error, "failed to encode an error frame"),
+    }
+    let _ = socket.close().await;
 }
 
 enum Event {
