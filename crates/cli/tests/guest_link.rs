@@ -52,7 +52,7 @@ fn guest_link_created_and_revoked() {
         url.starts_with(&format!("{}/guest/", server.url)),
         "expected a guest page address, got {url:?}"
     );
-    // A few seconds pass between creating the invitation and printing it.
+    // Some milliseconds pass between creating the invitation and printing it.
     assert!(link.stderr.contains("expires in 29 minutes"), "{link}");
     let secret = url.rsplit('/').next().unwrap();
     assert!(
@@ -77,8 +77,8 @@ fn guest_link_created_and_revoked() {
 
     let outsider = hearth_as(&server, "carol", &["guest-link", &conversation_id]);
     assert!(!outsider.status.success(), "{outsider}");
-    // Carol sees no such conversation, so the server is not even asked; the
-    // server's own membership check has its tests in crates/server.
+    // Carol has no such conversation stored, so the CLI stops before the
+    // server. The server's own membership check is tested in crates/server.
     assert!(outsider.stderr.contains(&conversation_id), "{outsider}");
 
     let too_short = hearth_as(&server, "alice", &["guest-link", "team", "--minutes", "0"]);

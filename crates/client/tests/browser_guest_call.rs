@@ -526,9 +526,9 @@ impl ChromeDriver {
             // The SFU listens on 127.0.0.1, which WebRTC skips by default.
             "--allow-loopback-in-peer-connection".to_owned(),
             "--autoplay-policy=no-user-gesture-required".to_owned(),
-            // libwebrtc sends fewer simulcast layers for small pictures (two
-            // at 640x360); the field trial keeps all three, as a 720p camera
-            // would send, without the CPU cost of encoding 720p here.
+            // libwebrtc sends fewer simulcast layers for small pictures:
+            // Chromium 156 sent two at 640x360. The field trial keeps all
+            // three, as a 720p camera sends, without the CPU cost of 720p.
             "--force-fieldtrials=WebRTC-LegacySimulcastLayerLimit/Disabled/".to_owned(),
             "--lang=en-US".to_owned(),
             "--window-size=1280,900".to_owned(),

@@ -391,7 +391,7 @@ impl Router {
                 video_off: p.video_off,
             })
             .collect();
-        // Guests are no members, so the roster also goes to every participant.
+        // Guests are not members, so the roster also goes to every participant.
         let mut users = room.members.clone();
         for participant in &room.participants {
             if !users.contains(&participant.user) {
