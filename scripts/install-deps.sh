@@ -21,6 +21,9 @@ packages=(
   # Xvfb through tauri-driver and WebKitWebDriver.
   libwebkit2gtk-4.1-dev libgtk-3-dev librsvg2-dev libayatana-appindicator3-dev libxdo-dev file
   xvfb xauth imagemagick webkit2gtk-driver
+  # The browser interop test: Debian's Chromium, driven headless through
+  # chromedriver, joins a group call from the server's guest page.
+  chromium chromium-driver
   # Chinese glyphs for the app's screenshots in Simplified Chinese.
   fonts-noto-cjk
   # The C compiler for the C code of dependencies when the workspace is

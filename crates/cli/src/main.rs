@@ -5,6 +5,7 @@
 mod auth;
 mod chat;
 mod demo;
+mod guest;
 mod media_files;
 mod report;
 mod room;
@@ -55,6 +56,9 @@ enum Command {
     /// Join a conversation's group call, stream a video and a speech file
     /// and report what arrived from each participant.
     Room(room::RoomArgs),
+    /// Print a link that lets someone without an account join a
+    /// conversation's group call from a browser, or revoke one.
+    GuestLink(guest::GuestLinkArgs),
 }
 
 #[derive(Args)]
@@ -117,6 +121,7 @@ fn main() -> ExitCode {
             Command::Demo(args) => demo::run(args).await,
             Command::Chat(args) => chat::run(args).await,
             Command::Room(args) => room::run(args).await,
+            Command::GuestLink(args) => guest::run(args).await,
         }
     });
     match result {

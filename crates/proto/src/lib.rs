@@ -6,6 +6,7 @@
 //! follows OAuth 2.0 (RFC 6749). `docs/protocol.md` describes the exchange.
 
 pub mod chat;
+pub mod guest;
 pub mod oauth;
 pub mod search;
 pub mod signal;

@@ -400,6 +400,12 @@ pub enum ErrorCode {
     AttachmentNotFound,
     /// The bearer token is missing, unknown, expired or revoked.
     Unauthorized,
+    /// No guest invitation has this id or secret.
+    InvitationNotFound,
+    /// The guest invitation is past its expiry time.
+    InvitationExpired,
+    /// A member revoked the guest invitation.
+    InvitationRevoked,
     Internal,
 }
 
@@ -428,6 +434,9 @@ impl ErrorCode {
             Self::AttachmentTooLarge => "attachment_too_large",
             Self::AttachmentNotFound => "attachment_not_found",
             Self::Unauthorized => "unauthorized",
+            Self::InvitationNotFound => "invitation_not_found",
+            Self::InvitationExpired => "invitation_expired",
+            Self::InvitationRevoked => "invitation_revoked",
             Self::Internal => "internal",
         }
     }

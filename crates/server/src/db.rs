@@ -85,6 +85,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     );
     CREATE UNIQUE INDEX oidc_links_account ON oidc_links(issuer, user_id);",
     ),
+    (4, crate::guest::store::GUEST_TABLES),
 ];
 
 /// Makes the data directory private to the server's user, because it holds

@@ -33,6 +33,7 @@ pub struct AppState {
     pub chat: Arc<Chat>,
     pub authorizer: Arc<Authorizer>,
     pub sfu: crate::sfu::Sfu,
+    pub guests: crate::guest::GuestStore,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -43,6 +44,7 @@ pub fn router(state: AppState) -> Router {
         .route(hearth_proto::SIGNAL_PATH, get(signal))
         .merge(crate::chat::rest::routes())
         .merge(crate::authorize::routes())
+        .merge(crate::guest::routes())
         .with_state(state)
 }
 

@@ -9,6 +9,7 @@ mod authorize;
 pub mod chat;
 pub mod config;
 mod db;
+mod guest;
 mod http;
 mod oidc;
 mod rate_limit;

@@ -80,6 +80,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         hub.clone(),
     )
     .await?;
+    let guests = crate::guest::GuestStore::new(pool.clone());
     let chat = Chat::start(
         pool,
         hub.clone(),
@@ -93,6 +94,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         chat,
         authorizer,
         sfu,
+        guests,
     });
 
     let handle = axum_server::Handle::new();

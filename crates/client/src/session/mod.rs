@@ -768,6 +768,48 @@ impl Session {
         Ok(())
     }
 
+    /// Creates a guest invitation to the conversation's group call, valid for
+    /// `ttl_secs` (the server's default when `None`). The returned page path
+    /// contains the invitation secret; the server shows it only this once.
+    pub async fn create_guest_invitation(
+        &self,
+        id: ConversationId,
+        ttl_secs: Option<u64>,
+    ) -> Result<hearth_proto::guest::GuestInvitation> {
+        let body = hearth_proto::guest::CreateGuestInvitation { ttl_secs };
+        self.shared
+            .rest
+            .json(
+                &self.shared.tokens,
+                Method::POST,
+                &hearth_proto::guest::conversation_invitations_path(id),
+                |request| request.json(&body),
+            )
+            .await
+    }
+
+    /// Revokes a guest invitation, which also ends the calls of the guests
+    /// who joined through it.
+    pub async fn revoke_guest_invitation(
+        &self,
+        id: hearth_proto::guest::GuestInvitationId,
+    ) -> Result<()> {
+        let path = format!("{}/{id}", hearth_proto::guest::GUEST_INVITATIONS_PATH);
+        let _: Option<serde_json::Value> = self
+            .shared
+            .rest
+            .optional_json(&self.shared.tokens, Method::DELETE, &path, |request| {
+                request
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// Returns the address of a guest page from its path.
+    pub fn guest_page_url(&self, page_path: &str) -> String {
+        self.shared.rest.server().url(page_path)
+    }
+
     /// Leaves a group and deletes its local copy.
     pub async fn leave(&self, id: ConversationId) -> Result<()> {
         let user = self.shared.user.clone();

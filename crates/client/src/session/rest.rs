@@ -46,6 +46,10 @@ impl Rest {
         Ok(Self { server, http })
     }
 
+    pub fn server(&self) -> &ServerEndpoint {
+        &self.server
+    }
+
     /// Sends a request built by `build` with the bearer token and returns a
     /// successful response. An error status becomes [`ClientError::Server`]
     /// with the code of the [`ApiError`] body.

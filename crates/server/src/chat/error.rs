@@ -60,7 +60,9 @@ impl ChatError {
             ErrorCode::ConversationNotFound
             | ErrorCode::UserNotFound
             | ErrorCode::MessageNotFound
-            | ErrorCode::AttachmentNotFound => StatusCode::NOT_FOUND,
+            | ErrorCode::AttachmentNotFound
+            | ErrorCode::InvitationNotFound => StatusCode::NOT_FOUND,
+            ErrorCode::InvitationExpired | ErrorCode::InvitationRevoked => StatusCode::GONE,
             ErrorCode::AttachmentTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             _ => StatusCode::BAD_REQUEST,

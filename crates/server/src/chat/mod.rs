@@ -29,6 +29,7 @@ use tokio::sync::{Semaphore, mpsc, oneshot};
 
 pub use attachments::DEFAULT_MAX_ATTACHMENT_BYTES;
 pub use error::ChatError;
+pub use store::now_ms;
 
 use crate::signal::Hub;
 use crate::signal::machine::ConnId;
@@ -112,6 +113,26 @@ impl Chat {
         let members = store::members(&mut conn, conversation_id)
             .await
             .map_err(|error| ChatError::internal("failed to read the members", &error))?;
+        Ok(members.into_iter().map(|member| member.user).collect())
+    }
+
+    /// Returns every member of a conversation, for a guest's group call, in
+    /// which the guest is no member.
+    pub async fn call_members(
+        &self,
+        conversation_id: hearth_proto::chat::ConversationId,
+    ) -> Result<Vec<String>, ChatError> {
+        let mut conn = self
+            .pool
+            .acquire()
+            .await
+            .map_err(|error| ChatError::internal("failed to open the database", &error))?;
+        let members = store::members(&mut conn, conversation_id)
+            .await
+            .map_err(|error| ChatError::internal("failed to read the members", &error))?;
+        if members.is_empty() {
+            return Err(ChatError::conversation_not_found(conversation_id));
+        }
         Ok(members.into_iter().map(|member| member.user).collect())
     }
 

@@ -56,7 +56,7 @@ pub fn routes() -> Router<AppState> {
 }
 
 /// Returns the user name behind the request's bearer token.
-async fn caller(state: &AppState, headers: &HeaderMap) -> Result<String, ChatError> {
+pub(crate) async fn caller(state: &AppState, headers: &HeaderMap) -> Result<String, ChatError> {
     let unauthorized = |message: &str| ChatError::new(ErrorCode::Unauthorized, message);
     let Some(value) = headers.get(header::AUTHORIZATION) else {
         return Err(unauthorized(

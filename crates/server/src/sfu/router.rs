@@ -405,8 +405,15 @@ impl Router {
                 video_off: p.video_off,
             })
             .collect();
+        // Guests are not members, so the roster also goes to every participant.
+        let mut users = room.members.clone();
+        for participant in &room.participants {
+            if !users.contains(&participant.user) {
+                users.push(participant.user.clone());
+            }
+        }
         self.outputs.push_back(RouterOutput::Push {
-            users: room.members.clone(),
+            users,
             message: ServerMessage::RoomState {
                 conversation_id,
                 participants,

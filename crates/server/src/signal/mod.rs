@@ -4,6 +4,7 @@
 //! through the state machine, and chat, which goes to [`crate::chat::Chat`].
 
 pub mod frame;
+pub mod guest;
 mod hub;
 pub mod machine;
 
@@ -20,7 +21,7 @@ use crate::accounts::Accounts;
 use crate::chat::{Chat, ConnectionContext};
 use crate::sfu::{Command as SfuCommand, Sfu};
 pub use hub::{CallLog, DEFAULT_RING_TIMEOUT, Hub, OUTBOX_CAPACITY, Outbound};
-use machine::{CallState, Directory};
+use machine::{CallState, ConnId, Directory};
 
 /// How long a closing connection may take to write its queued frames before
 /// the socket is dropped.
@@ -31,6 +32,16 @@ const CLOSE_GRACE: Duration = Duration::from_secs(5);
 struct KnownUser {
     name: String,
     exists: bool,
+}
+
+impl KnownUser {
+    /// A directory in which no user exists, for frames that name no callee.
+    fn none() -> Self {
+        Self {
+            name: String::new(),
+            exists: false,
+        }
+    }
 }
 
 impl Directory for KnownUser {
@@ -275,10 +286,7 @@ async fn on_text(
                 exists,
             }
         }
-        _ => KnownUser {
-            name: String::new(),
-            exists: false,
-        },
+        _ => KnownUser::none(),
     };
     hub.handle(conn, message, &directory);
     if let Some(call_id) = invited
@@ -328,6 +336,15 @@ async fn room_command(
                 return Ok(None);
             }
         },
+        other => return room_update_command(conn, other).map(Some),
+    };
+    Ok(Some(command))
+}
+
+/// Turns a room frame other than `join_room` into a command for the SFU, and
+/// gives back any other frame.
+fn room_update_command(conn: ConnId, message: ClientMessage) -> Result<SfuCommand, ClientMessage> {
+    let command = match message {
         ClientMessage::RoomAnswer {
             conversation_id,
             sdp,
@@ -367,7 +384,27 @@ async fn room_command(
         },
         other => return Err(other),
     };
-    Ok(Some(command))
+    Ok(command)
+}
+
+/// Returns the conversation of a room frame, or `None` for other frames.
+fn room_conversation(message: &ClientMessage) -> Option<hearth_proto::chat::ConversationId> {
+    match message {
+        ClientMessage::JoinRoom {
+            conversation_id, ..
+        }
+        | ClientMessage::RoomAnswer {
+            conversation_id, ..
+        }
+        | ClientMessage::LeaveRoom { conversation_id }
+        | ClientMessage::SetRoomMedia {
+            conversation_id, ..
+        }
+        | ClientMessage::SetRoomViews {
+            conversation_id, ..
+        } => Some(*conversation_id),
+        _ => None,
+    }
 }
 
 /// Cancels the call if it still rings after the hub's ring timeout.

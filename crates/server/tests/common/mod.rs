@@ -119,6 +119,28 @@ impl TestServer {
         })
     }
 
+    /// Opens a WebSocket at `path` with a `Sec-WebSocket-Protocol` header, as
+    /// a browser sends it.
+    pub async fn connect_with_protocols(
+        &self,
+        path: &str,
+        protocols: &str,
+    ) -> Result<Socket, tungstenite::Error> {
+        let url = self.url(path).replacen("https", "wss", 1);
+        let mut request = tungstenite::client::IntoClientRequest::into_client_request(url).unwrap();
+        request
+            .headers_mut()
+            .insert("sec-websocket-protocol", protocols.parse().unwrap());
+        let connector = tokio_tungstenite::Connector::Rustls(self.tls.clone());
+        let (stream, _) =
+            tokio_tungstenite::connect_async_tls_with_config(request, None, false, Some(connector))
+                .await?;
+        Ok(Socket {
+            stream,
+            pending: VecDeque::new(),
+        })
+    }
+
     /// Signs in as `user`, opens the signalling WebSocket and reads `hello`.
     pub async fn connect(&self, user: &str) -> Socket {
         let tokens = self.sign_in(user).await;

@@ -1,0 +1,595 @@
+//! A group call between headless native clients and Debian's Chromium, which
+//! joins as a guest through the server's guest page with a fake camera and
+//! microphone fed from real recordings. This checks the SFU against
+//! libwebrtc: simulcast with one rid line per rid, RTX, transport-wide
+//! congestion control feedback, and media both ways.
+//!
+//! Needs `chromium`, `chromium-driver` and `ffmpeg` (scripts/install-deps.sh).
+
+mod common;
+
+use std::collections::HashMap;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use fantoccini::{Client, ClientBuilder, Locator};
+use hearth_client::room::{self, RoomEnd, RoomOptions};
+use hearth_client::session::Session;
+use hearth_media::receive::{DecodedAudio, DecodedVideo};
+use hearth_media::source::VideoClip;
+use hearth_media::source::wav::AudioClip;
+use hearth_media::{PeerConfig, RemoteSinks, SendMedia, StreamSinks};
+use hearth_proto::RoomParticipantId;
+use hearth_proto::chat::ConversationId;
+use serde_json::{Value, json};
+use sha2::{Digest as _, Sha256};
+use tokio::sync::mpsc;
+
+/// Native participants besides Chromium.
+const NATIVES: usize = 4;
+/// How long each native participant sends once everyone is in.
+const SECONDS: f64 = 6.0;
+/// The fake camera: small and slow enough for a loaded 2-core machine.
+const CAMERA_WIDTH: u32 = 640;
+const CAMERA_HEIGHT: u32 = 360;
+const CAMERA_FPS: u32 = 15;
+
+/// What one native participant received from each other participant, keyed
+/// by participant id in decimal.
+#[derive(Debug, Default)]
+struct Received {
+    video_frames: HashMap<String, usize>,
+    audio_samples: HashMap<String, usize>,
+}
+
+/// The largest receive counters Chromium reported for one participant.
+#[derive(Debug, Default, Clone)]
+struct BrowserReceived {
+    frames_decoded: u64,
+    samples_received: u64,
+    video_codec: Option<String>,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn chromium_guest_call_with_natives() {
+    let chromium = program("chromium");
+    let chromedriver = program("chromedriver");
+    let folder = tempfile::tempdir().unwrap();
+    let (camera, microphone) = fake_capture_files(folder.path());
+
+    let server = common::start_server().await;
+    let names: Vec<String> = (0..NATIVES).map(|i| format!("user{i}")).collect();
+    let mut sessions = Vec::new();
+    for name in &names {
+        server.add_user(name).await;
+        let database = folder.path().join(format!("{name}.sqlite3"));
+        sessions.push(server.online_session(name, &database).await);
+    }
+    let group = sessions[0]
+        .create_group("with a guest", &names[1..])
+        .await
+        .unwrap();
+    for session in &sessions[1..] {
+        common::eventually("every member to see the group", || {
+            session.conversation(group.id).is_ok()
+        })
+        .await;
+    }
+    let invitation = sessions[0]
+        .create_guest_invitation(group.id, None)
+        .await
+        .unwrap();
+    let page_url = sessions[0].guest_page_url(&invitation.page_path);
+
+    // Chromium joins first and waits in the call.
+    let driver = ChromeDriver::start(&chromedriver);
+    let browser_options = BrowserOptions {
+        chromium: &chromium,
+        profile: &folder.path().join("chromium-profile"),
+        camera: &camera,
+        microphone: &microphone,
+        spki_hash: &spki_hash(server.server.certificate_pem()),
+    };
+    let browser = driver.connect(&browser_options).await;
+    browser.goto(&page_url).await.unwrap();
+    let name = browser.find(Locator::Id("name")).await.unwrap();
+    name.send_keys("Chromium guest").await.unwrap();
+    browser
+        .find(Locator::Id("join-button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let guest_id = wait_until_joined(&browser).await;
+
+    let clip =
+        Arc::new(hearth_media::source::load_video(&common::media("video/BA1_FT_C.264")).unwrap());
+    let speech = Arc::new(
+        hearth_media::source::wav::load(&common::media(
+            "speech/librivox_sense_and_sensibility_0870.wav",
+        ))
+        .unwrap(),
+    );
+    let tasks: Vec<_> = sessions
+        .into_iter()
+        .map(|session| {
+            tokio::spawn(take_part(
+                session,
+                group.id,
+                clip.clone(),
+                speech.clone(),
+                NATIVES,
+            ))
+        })
+        .collect();
+
+    // Chromium's counters are read while the natives are still in the call,
+    // because a receiver's statistics go away when its stream is removed.
+    let mut from_natives: HashMap<String, BrowserReceived> = HashMap::new();
+    while !tasks.iter().all(|task| task.is_finished()) {
+        for entry in browser_stats(&browser).await["inbound"].as_array().unwrap() {
+            let Some(participant) = entry["participant"].as_str() else {
+                continue;
+            };
+            let counters = from_natives.entry(participant.to_owned()).or_default();
+            if entry["kind"] == "video" {
+                counters.video_codec = entry["codec"].as_str().map(str::to_owned);
+                counters.frames_decoded = counters
+                    .frames_decoded
+                    .max(entry["framesDecoded"].as_u64().unwrap_or(0));
+            } else {
+                counters.samples_received = counters
+                    .samples_received
+                    .max(entry["totalSamplesReceived"].as_u64().unwrap_or(0));
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let mut natives = Vec::new();
+    for task in tasks {
+        natives.push(task.await.unwrap());
+    }
+    let outbound = browser_stats(&browser).await["outbound"].clone();
+    let sdp = browser
+        .execute("return window.hearthGuest.state.sdp;", vec![])
+        .await
+        .unwrap();
+    browser.close().await.unwrap();
+    drop(driver);
+    eprintln!("Chromium is participant {guest_id}");
+    for (id, received) in &natives {
+        eprintln!("participant {id} received {received:?}");
+    }
+    eprintln!("Chromium received {from_natives:?}");
+    eprintln!("Chromium sent {outbound}");
+
+    // Every native participant decoded Chromium's video and audio. Chromium
+    // sends from before the natives join, at 15 fps.
+    for (id, received) in &natives {
+        let frames = received
+            .video_frames
+            .get(&guest_id.to_string())
+            .copied()
+            .unwrap_or(0);
+        assert!(
+            frames >= CAMERA_FPS as usize,
+            "participant {id} decoded {frames} video frames from Chromium; expected at least \
+             {CAMERA_FPS}; received {received:?}"
+        );
+        let samples = received
+            .audio_samples
+            .get(&guest_id.to_string())
+            .copied()
+            .unwrap_or(0);
+        assert!(
+            samples >= 48_000,
+            "participant {id} decoded {samples} audio samples from Chromium; expected at least \
+             1 s at 48 kHz; received {received:?}"
+        );
+    }
+
+    // Chromium decoded every native participant's video and audio. The
+    // natives send at 25 fps.
+    for (id, _) in &natives {
+        let received = from_natives
+            .get(&id.to_string())
+            .cloned()
+            .unwrap_or_default();
+        assert!(
+            received.frames_decoded >= 25,
+            "Chromium decoded {} video frames from participant {id}; expected at least 25; \
+             all: {from_natives:?}",
+            received.frames_decoded
+        );
+        assert!(
+            received.samples_received >= 48_000,
+            "Chromium received {} audio samples from participant {id}; expected at least 1 s \
+             at 48 kHz; all: {from_natives:?}",
+            received.samples_received
+        );
+    }
+
+    // Chromium sent all three simulcast layers.
+    for rid in ["f", "h", "q"] {
+        let layer = outbound
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|entry| entry["kind"] == "video" && entry["rid"] == rid);
+        let frames = layer.map_or(0, |entry| entry["framesEncoded"].as_u64().unwrap_or(0));
+        assert!(
+            frames > 0,
+            "Chromium encoded no frames of layer {rid}; outbound: {outbound}"
+        );
+    }
+
+    check_sdp(&sdp);
+}
+
+/// Checks the SDP facts of Chromium's join: its offer has simulcast with rids
+/// and the SFU's answer has one rid line per rid, RTX and transport-cc.
+fn check_sdp(sdp: &Value) {
+    let offer = sdp["offer"]
+        .as_str()
+        .expect("Chromium's offer was recorded");
+    let answer = sdp["answer"]
+        .as_str()
+        .expect("the SFU's answer was recorded");
+    for rid in ["f", "h", "q"] {
+        assert_eq!(
+            count_lines(offer, &format!("a=rid:{rid} send")),
+            1,
+            "Chromium's offer lacks rid {rid}:\n{offer}"
+        );
+        assert_eq!(
+            count_lines(answer, &format!("a=rid:{rid} recv")),
+            1,
+            "the SFU's answer needs exactly one line for rid {rid}:\n{answer}"
+        );
+    }
+    assert_eq!(
+        count_lines(answer, "a=simulcast:recv f;h;q"),
+        1,
+        "the SFU's answer must receive simulcast f;h;q:\n{answer}"
+    );
+    let video = media_section(answer, "video");
+    assert!(
+        video.contains(" rtx/90000") && video.contains("apt="),
+        "the SFU's answer negotiated no RTX:\n{video}"
+    );
+    assert!(
+        video.contains("transport-cc") && video.contains("transport-wide-cc-extensions"),
+        "the SFU's answer has no transport-wide congestion control feedback:\n{video}"
+    );
+    eprintln!("the SFU's answer to Chromium, video section:\n{video}");
+    let forwarded = sdp["roomOffers"].as_array().unwrap();
+    assert!(
+        !forwarded.is_empty(),
+        "the SFU never offered Chromium the other participants' streams"
+    );
+    let last_offer = forwarded.last().unwrap().as_str().unwrap();
+    assert!(
+        last_offer.contains("transport-cc") && last_offer.contains(" rtx/90000"),
+        "the SFU's offer of forwarded streams lacks RTX or transport-cc:\n{last_offer}"
+    );
+}
+
+fn count_lines(sdp: &str, line: &str) -> usize {
+    sdp.lines().filter(|l| l.trim_end() == line).count()
+}
+
+/// Returns the first media section of `kind` ("audio" or "video").
+fn media_section<'a>(sdp: &'a str, kind: &str) -> &'a str {
+    let start = sdp
+        .find(&format!("m={kind} "))
+        .unwrap_or_else(|| panic!("no m={kind} section in:\n{sdp}"));
+    let rest = &sdp[start..];
+    let end = rest[2..].find("\nm=").map_or(rest.len(), |end| end + 3);
+    &rest[..end]
+}
+
+/// Joins the room, sends the clips for `SECONDS` once all `NATIVES` and the
+/// guest are in, and leaves. Returns this participant's id and what it
+/// received.
+async fn take_part(
+    session: Session,
+    conversation_id: ConversationId,
+    clip: Arc<VideoClip>,
+    speech: Arc<AudioClip>,
+    natives: usize,
+) -> (RoomParticipantId, Received) {
+    let (video_tx, mut video_rx) = mpsc::channel::<(String, DecodedVideo)>(512);
+    let (audio_tx, mut audio_rx) = mpsc::channel::<(String, DecodedAudio)>(2048);
+    let options = RoomOptions {
+        peer: PeerConfig {
+            simulcast: true,
+            ..common::loopback_peer()
+        },
+        send: SendMedia {
+            video: true,
+            audio: true,
+        },
+        sinks: RemoteSinks {
+            streams: Some(StreamSinks {
+                video: video_tx,
+                audio: audio_tx,
+            }),
+            ..RemoteSinks::default()
+        },
+    };
+    let signal = session.call_signal().unwrap();
+    let mut call = room::join_room(signal, conversation_id, options)
+        .await
+        .unwrap();
+    let id = call.participant_id;
+    let mut roster = call.roster();
+    tokio::time::timeout(
+        Duration::from_secs(30),
+        roster.wait_for(|r| r.participants.len() == natives + 1),
+    )
+    .await
+    .expect("every native participant joins within 30 s")
+    .unwrap();
+    call.set_media(
+        false,
+        false,
+        Some((clip.width() as u32, clip.height() as u32)),
+    );
+    call.peer.start_video(clip, SECONDS, 300_000).await.unwrap();
+    call.peer.start_audio(speech, SECONDS).await.unwrap();
+
+    let mut received = Received::default();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs_f64(SECONDS + 2.0);
+    loop {
+        tokio::select! {
+            Some((stream, _)) = video_rx.recv() => {
+                *received.video_frames.entry(stream).or_default() += 1;
+            }
+            Some((stream, audio)) = audio_rx.recv() => {
+                *received.audio_samples.entry(stream).or_default() += audio.samples.len();
+            }
+            () = tokio::time::sleep_until(deadline) => break,
+        }
+    }
+    let end = call.leave().await;
+    assert_eq!(end, RoomEnd::Left);
+    session.close().await;
+    (id, received)
+}
+
+/// Polls the page until it is in the call and returns its participant id,
+/// or fails with the page's error.
+async fn wait_until_joined(browser: &Client) -> RoomParticipantId {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let state = browser
+            .execute("return window.hearthGuest.state;", vec![])
+            .await
+            .unwrap();
+        assert_ne!(
+            state["phase"], "failed",
+            "the guest page failed to join: {}",
+            state["error"]
+        );
+        if state["phase"] == "joined" {
+            return state["participantId"].as_u64().unwrap();
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the guest page did not join within 30 s; its state: {state}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn browser_stats(browser: &Client) -> Value {
+    browser
+        .execute("return window.hearthGuest.stats();", vec![])
+        .await
+        .unwrap()
+}
+
+/// Returns the path of a program on `PATH`, or fails naming the package.
+fn program(name: &str) -> PathBuf {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|candidate| candidate.is_file())
+        .unwrap_or_else(|| {
+            panic!(
+                "{name} not found on PATH; install Debian's chromium and chromium-driver \
+                 (scripts/install-deps.sh)"
+            )
+        })
+}
+
+/// Converts the shared recordings into the files Chromium's fake capture
+/// devices read: a Y4M video and a WAV file.
+fn fake_capture_files(folder: &Path) -> (PathBuf, PathBuf) {
+    let camera = folder.join("camera.y4m");
+    let microphone = folder.join("microphone.wav");
+    let filter = format!("scale={CAMERA_WIDTH}:{CAMERA_HEIGHT},fps={CAMERA_FPS}");
+    ffmpeg(&[
+        "-i",
+        common::media("video/Zhling_1280x720.264").to_str().unwrap(),
+        "-t",
+        "4",
+        "-vf",
+        &filter,
+        "-pix_fmt",
+        "yuv420p",
+        camera.to_str().unwrap(),
+    ]);
+    ffmpeg(&[
+        "-i",
+        common::media("speech/librivox_sense_and_sensibility_0890.wav")
+            .to_str()
+            .unwrap(),
+        "-t",
+        "10",
+        "-ar",
+        "48000",
+        "-ac",
+        "1",
+        "-c:a",
+        "pcm_s16le",
+        microphone.to_str().unwrap(),
+    ]);
+    (camera, microphone)
+}
+
+fn ffmpeg(args: &[&str]) {
+    let output = Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-y"])
+        .args(args)
+        .output()
+        .expect("ffmpeg runs; install it with scripts/install-deps.sh");
+    assert!(
+        output.status.success(),
+        "ffmpeg {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// Returns the base64 SHA-256 of the certificate's SubjectPublicKeyInfo, the
+/// form `--ignore-certificate-errors-spki-list` takes.
+fn spki_hash(certificate_pem: &str) -> String {
+    let (_, pem) = x509_parser::pem::parse_x509_pem(certificate_pem.as_bytes()).unwrap();
+    let certificate = pem.parse_x509().unwrap();
+    let digest = Sha256::digest(certificate.tbs_certificate.subject_pki.raw);
+    base64::engine::general_purpose::STANDARD.encode(digest)
+}
+
+struct BrowserOptions<'a> {
+    chromium: &'a Path,
+    profile: &'a Path,
+    camera: &'a Path,
+    microphone: &'a Path,
+    spki_hash: &'a str,
+}
+
+/// A chromedriver process on a free loopback port, stopped on drop.
+struct ChromeDriver {
+    process: Child,
+    port: u16,
+}
+
+impl ChromeDriver {
+    fn start(program: &Path) -> Self {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let process = Command::new(program)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("chromedriver starts");
+        Self { process, port }
+    }
+
+    /// Starts Chromium through chromedriver, retrying while chromedriver is
+    /// still starting.
+    async fn connect(&self, options: &BrowserOptions<'_>) -> Client {
+        let mut args = vec![
+            "--headless".to_owned(),
+            "--disable-gpu".to_owned(),
+            "--disable-quic".to_owned(),
+            "--no-first-run".to_owned(),
+            "--disable-background-networking".to_owned(),
+            "--disable-component-update".to_owned(),
+            "--disable-sync".to_owned(),
+            format!("--user-data-dir={}", options.profile.display()),
+            // Trust exactly the test server's key, which only listens on
+            // loopback.
+            format!(
+                "--ignore-certificate-errors-spki-list={}",
+                options.spki_hash
+            ),
+            "--use-fake-ui-for-media-stream".to_owned(),
+            "--use-fake-device-for-media-stream".to_owned(),
+            format!(
+                "--use-file-for-fake-video-capture={}",
+                options.camera.display()
+            ),
+            format!(
+                "--use-file-for-fake-audio-capture={}",
+                options.microphone.display()
+            ),
+            // The SFU listens on 127.0.0.1, which WebRTC skips by default.
+            "--allow-loopback-in-peer-connection".to_owned(),
+            "--autoplay-policy=no-user-gesture-required".to_owned(),
+            // libwebrtc sends fewer simulcast layers for small pictures:
+            // Chromium 156 sent two at 640x360. The field trial keeps all
+            // three, as a 720p camera sends, without the CPU cost of 720p.
+            "--force-fieldtrials=WebRTC-LegacySimulcastLayerLimit/Disabled/".to_owned(),
+            "--lang=en-US".to_owned(),
+            "--window-size=1280,900".to_owned(),
+        ];
+        if running_as_root() {
+            // Chromium's sandbox refuses to run as root.
+            args.push("--no-sandbox".to_owned());
+        }
+        let capabilities = json!({
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": options.chromium,
+                "args": args,
+            },
+        });
+        let capabilities = match capabilities {
+            Value::Object(map) => map,
+            _ => unreachable!("the capabilities are a JSON object"),
+        };
+        let url = format!("http://127.0.0.1:{}", self.port);
+        let mut last_error = None;
+        for _ in 0..50 {
+            let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+            match ClientBuilder::new(connector)
+                .capabilities(capabilities.clone())
+                .connect(&url)
+                .await
+            {
+                Ok(client) => return client,
+                Err(error) => last_error = Some(error.to_string()),
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        panic!(
+            "failed to start Chromium through chromedriver at {url}: {}",
+            last_error.unwrap_or_default()
+        );
+    }
+}
+
+impl Drop for ChromeDriver {
+    fn drop(&mut self) {
+        // SIGTERM lets chromedriver end the Chromium it started.
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.process.id().to_string())
+            .status();
+        for _ in 0..20 {
+            if matches!(self.process.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+    }
+}
+
+fn running_as_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|output| String::from_utf8_lossy(&output.stdout).trim() == "0")
+}
