@@ -10,6 +10,7 @@ use std::time::Duration;
 use hearth_client::room::{self, RoomEnd, RoomOptions};
 use hearth_client::session::Session;
 use hearth_media::PeerConfig;
+use hearth_media::VideoCodec;
 use hearth_media::receive::{DecodedAudio, DecodedVideo};
 use hearth_media::source::VideoClip;
 use hearth_media::source::wav::AudioClip;
@@ -46,12 +47,14 @@ async fn take_part(
     others: usize,
     view: Option<(u32, u32)>,
     simulcast: bool,
+    codec: VideoCodec,
 ) -> (RoomParticipantId, Received) {
     let (video_tx, mut video_rx) = mpsc::channel::<(String, DecodedVideo)>(512);
     let (audio_tx, mut audio_rx) = mpsc::channel::<(String, DecodedAudio)>(2048);
     let options = RoomOptions {
         peer: PeerConfig {
             simulcast,
+            video_codecs: vec![codec],
             ..common::loopback_peer()
         },
         send: SendMedia {
@@ -135,6 +138,7 @@ async fn group_call(
     participants: usize,
     first_view: Option<(u32, u32)>,
     simulcast: bool,
+    codec: VideoCodec,
 ) -> Vec<(RoomParticipantId, Received)> {
     let _alone = ONE_CALL_AT_A_TIME.lock().await;
     let server = common::start_server().await;
@@ -178,6 +182,7 @@ async fn group_call(
                 participants - 1,
                 if index == 0 { first_view } else { None },
                 simulcast,
+                codec,
             ))
         })
         .collect();
@@ -233,7 +238,7 @@ async fn group_call(
 async fn five_people_decode_each_other() {
     // Without simulcast: five senders with three layers each need more CPU
     // than this 2-core machine has beside twenty decoders.
-    let results = group_call(5, None, false).await;
+    let results = group_call(5, None, false, VideoCodec::H264).await;
     for (id, received) in &results {
         for (sender, size) in &received.video_sizes {
             assert_eq!(
@@ -247,7 +252,7 @@ async fn five_people_decode_each_other() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn small_view_gets_the_quarter_layer() {
-    let results = group_call(3, Some((80, 60)), true).await;
+    let results = group_call(3, Some((80, 60)), true, VideoCodec::H264).await;
     let (first, received) = &results[0];
     for (sender, size) in &received.video_sizes {
         assert_eq!(
@@ -262,6 +267,20 @@ async fn small_view_gets_the_quarter_layer() {
         for (sender, size) in &received.video_sizes {
             assert!(size.0 > 88, "participant {id} got {sender} at {size:?}");
         }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vp8_simulcast_decodes_every_layer_switch() {
+    // The view sizes differ, so the SFU switches layers of VP8 streams too.
+    let results = group_call(3, Some((160, 120)), true, VideoCodec::Vp8).await;
+    let (first, received) = &results[0];
+    for (sender, size) in &received.video_sizes {
+        assert_eq!(
+            *size,
+            (176, 144),
+            "participant {first} showing {sender} at 160x120 got {size:?}"
+        );
     }
 }
 
