@@ -155,6 +155,11 @@ impl CallDevices {
         self.send(Command::PlayClip(samples));
     }
 
+    /// Plays the speaker test tone on the current speaker.
+    pub fn play_test_sound(&self) {
+        self.play_clip(super::speaker::test_tone());
+    }
+
     fn send(&self, command: Command) {
         if let Some(commands) = &self.commands
             && commands.send(command).is_err()
