@@ -8,6 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use hearth_client::call::{self, ActiveCall, CallEnd, CallOptions, IncomingCall};
 use hearth_client::session::{ConnectionState, Session};
 use hearth_client::signal::SignalConnection;
+use hearth_media::audio::InputLevel;
 use hearth_media::{RemoteSinks, SendMedia};
 use hearth_proto::ServerMessage;
 use hearth_proto::signal::CallMedia;
@@ -20,7 +21,6 @@ use crate::events::{CallChanged, emit};
 use crate::media::{CallMediaSettings, MediaSession, Preview};
 use crate::video::{VideoHub, VideoStream};
 use crate::views::{CallState, EndReason, Quality};
-use hearth_media::audio::InputLevel;
 
 /// How long after a call ends its end screen stays before the state goes idle.
 const ENDED_LINGER: Duration = Duration::from_secs(3);
@@ -90,8 +90,8 @@ impl Phone {
         }
     }
 
-    /// The microphone level for the settings meter; during a call, the
-    /// call's microphone rather than opening the device twice.
+    /// Returns the microphone level for the settings meter. During a call it
+    /// reads the call's microphone rather than opening the device twice.
     pub fn mic_level(&self, device: Option<&str>) -> UiResult<f64> {
         if self.in_call() {
             let level = lock(&self.call_level).as_ref().map(InputLevel::dbfs);
@@ -458,23 +458,23 @@ impl Actor {
         let started_at_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0.0, |since| since.as_millis() as f64);
-        let mut shown = Shown {
+        let mut view = ConnectedView {
             muted: false,
             camera_on: video,
             quality: Quality::Good,
             talking_while_muted: false,
         };
-        let connected = |shown: &Shown, media: &MediaSession| CallState::Connected {
+        let connected = |view: &ConnectedView, media: &MediaSession| CallState::Connected {
             peer: peer.clone(),
             video,
             started_at_ms,
-            muted: shown.muted,
-            camera_on: shown.camera_on,
-            quality: shown.quality,
-            talking_while_muted: shown.talking_while_muted,
+            muted: view.muted,
+            camera_on: view.camera_on,
+            quality: view.quality,
+            talking_while_muted: view.talking_while_muted,
             warning: media.warning.clone().or_else(|| media.device_warning()),
         };
-        self.set(connected(&shown, &media));
+        self.set(connected(&view, &media));
         let mut ended = call.end_watcher();
         let mut quality_tick = tokio::time::interval(Duration::from_secs(2));
         let reason = loop {
@@ -488,12 +488,12 @@ impl Actor {
                 command = self.commands.recv() => match command {
                     None | Some(Command::HangUp) => break EndReason::LocalHangUp,
                     Some(Command::SetMuted(value)) => {
-                        shown.muted = value;
+                        view.muted = value;
                         media.set_muted(value);
                     }
                     Some(Command::SetCamera(value)) => {
-                        shown.camera_on = value && video;
-                        media.set_camera(shown.camera_on);
+                        view.camera_on = value && video;
+                        media.set_camera(view.camera_on);
                     }
                     Some(Command::Place { done, .. } | Command::Accept { done, .. }) => {
                         let _ = done.send(Err(UiError::code(ErrorCode::Busy)));
@@ -513,11 +513,11 @@ impl Actor {
                         // Sending stopped; keep the hint off from now on.
                         talking = tokio::sync::watch::channel(false).1;
                     }
-                    shown.talking_while_muted = *talking.borrow_and_update();
+                    view.talking_while_muted = *talking.borrow_and_update();
                 }
-                _ = quality_tick.tick() => shown.quality = media.quality(&call),
+                _ = quality_tick.tick() => view.quality = media.quality(&call),
             }
-            self.set(connected(&shown, &media));
+            self.set(connected(&view, &media));
         };
         *lock(&self.call_level) = None;
         media.stop();
@@ -546,7 +546,7 @@ impl Actor {
 }
 
 /// What the call view shows of a connected call, besides the fixed facts.
-struct Shown {
+struct ConnectedView {
     muted: bool,
     camera_on: bool,
     quality: Quality,

@@ -1,9 +1,9 @@
 //! A live call follows its devices. The caller's microphone and speaker come
 //! from `CallDevices` over a private PulseAudio daemon reached through cpal's
 //! PulseAudio host. Devices are removed, added back and made the default with
-//! `pactl` while the call runs, and each time the callee must decode speech
-//! that only the new microphone hears, the caller's speaker must play on the
-//! new sink, and the stream on the old device must be closed.
+//! `pactl` while the call runs. After each change the callee must decode
+//! speech that only the new microphone hears, the caller's speaker must play
+//! on the new sink, and the stream on the old device must be closed.
 //!
 //! Every microphone is the monitor of a null sink that a player feeds with
 //! speech, and only the device under test gets speech in each step, so the
@@ -30,13 +30,13 @@ use tokio::sync::{mpsc, watch};
 const CHILD_MARKER: &str = "HEARTH_AUDIO_SWITCH_CHILD";
 const CALLER_SPEECH: &str = "speech/librivox_sense_and_sensibility_0870.wav";
 const CALLEE_SPEECH: &str = "speech/librivox_sense_and_sensibility_0890.wav";
-/// Null sinks; each one's monitor is a microphone. `ear_*` are the speakers.
+/// Null sinks whose monitors serve as microphones. The `ear_*` sinks are the speakers.
 const MOUTH_A: &str = "mouth_a";
 const MOUTH_B: &str = "mouth_b";
 const MOUTH_C: &str = "mouth_c";
 const EAR_A: &str = "ear_a";
 const EAR_B: &str = "ear_b";
-/// What the caller chooses: names, as a settings file keeps them.
+/// The caller's choices, by name as a settings file keeps them.
 const CHOSEN_MICROPHONE: &str = "Monitor of Hearth-mouth-A";
 const CHOSEN_SPEAKER: &str = "Hearth-ear-A";
 /// Longest wait for a switch or for speech; generous for a loaded 2-core machine.

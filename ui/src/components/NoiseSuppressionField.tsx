@@ -11,7 +11,7 @@ type Props = {
 
 const MODES: NoiseSuppressionMode[] = ["rnnoise", "apm", "off"];
 
-/** Picks the call's noise suppression; during a call the change applies from the next frame. */
+/** Picks the call's noise suppression. During a call the change applies from the next frame. */
 export function NoiseSuppressionField({ settings, onApply, testId }: Props) {
   const [error, setError] = useState<unknown>(null);
 

@@ -3,7 +3,7 @@ import { api } from "../api";
 import { t } from "../i18n";
 import { ErrorNote } from "./common";
 
-/** Plays a short recording on the chosen speaker; during a call on the call's speaker. */
+/** Plays a short recording on the chosen speaker, or on the call's speaker during a call. */
 export function SpeakerTest() {
   const [playing, setPlaying] = useState(false);
   const [error, setError] = useState<unknown>(null);

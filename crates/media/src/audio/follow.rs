@@ -2,9 +2,10 @@
 //!
 //! [`CallDevices`] keeps one microphone and one speaker open on a thread of
 //! its own. Every second it lists the devices, and it reacts at once to a
-//! stream that reports its device lost. When the chosen device disappears it
-//! moves to the system default; when the chosen device comes back, or a new
-//! default appears while nothing is chosen, it moves there. The call sees
+//! stream that reports its device lost. When the chosen device disappears,
+//! the call moves to the system default. When the chosen device comes back,
+//! or a new default appears while nothing is chosen, the call moves there.
+//! The call sees
 //! none of this: it reads one [`AudioFeed`], sends decoded audio to one
 //! sender, and gets the new speaker's [`EchoReference`] through its
 //! [`LiveControls`] after each speaker change, so echo cancellation keeps

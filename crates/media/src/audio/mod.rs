@@ -118,6 +118,11 @@ fn device_name(device: &cpal::Device) -> String {
     }
 }
 
+// NOTE: the `pulseaudio` crate 0.3.2 that cpal's PulseAudio host uses looks
+// for the server under PULSE_RUNTIME_PATH/pulse/native, one folder too deep,
+// and stops there. With PULSE_RUNTIME_PATH set (and no PULSE_SERVER), cpal
+// falls back to ALSA, whose lists do not show PulseAudio's devices.
+
 /// Finds the device whose id or name is `requested`, or the default device.
 /// An id names its host (`alsa:default`, `pulseaudio:NAME`), so it opens on
 /// that host even when another one is the default.
