@@ -153,10 +153,12 @@ async fn call_follows_devices() {
 
     println!("step 2: the chosen devices disappear");
     let changes = current.borrow().changes;
+    let removed_at = Instant::now();
     unload_sink(MOUTH_A);
     unload_sink(EAR_A);
     let player = play_into(MOUTH_B, &speech);
     wait_for_devices(&mut current, &source(MOUTH_B), &sink(EAR_B)).await;
+    println!("  switched {:?} after the removal", removed_at.elapsed());
     assert!(
         current.borrow().changes > changes,
         "no device change was counted"
@@ -173,9 +175,11 @@ async fn call_follows_devices() {
     drop(player);
 
     println!("step 3: the chosen microphone comes back");
+    let returned_at = Instant::now();
     load_sink(MOUTH_A, "Hearth-mouth-A");
     let player = play_into(MOUTH_A, &speech);
     wait_for_microphone(&mut current, &source(MOUTH_A)).await;
+    println!("  switched {:?} after the return", returned_at.elapsed());
     far_end.wait_for_speech("the returned microphone").await;
     assert_eq!(
         streams_on("source-outputs", &format!("{MOUTH_B}.monitor")),
@@ -190,9 +194,14 @@ async fn call_follows_devices() {
     println!("step 4: nothing chosen, and a new default appears");
     devices.prefer(DeviceKind::Microphone, None);
     load_sink(MOUTH_C, "Hearth-mouth-C");
+    let default_changed_at = Instant::now();
     pactl(&["set-default-source", &format!("{MOUTH_C}.monitor")]);
     let player = play_into(MOUTH_C, &speech);
     wait_for_microphone(&mut current, &source(MOUTH_C)).await;
+    println!(
+        "  switched {:?} after the default changed",
+        default_changed_at.elapsed()
+    );
     far_end.wait_for_speech("the new default microphone").await;
     assert_eq!(
         streams_on("source-outputs", &format!("{MOUTH_A}.monitor")),
