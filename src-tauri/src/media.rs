@@ -241,8 +241,8 @@ impl MediaSession {
     pub fn device_warning(&self) -> Option<UiError> {
         let devices = self.devices.as_ref()?;
         let current = devices.current().borrow().clone();
-        if current.changes == 0 {
-            // The device thread has not opened anything yet.
+        if !current.listed {
+            // The device thread has not read the device lists yet.
             return None;
         }
         if current.microphone.is_none() {

@@ -54,6 +54,9 @@ pub struct CurrentDevices {
     pub changes: u64,
     /// Why the last attempt to open a device failed, if the last one failed.
     pub last_error: Option<String>,
+    /// Whether the device lists were read at least once, so that a missing
+    /// device means that none could be opened rather than not yet.
+    pub listed: bool,
 }
 
 /// A request to the device thread.
@@ -369,6 +372,8 @@ impl Follower {
                 self.switch(kind, target);
             }
         }
+        self.current
+            .send_if_modified(|current| !std::mem::replace(&mut current.listed, true));
     }
 
     fn list(&mut self, kind: DeviceKind) -> Result<Vec<AudioDevice>, AudioError> {
