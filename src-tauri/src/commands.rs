@@ -273,6 +273,7 @@ fn call_media(settings: &Settings) -> CallMediaSettings {
         video_source: settings.video_source.clone(),
         microphone: settings.microphone.clone(),
         speaker: settings.speaker.clone(),
+        noise_suppression: settings.noise_suppression,
     }
 }
 
@@ -352,6 +353,18 @@ pub async fn mic_level(app: AppState<'_>) -> UiResult<f64> {
     // Opening a device can block for a while; keep it off the async workers.
     let app = Arc::clone(&app);
     tokio::task::spawn_blocking(move || app.phone.mic_level(app.settings().microphone.as_deref()))
+        .await
+        .map_err(UiError::internal)?
+}
+
+/// Plays a short sound on the chosen speaker: during a call on the call's
+/// speaker, mixed over the call.
+#[tauri::command]
+#[specta::specta]
+pub async fn test_speaker(app: AppState<'_>) -> UiResult<()> {
+    let app = Arc::clone(&app);
+    // Opening a device and playing the sound block for a while.
+    tokio::task::spawn_blocking(move || app.phone.test_speaker(app.settings().speaker.as_deref()))
         .await
         .map_err(UiError::internal)?
 }

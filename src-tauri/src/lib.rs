@@ -49,6 +49,7 @@ pub fn bindings() -> tauri_specta::Builder<tauri::Wry> {
             commands::update_settings,
             commands::pick_video_file,
             commands::mic_level,
+            commands::test_speaker,
             commands::watch_video,
             commands::unwatch_video,
         ])

@@ -3,19 +3,22 @@
 //! device changes, and the connection quality.
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use hearth_client::call::ActiveCall;
 use hearth_media::MediaError;
-use hearth_media::audio::{AudioError, EchoReference, Microphone, ProcessingConfig, Speaker};
+use hearth_media::audio::{
+    AudioError, CallDevices, DeviceKind, InputLevel, Microphone, NoiseSuppression,
+    ProcessingConfig, Speaker,
+};
 use hearth_media::live::{LiveControls, LiveSend, LocalVideo, VideoFeed, VideoSource as Source};
 use hearth_media::receive::{DecodedAudio, DecodedVideo};
 use hearth_media::stats::CallStats;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::error::{ErrorCode, UiError, UiResult};
-use crate::profile::VideoSource;
+use crate::profile::{NoiseSuppressionMode, VideoSource};
 use crate::video::{VideoHub, VideoStream};
 use crate::views::Quality;
 
@@ -28,6 +31,7 @@ pub struct CallMediaSettings {
     pub video_source: VideoSource,
     pub microphone: Option<String>,
     pub speaker: Option<String>,
+    pub noise_suppression: NoiseSuppressionMode,
 }
 
 impl Default for CallMediaSettings {
@@ -36,8 +40,65 @@ impl Default for CallMediaSettings {
             video_source: VideoSource::None,
             microphone: None,
             speaker: None,
+            noise_suppression: NoiseSuppressionMode::default(),
         }
     }
+}
+
+impl CallMediaSettings {
+    /// Echo cancellation with what the speaker plays, the chosen noise
+    /// suppression and gain control.
+    fn processing(&self) -> ProcessingConfig {
+        ProcessingConfig {
+            noise_suppression: match self.noise_suppression {
+                NoiseSuppressionMode::Rnnoise => NoiseSuppression::Rnnoise,
+                NoiseSuppressionMode::Apm => NoiseSuppression::Apm,
+                NoiseSuppressionMode::Off => NoiseSuppression::Off,
+            },
+            ..ProcessingConfig::default()
+        }
+    }
+}
+
+/// Length of the speaker test's speech clip.
+const SPEAKER_TEST_LENGTH: std::time::Duration = std::time::Duration::from_millis(2_500);
+/// The recording the speaker test plays, inside `HEARTH_MEDIA_DIR`.
+const SPEAKER_TEST_CLIP: &str = "speech/librivox_sense_and_sensibility_0890.wav";
+
+/// Returns the speaker test sound as 48 kHz mono: the first seconds of a
+/// speech recording from `HEARTH_MEDIA_DIR`, or `None` when it is not there,
+/// so that the engine's test tone plays instead.
+pub fn speaker_test_clip() -> Option<Vec<f32>> {
+    let dir = std::env::var_os("HEARTH_MEDIA_DIR")?;
+    let path = PathBuf::from(dir).join(SPEAKER_TEST_CLIP);
+    match hearth_media::source::wav::load(&path) {
+        Ok(clip) => {
+            let length = (48_000.0 * SPEAKER_TEST_LENGTH.as_secs_f64()) as usize;
+            Some(clip.samples.into_iter().take(length).collect())
+        }
+        Err(err) => {
+            tracing::warn!(path = %path.display(), error = %err, "cannot load the speaker test clip");
+            None
+        }
+    }
+}
+
+/// Plays the speaker test on `device` outside a call, blocking until it ends.
+pub fn test_speaker(device: Option<&str>) -> UiResult<()> {
+    let speaker = Speaker::start(device)?;
+    let length = match speaker_test_clip() {
+        Some(clip) => {
+            speaker.play_clip(&clip)?;
+            SPEAKER_TEST_LENGTH
+        }
+        None => {
+            speaker.play_test_sound()?;
+            std::time::Duration::from_millis(800)
+        }
+    };
+    // The speaker stops when dropped, so it stays open until the sound ends.
+    std::thread::sleep(length + std::time::Duration::from_millis(300));
+    Ok(())
 }
 
 impl From<AudioError> for UiError {
@@ -113,10 +174,8 @@ pub fn mirror(mut feed: VideoFeed, hub: &VideoHub, stream: VideoStream) -> JoinH
 pub struct MediaSession {
     settings: CallMediaSettings,
     video: Option<LocalVideo>,
-    microphone: Option<Microphone>,
-    speaker: Option<Speaker>,
-    /// Where decoded remote audio goes: the open speaker's input.
-    speaker_input: Arc<Mutex<Option<mpsc::Sender<DecodedAudio>>>>,
+    /// The microphone and speaker, which follow device changes by themselves.
+    devices: Option<CallDevices>,
     hub: Arc<VideoHub>,
     self_view: Option<JoinHandle<()>>,
     tasks: Vec<JoinHandle<()>>,
@@ -152,9 +211,7 @@ impl MediaSession {
         let mut session = Self {
             settings: settings.clone(),
             video: local_video,
-            microphone: None,
-            speaker: None,
-            speaker_input: Arc::new(Mutex::new(None)),
+            devices: None,
             hub,
             self_view: None,
             tasks: vec![forward_video],
@@ -163,50 +220,62 @@ impl MediaSession {
             last_stats: None,
             warning: None,
         };
-        session.open_speaker(settings.speaker.as_deref());
-        let target = Arc::clone(&session.speaker_input);
-        session.tasks.push(tokio::spawn(async move {
-            while let Some(decoded) = remote_audio.recv().await {
-                let speaker = lock(&target).clone();
-                if let Some(speaker) = speaker {
-                    // A full speaker queue drops audio rather than delay it.
-                    let _ = speaker.try_send(decoded);
-                }
+        match CallDevices::start(settings.microphone.as_deref(), settings.speaker.as_deref()) {
+            Ok(devices) => {
+                let speaker = devices.speaker_input();
+                session.tasks.push(tokio::spawn(async move {
+                    while let Some(decoded) = remote_audio.recv().await {
+                        // A full speaker queue drops audio rather than delay it.
+                        let _ = speaker.try_send(decoded);
+                    }
+                }));
+                session.devices = Some(devices);
             }
-        }));
-        session.open_microphone(settings.microphone.as_deref());
+            Err(err) => session.warning = Some(err.into()),
+        }
         session.show_self_view();
         Ok(session)
     }
 
-    fn open_microphone(&mut self, device: Option<&str>) {
-        match Microphone::start(device) {
-            Ok(microphone) => self.microphone = Some(microphone),
-            Err(err) => self.warning = Some(err.into()),
+    /// Returns a warning when no microphone or speaker is open at the moment.
+    pub fn device_warning(&self) -> Option<UiError> {
+        let devices = self.devices.as_ref()?;
+        let current = devices.current().borrow().clone();
+        if !current.listed {
+            // The device thread has not read the device lists yet.
+            return None;
         }
-    }
-
-    fn open_speaker(&mut self, device: Option<&str>) {
-        match Speaker::start(device) {
-            Ok(speaker) => self.use_speaker(speaker),
-            Err(err) => self.warning = Some(err.into()),
+        if current.microphone.is_none() {
+            return Some(UiError::code(ErrorCode::NoMicrophone));
         }
+        if current.speaker.is_none() {
+            let detail = current.last_error.unwrap_or_else(|| "speaker".to_owned());
+            return Some(UiError::new(ErrorCode::AudioDeviceFailed, detail));
+        }
+        None
     }
 
-    fn use_speaker(&mut self, speaker: Speaker) {
-        *lock(&self.speaker_input) = Some(speaker.sender());
-        self.speaker = Some(speaker);
+    /// Returns the microphone level for the settings meter during the call.
+    pub fn input_level(&self) -> Option<InputLevel> {
+        self.devices.as_ref().map(CallDevices::level)
     }
 
-    /// Returns the open speaker's played audio for echo cancellation.
-    fn echo_reference(&self) -> Option<EchoReference> {
-        let speaker = self.speaker.as_ref()?;
-        match speaker.echo_reference() {
-            Ok(reference) => Some(reference),
-            Err(err) => {
-                tracing::warn!(error = %err, "echo cancellation has no speaker reference");
-                None
-            }
+    /// Returns a receiver that is `true` while someone talks into the muted
+    /// microphone, once sending started.
+    pub fn talking_while_muted(&self) -> Option<watch::Receiver<bool>> {
+        self.controls
+            .as_ref()
+            .map(LiveControls::talking_while_muted)
+    }
+
+    /// Plays the speaker test on the call's speaker, mixed over the call.
+    pub fn test_speaker(&self) {
+        let Some(devices) = &self.devices else {
+            return;
+        };
+        match speaker_test_clip() {
+            Some(clip) => devices.play_clip(clip),
+            None => devices.play_test_sound(),
         }
     }
 
@@ -224,19 +293,21 @@ impl MediaSession {
 
     /// Starts sending on the connected call.
     pub async fn start(&mut self, call: &mut ActiveCall) -> UiResult<()> {
-        let audio = self.microphone.as_mut().and_then(Microphone::take_frames);
+        let audio = self.devices.as_mut().and_then(CallDevices::take_frames);
         let controls = call
             .peer
             .start_live(LiveSend {
                 video: self.video.as_ref().map(LocalVideo::frames),
                 audio,
                 video_bitrate_bps: VIDEO_BITRATE_BPS,
-                // Echo cancellation with what the speaker plays, RNNoise and
-                // gain control.
-                audio_processing: Some(ProcessingConfig::default()),
-                echo_reference: self.echo_reference(),
+                audio_processing: Some(self.settings.processing()),
+                // `attach` below hands over the speaker's played audio.
+                echo_reference: None,
             })
             .await?;
+        if let Some(devices) = &self.devices {
+            devices.attach(controls.clone());
+        }
         self.controls = Some(controls);
         Ok(())
     }
@@ -255,7 +326,8 @@ impl MediaSession {
         self.show_self_view();
     }
 
-    /// Switches devices during the call without renegotiating.
+    /// Switches the video source, the devices and the noise suppression
+    /// during the call without renegotiating.
     pub fn switch(&mut self, settings: CallMediaSettings) -> UiResult<()> {
         if settings.video_source != self.settings.video_source && self.video.is_some() {
             let video = open_video(&settings.video_source)?;
@@ -265,19 +337,18 @@ impl MediaSession {
             self.video = video;
             self.show_self_view();
         }
-        if settings.microphone != self.settings.microphone {
-            let mut microphone = Microphone::start(settings.microphone.as_deref())?;
-            if let Some(controls) = &self.controls {
-                controls.replace_audio(microphone.take_frames())?;
+        if let Some(devices) = &self.devices {
+            if settings.microphone != self.settings.microphone {
+                devices.prefer(DeviceKind::Microphone, settings.microphone.as_deref());
             }
-            self.microphone = Some(microphone);
+            if settings.speaker != self.settings.speaker {
+                devices.prefer(DeviceKind::Speaker, settings.speaker.as_deref());
+            }
         }
-        if settings.speaker != self.settings.speaker {
-            let speaker = Speaker::start(settings.speaker.as_deref())?;
-            self.use_speaker(speaker);
-            if let Some(controls) = &self.controls {
-                controls.replace_echo_reference(self.echo_reference())?;
-            }
+        if settings.noise_suppression != self.settings.noise_suppression
+            && let Some(controls) = &self.controls
+        {
+            controls.set_audio_processing(settings.processing())?;
         }
         self.settings = settings;
         Ok(())
@@ -336,12 +407,6 @@ fn rate(before: &CallStats, now: &CallStats) -> Quality {
     } else {
         Quality::Good
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// The settings page's camera preview and microphone meter, outside calls.

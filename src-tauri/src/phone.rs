@@ -8,6 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use hearth_client::call::{self, ActiveCall, CallEnd, CallOptions, IncomingCall};
 use hearth_client::session::{ConnectionState, Session};
 use hearth_client::signal::SignalConnection;
+use hearth_media::audio::InputLevel;
 use hearth_media::{RemoteSinks, SendMedia};
 use hearth_proto::ServerMessage;
 use hearth_proto::signal::CallMedia;
@@ -38,8 +39,9 @@ enum Command {
     HangUp,
     SetMuted(bool),
     SetCamera(bool),
-    /// The user picked other devices during a call.
+    /// The user picked other devices or noise suppression during a call.
     Switch(CallMediaSettings),
+    TestSpeaker,
 }
 
 /// The app's phone: attached to the signed-in session.
@@ -51,6 +53,8 @@ pub struct Phone {
     task: Mutex<Option<JoinHandle<()>>>,
     state: Arc<Mutex<CallState>>,
     preview: Arc<Mutex<Preview>>,
+    /// The call's microphone level, while a call has one.
+    call_level: Arc<Mutex<Option<InputLevel>>>,
 }
 
 impl Phone {
@@ -63,6 +67,7 @@ impl Phone {
             task: Mutex::new(None),
             state: Arc::new(Mutex::new(CallState::Idle)),
             preview: Arc::new(Mutex::new(Preview::default())),
+            call_level: Arc::new(Mutex::new(None)),
         }
     }
 
@@ -85,11 +90,14 @@ impl Phone {
         }
     }
 
-    /// The microphone level for the settings meter; during a call, silence
-    /// is reported rather than opening the device twice.
+    /// Returns the microphone level for the settings meter. During a call it
+    /// reads the call's microphone rather than opening the device twice.
     pub fn mic_level(&self, device: Option<&str>) -> UiResult<f64> {
         if self.in_call() {
-            return Ok(f64::from(hearth_media::audio::SILENCE_DBFS));
+            let level = lock(&self.call_level).as_ref().map(InputLevel::dbfs);
+            return Ok(f64::from(
+                level.unwrap_or(hearth_media::audio::SILENCE_DBFS),
+            ));
         }
         let preview = Arc::clone(&self.preview);
         let level = lock(&preview).microphone_level(device);
@@ -98,6 +106,15 @@ impl Phone {
             lock(&preview).close_idle();
         });
         level
+    }
+
+    /// Plays the speaker test: during a call on the call's speaker, else on
+    /// `device`, blocking until the sound ends.
+    pub fn test_speaker(&self, device: Option<&str>) -> UiResult<()> {
+        if self.in_call() {
+            return self.send(Command::TestSpeaker);
+        }
+        crate::media::test_speaker(device)
     }
 
     /// Applies new device settings; during a call they switch at once.
@@ -128,6 +145,7 @@ impl Phone {
             commands: receiver,
             state: Arc::clone(&self.state),
             preview: Arc::clone(&self.preview),
+            call_level: Arc::clone(&self.call_level),
         };
         *lock(&self.commands) = Some(commands);
         *lock(&self.task) = Some(tokio::spawn(actor.run()));
@@ -197,6 +215,7 @@ struct Actor {
     commands: mpsc::UnboundedReceiver<Command>,
     state: Arc<Mutex<CallState>>,
     preview: Arc<Mutex<Preview>>,
+    call_level: Arc<Mutex<Option<InputLevel>>>,
 }
 
 /// What ended a wait for the next call.
@@ -432,22 +451,30 @@ impl Actor {
             tracing::warn!(error = %err, "cannot start sending media");
             media.warning = Some(err);
         }
+        *lock(&self.call_level) = media.input_level();
+        let mut talking = media
+            .talking_while_muted()
+            .unwrap_or_else(|| tokio::sync::watch::channel(false).1);
         let started_at_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0.0, |since| since.as_millis() as f64);
-        let mut muted = false;
-        let mut camera_on = video;
-        let connected =
-            |muted, camera_on, quality, warning: &Option<UiError>| CallState::Connected {
-                peer: peer.clone(),
-                video,
-                started_at_ms,
-                muted,
-                camera_on,
-                quality,
-                warning: warning.clone(),
-            };
-        self.set(connected(muted, camera_on, Quality::Good, &media.warning));
+        let mut view = ConnectedView {
+            muted: false,
+            camera_on: video,
+            quality: Quality::Good,
+            talking_while_muted: false,
+        };
+        let connected = |view: &ConnectedView, media: &MediaSession| CallState::Connected {
+            peer: peer.clone(),
+            video,
+            started_at_ms,
+            muted: view.muted,
+            camera_on: view.camera_on,
+            quality: view.quality,
+            talking_while_muted: view.talking_while_muted,
+            warning: media.warning.clone().or_else(|| media.device_warning()),
+        };
+        self.set(connected(&view, &media));
         let mut ended = call.end_watcher();
         let mut quality_tick = tokio::time::interval(Duration::from_secs(2));
         let reason = loop {
@@ -461,33 +488,38 @@ impl Actor {
                 command = self.commands.recv() => match command {
                     None | Some(Command::HangUp) => break EndReason::LocalHangUp,
                     Some(Command::SetMuted(value)) => {
-                        muted = value;
+                        view.muted = value;
                         media.set_muted(value);
-                        let quality = media.quality(&call);
-                        self.set(connected(muted, camera_on, quality, &media.warning));
                     }
                     Some(Command::SetCamera(value)) => {
-                        camera_on = value && video;
-                        media.set_camera(camera_on);
-                        let quality = media.quality(&call);
-                        self.set(connected(muted, camera_on, quality, &media.warning));
+                        view.camera_on = value && video;
+                        media.set_camera(view.camera_on);
                     }
                     Some(Command::Place { done, .. } | Command::Accept { done, .. }) => {
                         let _ = done.send(Err(UiError::code(ErrorCode::Busy)));
+                        continue;
                     }
                     Some(Command::Switch(settings)) => {
                         media.warning = media.switch(settings).err();
-                        let quality = media.quality(&call);
-                        self.set(connected(muted, camera_on, quality, &media.warning));
                     }
-                    Some(Command::Decline) => {}
+                    Some(Command::TestSpeaker) => {
+                        media.test_speaker();
+                        continue;
+                    }
+                    Some(Command::Decline) => continue,
                 },
-                _ = quality_tick.tick() => {
-                    let quality = media.quality(&call);
-                    self.set(connected(muted, camera_on, quality, &media.warning));
+                changed = talking.changed() => {
+                    if changed.is_err() {
+                        // Sending stopped; keep the hint off from now on.
+                        talking = tokio::sync::watch::channel(false).1;
+                    }
+                    view.talking_while_muted = *talking.borrow_and_update();
                 }
+                _ = quality_tick.tick() => view.quality = media.quality(&call),
             }
+            self.set(connected(&view, &media));
         };
+        *lock(&self.call_level) = None;
         media.stop();
         if reason == EndReason::LocalHangUp {
             if let Err(err) = call.hang_up().await {
@@ -511,6 +543,14 @@ impl Actor {
             self.set(CallState::Idle);
         }
     }
+}
+
+/// What the call view shows of a connected call, besides the fixed facts.
+struct ConnectedView {
+    muted: bool,
+    camera_on: bool,
+    quality: Quality,
+    talking_while_muted: bool,
 }
 
 fn reject_offline(command: Command) {

@@ -55,6 +55,18 @@ pub enum Renderer {
     I420,
 }
 
+/// The noise suppression of calls, switchable during a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, specta::Type, Default)]
+#[serde(rename_all = "camelCase")]
+pub enum NoiseSuppressionMode {
+    /// RNNoise, a recurrent network: the better of the two on speech in noise.
+    #[default]
+    Rnnoise,
+    /// The WebRTC audio processing module's spectral suppressor.
+    Apm,
+    Off,
+}
+
 /// User settings.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, specta::Type)]
 #[serde(default, rename_all = "camelCase")]
@@ -66,6 +78,7 @@ pub struct Settings {
     pub microphone: Option<String>,
     pub speaker: Option<String>,
     pub renderer: Renderer,
+    pub noise_suppression: NoiseSuppressionMode,
 }
 
 impl Default for Settings {
@@ -77,6 +90,7 @@ impl Default for Settings {
             microphone: None,
             speaker: None,
             renderer: Renderer::default(),
+            noise_suppression: NoiseSuppressionMode::default(),
         }
     }
 }

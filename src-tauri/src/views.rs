@@ -304,6 +304,8 @@ pub enum CallState {
         muted: bool,
         camera_on: bool,
         quality: Quality,
+        /// Voice activity detection hears speech while the microphone is muted.
+        talking_while_muted: bool,
         /// A device that failed; the call goes on without it.
         warning: Option<crate::error::UiError>,
     },

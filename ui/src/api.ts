@@ -116,6 +116,8 @@ export interface HearthApi {
   updateSettings(settings: Settings): Promise<Settings>;
   pickVideoFile(): Promise<string | null>;
   micLevel(): Promise<number>;
+  /** Plays a short sound on the chosen speaker and resolves when it ends. */
+  testSpeaker(): Promise<void>;
   /** Streams frames of `stream`, scaled to `width`x`height` device pixels, to `onFrame`. */
   watchVideo(stream: VideoStream, width: number, height: number, onFrame: (frame: ArrayBuffer) => void): Promise<void>;
   unwatchVideo(stream: VideoStream): Promise<void>;
@@ -192,6 +194,9 @@ export const tauriApi: HearthApi = {
   updateSettings: (settings) => result(() => commands.updateSettings(settings)),
   pickVideoFile: () => result(() => commands.pickVideoFile()),
   micLevel: () => result(() => commands.micLevel()),
+  testSpeaker: async () => {
+    await result(() => commands.testSpeaker());
+  },
   watchVideo: (stream, width, height, onFrame) => {
     // Rust sends each frame as a raw ArrayBuffer, though the generated type says
     // number[] because FrameBytes is declared to specta as Vec<u8>.

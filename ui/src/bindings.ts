@@ -213,6 +213,18 @@ async micLevel() : Promise<Result<number, UiError>> {
 }
 },
 /**
+ * Plays a short sound on the chosen speaker: during a call on the call's
+ * speaker, mixed over the call.
+ */
+async testSpeaker() : Promise<Result<null, UiError>> {
+    try {
+    return { status: "ok", data: await TAURI_INVOKE("test_speaker") };
+} catch (e) {
+    if(e instanceof Error) throw e;
+    else return { status: "error", error: e  as any };
+}
+},
+/**
  * Streams one view's frames into `channel`, scaled to `width` x `height`.
  */
 async watchVideo(channel: TAURI_CHANNEL<FrameBytes>, stream: VideoStream, width: number, height: number) : Promise<void> {
@@ -254,7 +266,7 @@ export type CallRecord = { outcome: CallOutcomeView; video: boolean; durationSec
 /**
  * The call as the UI shows it.
  */
-export type CallState = { state: "idle" } | { state: "outgoing"; peer: string; video: boolean } | { state: "incoming"; caller: string; video: boolean } | { state: "connecting"; peer: string; video: boolean } | { state: "connected"; peer: string; video: boolean; startedAtMs: number; muted: boolean; cameraOn: boolean; quality: Quality; warning: UiError | null } | { state: "ended"; peer: string; reason: EndReason; detail: string | null }
+export type CallState = { state: "idle" } | { state: "outgoing"; peer: string; video: boolean } | { state: "incoming"; caller: string; video: boolean } | { state: "connecting"; peer: string; video: boolean } | { state: "connected"; peer: string; video: boolean; startedAtMs: number; muted: boolean; cameraOn: boolean; quality: Quality; talkingWhileMuted: boolean; warning: UiError | null } | { state: "ended"; peer: string; reason: EndReason; detail: string | null }
 /**
  * One line of a conversation: a message, a call record or a membership change.
  */
@@ -314,6 +326,18 @@ export type HistoryView = {
  */
 messages: ChatMessage[]; hasMore: boolean }
 export type MessageReceived = { conversationId: string; message: ChatMessage }
+/**
+ * The noise suppression of calls, switchable during a call.
+ */
+export type NoiseSuppressionMode = 
+/**
+ * RNNoise, a recurrent network: the better of the two on speech in noise.
+ */
+"rnnoise" | 
+/**
+ * The WebRTC audio processing module's spectral suppressor.
+ */
+"apm" | "off"
 export type Notice = { kind: "memberAdded"; user: string } | { kind: "memberRemoved"; user: string } | { kind: "renamed"; name: string }
 export type PresenceView = "online" | "away" | "inCall" | "offline"
 export type Quality = "good" | "fair" | "poor"
@@ -337,7 +361,7 @@ export type Settings = {
 /**
  * `zh-CN` or `en`; `None` follows the system locale.
  */
-language: string | null; startAtLogin: boolean; videoSource: VideoSource; microphone: string | null; speaker: string | null; renderer: Renderer }
+language: string | null; startAtLogin: boolean; videoSource: VideoSource; microphone: string | null; speaker: string | null; renderer: Renderer; noiseSuppression: NoiseSuppressionMode }
 /**
  * A command's error.
  */

@@ -114,7 +114,7 @@ export function createMockApi(): HearthApi {
     account: signedIn ? { server: "https://chat.example.org", user: "me" } : null,
     embedded: null,
     connection: signedIn ? "online" : "signedOut",
-    settings: { language: null, startAtLogin: false, videoSource: { kind: "camera", id: "cam0" }, microphone: null, speaker: null, renderer: "i420" },
+    settings: { language: null, startAtLogin: false, videoSource: { kind: "camera", id: "cam0" }, microphone: null, speaker: null, renderer: "i420", noiseSuppression: "rnnoise" },
   };
   const users: UserView[] = [
     { name: "alice", presence: "online" },
@@ -223,11 +223,11 @@ export function createMockApi(): HearthApi {
       const peer = conversation(id).title;
       setCall({ state: "outgoing", peer, video });
       setTimeout(() => setCall({ state: "connecting", peer, video }), 600);
-      setTimeout(() => setCall({ state: "connected", peer, video, startedAtMs: Date.now(), muted: false, cameraOn: video, quality: "good", warning: null }), 1200);
+      setTimeout(() => setCall({ state: "connected", peer, video, startedAtMs: Date.now(), muted: false, cameraOn: video, quality: "good", talkingWhileMuted: false, warning: null }), 1200);
     },
     acceptCall: async (video) => {
       if (call.state !== "incoming") throw new AppError("notFound", "no incoming call");
-      setCall({ state: "connected", peer: call.caller, video, startedAtMs: Date.now(), muted: false, cameraOn: video, quality: "good", warning: null });
+      setCall({ state: "connected", peer: call.caller, video, startedAtMs: Date.now(), muted: false, cameraOn: video, quality: "good", talkingWhileMuted: false, warning: null });
     },
     declineCall: async () => {
       if (call.state === "incoming") setCall({ state: "ended", peer: call.caller, reason: "declined", detail: null });
@@ -239,7 +239,8 @@ export function createMockApi(): HearthApi {
       }
     },
     setMuted: async (muted) => {
-      if (call.state === "connected") setCall({ ...call, muted });
+      // The demo talks into a muted microphone, so the hint shows.
+      if (call.state === "connected") setCall({ ...call, muted, talkingWhileMuted: muted });
     },
     setCameraOn: async (cameraOn) => {
       if (call.state === "connected") setCall({ ...call, cameraOn });
@@ -262,6 +263,7 @@ export function createMockApi(): HearthApi {
     },
     pickVideoFile: async () => "/home/me/Videos/test-pattern.y4m",
     micLevel: async () => -45 + 25 * Math.abs(Math.sin(Date.now() / 400)),
+    testSpeaker: () => new Promise((resolve) => setTimeout(resolve, 800)),
     watchVideo: async (stream, width, height, onFrame) => {
       clearInterval(videoTimers.get(stream));
       let tick = 0;

@@ -10,6 +10,7 @@ export type {
   ServerCheck,
   VideoSource,
   Renderer,
+  NoiseSuppressionMode,
   Settings,
   AppStatus,
   ConversationSummary,

@@ -36,6 +36,7 @@ const dynamicKeys = [
   ...["online", "away", "inCall", "offline"].map((p) => `presence.${p}`),
   ...["remoteHangUp", "localHangUp", "declined", "missed", "failed", "connectionLost"].map((r) => `call.ended.${r}`),
   ...["good", "fair", "poor"].map((q) => `call.quality.${q}`),
+  ...["rnnoise", "apm", "off"].map((m) => `noiseSuppression.${m}`),
   ...["video", "voice", "videoStarted", "voiceStarted"].map((k) => `callRecord.${k}`),
 ];
 

@@ -7,6 +7,7 @@ import { startRingtone } from "../media/ringtone";
 import { VideoCanvas } from "../media/VideoCanvas";
 import { Avatar, ErrorNote } from "../components/common";
 import { DeviceFields } from "../components/DeviceFields";
+import { NoiseSuppressionField } from "../components/NoiseSuppressionField";
 import { CameraIcon, PhoneIcon } from "./Conversation";
 import type { CallState, Settings } from "../types";
 
@@ -134,6 +135,11 @@ export function InCall({ call, settings, onApplySettings, onDismiss }: InCallPro
             </span>
           </div>
         )}
+        {connected?.muted && connected.talkingWhileMuted && (
+          <p class="call-hint" role="status" data-testid="call-talking-while-muted">
+            {t("call.talkingWhileMuted")}
+          </p>
+        )}
         {connected?.warning && (
           <p class="call-warning" role="status" data-testid="call-warning">
             {errorMessage(connected.warning)}
@@ -144,6 +150,7 @@ export function InCall({ call, settings, onApplySettings, onDismiss }: InCallPro
       {showDevices && call.state !== "ended" && (
         <div class="call-devices" data-testid="call-devices">
           <DeviceFields settings={settings} onApply={onApplySettings} testPrefix="call" />
+          <NoiseSuppressionField settings={settings} onApply={onApplySettings} testId="call-noise-suppression" />
         </div>
       )}
       <ErrorNote error={error} />

@@ -3,6 +3,8 @@ import { api } from "../api";
 import { t } from "../i18n";
 import { CopyField, ErrorNote, Modal } from "../components/common";
 import { DeviceFields } from "../components/DeviceFields";
+import { NoiseSuppressionField } from "../components/NoiseSuppressionField";
+import { SpeakerTest } from "../components/SpeakerTest";
 import { VideoCanvas } from "../media/VideoCanvas";
 import type { AppStatus, Renderer, Settings as SettingsValue } from "../types";
 
@@ -78,8 +80,10 @@ export function Settings({ status, onApply, onSignOut, onClose }: Props) {
               <span class="video-empty">{t("settings.previewEmpty")}</span>
             </div>
             <MicMeter />
+            <SpeakerTest />
           </div>
         </div>
+        <NoiseSuppressionField settings={settings} onApply={apply} testId="settings-noise-suppression" />
         <label class="field">
           <span class="field-label">{t("settings.renderer")}</span>
           <select

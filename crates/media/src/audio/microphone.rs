@@ -30,7 +30,7 @@ pub(super) const STALL_TIMEOUT: Duration = Duration::from_secs(3);
 pub struct InputLevel(Arc<AtomicU32>);
 
 impl InputLevel {
-    fn new() -> Self {
+    pub(super) fn new() -> Self {
         Self(Arc::new(AtomicU32::new(SILENCE_DBFS.to_bits())))
     }
 
@@ -39,7 +39,7 @@ impl InputLevel {
         f32::from_bits(self.0.load(Ordering::Relaxed))
     }
 
-    fn set(&self, dbfs: f32) {
+    pub(super) fn set(&self, dbfs: f32) {
         self.0.store(dbfs.to_bits(), Ordering::Relaxed);
     }
 }

@@ -11,6 +11,7 @@
 
 mod apm;
 mod error;
+mod follow;
 mod microphone;
 mod processing;
 mod resample;
@@ -21,6 +22,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use cpal::traits::{DeviceTrait, HostTrait};
 
 pub use error::{AudioError, DeviceKind};
+pub use follow::{CallDevices, CurrentDevices, DEVICE_POLL_INTERVAL, choose_device};
 pub use microphone::{InputLevel, Microphone, SILENCE_DBFS};
 pub use processing::{
     AudioProcessor, CHUNK_SAMPLES, EchoSuppression, MutedTalkDetector, NoiseSuppression,
@@ -31,8 +33,9 @@ pub use speaker::{EchoReference, Speaker};
 /// An audio device as a settings page shows it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct AudioDevice {
-    /// Stable identifier to store in settings and pass to `start`, for example
-    /// `alsa:default`.
+    /// Stable identifier to store in settings and pass to `start`: the host
+    /// and the device's name on it, for example `alsa:default` or
+    /// `pulseaudio:alsa_input.usb-046d_HD_Webcam-02.mono-fallback`.
     pub id: String,
     /// Name for people, for example the ALSA description or the product name.
     pub name: String,
@@ -70,9 +73,13 @@ pub fn list_speakers() -> Result<Vec<AudioDevice>, AudioError> {
 }
 
 fn list(kind: DeviceKind) -> Result<Vec<AudioDevice>, AudioError> {
-    let host = cpal::default_host();
-    let default_id = default_device(&host, kind).and_then(|device| device.id().ok());
-    let devices = devices(&host, kind)?
+    list_on(&cpal::default_host(), kind)
+}
+
+/// Lists the devices of `kind` on `host`, marking the host's default.
+fn list_on(host: &cpal::Host, kind: DeviceKind) -> Result<Vec<AudioDevice>, AudioError> {
+    let default_id = default_device(host, kind).and_then(|device| device.id().ok());
+    let devices = devices(host, kind)?
         .into_iter()
         .filter_map(|device| {
             let id = device.id().ok()?;
@@ -111,9 +118,18 @@ fn device_name(device: &cpal::Device) -> String {
     }
 }
 
+// NOTE: the `pulseaudio` crate 0.3.2 that cpal's PulseAudio host uses looks
+// for the server under PULSE_RUNTIME_PATH/pulse/native, one folder too deep,
+// and stops there. With PULSE_RUNTIME_PATH set (and no PULSE_SERVER), cpal
+// falls back to ALSA, whose lists do not show PulseAudio's devices.
+
 /// Finds the device whose id or name is `requested`, or the default device.
+/// An id names its host (`alsa:default`, `pulseaudio:NAME`), so it opens on
+/// that host even when another one is the default.
 fn find_device(kind: DeviceKind, requested: Option<&str>) -> Result<cpal::Device, AudioError> {
-    let host = cpal::default_host();
+    let host = requested
+        .and_then(host_of_id)
+        .unwrap_or_else(cpal::default_host);
     let Some(requested) = requested else {
         return default_device(&host, kind).ok_or(AudioError::NoDevice { kind });
     };
@@ -132,6 +148,13 @@ fn find_device(kind: DeviceKind, requested: Option<&str>) -> Result<cpal::Device
             available: candidates.iter().map(device_name).collect(),
         }),
     }
+}
+
+/// Returns the host that the device id `requested` names, when it names one
+/// that is compiled in and reachable.
+fn host_of_id(requested: &str) -> Option<cpal::Host> {
+    let id: cpal::DeviceId = requested.parse().ok()?;
+    cpal::host_from_id(id.host()).ok()
 }
 
 /// Names a device in errors and events: its id, or its name when it has none.

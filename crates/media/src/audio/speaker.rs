@@ -489,7 +489,7 @@ where
 }
 
 /// Returns the speaker test tone as 48 kHz mono, faded in and out so it does not click.
-fn test_tone() -> Vec<f32> {
+pub(super) fn test_tone() -> Vec<f32> {
     let rate = AUDIO_RATE as f32;
     let len = (rate * TEST_TONE_LENGTH.as_secs_f32()) as usize;
     let fade = (rate * TEST_TONE_FADE.as_secs_f32()) as usize;
