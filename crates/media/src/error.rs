@@ -61,6 +61,9 @@ pub enum MediaError {
     Audio(#[from] crate::audio::AudioError),
 
     #[error(transparent)]
+    Screen(#[from] crate::screen::ScreenError),
+
+    #[error(transparent)]
     AudioProcessing(#[from] crate::audio::ProcessingError),
 
     #[error("invalid peer configuration: {0}")]

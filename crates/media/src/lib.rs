@@ -15,6 +15,7 @@ pub mod peer;
 pub mod quality;
 pub mod receive;
 pub mod record;
+pub mod screen;
 pub mod send;
 pub mod sink;
 pub mod source;
@@ -24,6 +25,7 @@ pub mod video_payload;
 pub use codec::VideoCodec;
 pub use error::{MediaError, Result};
 pub use frame::VideoFrame;
+pub use screen::{ScreenCapture, ScreenError, ScreenSource, SourceId, list_sources};
 pub use live::{
     AudioFeed, DeviceInfo, LiveControls, LiveSend, LocalVideo, VideoFeed, VideoSource, list_cameras,
 };
