@@ -100,6 +100,12 @@ pub enum MediaError {
     )]
     LiveAlreadyStarted,
 
+    #[error(
+        "the screen share has already started on this peer; use its `ScreenControls` to \
+         change or stop the source"
+    )]
+    ScreenAlreadyStarted,
+
     #[error("{kind} sending has stopped because the peer connection closed")]
     SendingStopped { kind: &'static str },
 

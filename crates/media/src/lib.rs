@@ -27,8 +27,10 @@ pub use error::{MediaError, Result};
 pub use frame::VideoFrame;
 pub use screen::{ScreenCapture, ScreenError, ScreenSource, SourceId, list_sources};
 pub use live::{
-    AudioFeed, DeviceInfo, LiveControls, LiveSend, LocalVideo, VideoFeed, VideoSource, list_cameras,
+    AudioFeed, DeviceInfo, LiveControls, LiveSend, LocalVideo, ScreenControls, ScreenSendConfig,
+    VideoFeed, VideoSource, list_cameras,
 };
 pub use peer::{
-    Answerer, Candidate, MediaPeer, PeerConfig, PeerEvent, RemoteSinks, SendMedia, StreamSinks,
+    Answerer, Candidate, MediaPeer, PeerConfig, PeerEvent, RemoteSinks, SCREEN_TRACK_SUFFIX,
+    SendMedia, StreamSinks,
 };

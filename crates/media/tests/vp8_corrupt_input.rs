@@ -63,6 +63,7 @@ fn foreman_vp8(count: usize, keyframes: &[usize]) -> Vec<EncodedFrame> {
         max_fps: 25.0,
         threads: 1,
         ..VideoEncoderConfig::default()
+        ..VideoEncoderConfig::default()
     })
     .unwrap();
     let mut frames = Vec::with_capacity(count);

@@ -11,7 +11,7 @@ use openh264::encoder::{
 };
 use openh264::formats::YUVSource;
 
-use super::{VideoCodec, VideoDecoder, VideoEncoder, VideoEncoderConfig};
+use super::{ContentHint, VideoCodec, VideoDecoder, VideoEncoder, VideoEncoderConfig};
 use crate::error::{MediaError, Result};
 use crate::frame::VideoFrame;
 
@@ -37,8 +37,12 @@ impl H264Encoder {
         } else {
             IntraFramePeriod::from_num_frames(config.keyframe_interval)
         };
+        let usage = match config.content_hint {
+            ContentHint::Motion => UsageType::CameraVideoRealTime,
+            ContentHint::Detail => UsageType::ScreenContentRealTime,
+        };
         let encoder_config = EncoderConfig::new()
-            .usage_type(UsageType::CameraVideoRealTime)
+            .usage_type(usage)
             .profile(Profile::Baseline)
             .rate_control_mode(RateControlMode::Bitrate)
             .bitrate(BitRate::from_bps(config.bitrate_bps))

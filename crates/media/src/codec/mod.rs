@@ -95,6 +95,21 @@ pub struct VideoEncoderConfig {
     pub keyframe_interval: u32,
     /// Encoder threads; 0 starts one per CPU core.
     pub threads: u16,
+    /// What the encoder is tuned for: camera pictures or screen content.
+    pub content_hint: ContentHint,
+}
+
+/// What a video track carries, named after the `contentHint` values of
+/// WebRTC's MediaStreamTrack.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ContentHint {
+    /// Camera video: smooth motion matters more than fine detail.
+    #[default]
+    Motion,
+    /// Screen content: sharp text and lines matter more than frame rate.
+    /// H.264 uses OpenH264's screen content mode, VP8 libvpx's screen
+    /// content mode.
+    Detail,
 }
 
 impl Default for VideoEncoderConfig {
@@ -104,6 +119,7 @@ impl Default for VideoEncoderConfig {
             max_fps: 30.0,
             keyframe_interval: 0,
             threads: 0,
+            content_hint: ContentHint::Motion,
         }
     }
 }
