@@ -8,6 +8,7 @@ mod demo;
 mod media_files;
 mod report;
 mod room;
+mod screens;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -55,6 +56,8 @@ enum Command {
     /// Join a conversation's group call, stream a video and a speech file
     /// and report what arrived from each participant.
     Room(room::RoomArgs),
+    /// List the screens and windows that `room --share-screen` can share.
+    Screens(screens::ScreensArgs),
 }
 
 #[derive(Args)]
@@ -117,6 +120,7 @@ fn main() -> ExitCode {
             Command::Demo(args) => demo::run(args).await,
             Command::Chat(args) => chat::run(args).await,
             Command::Room(args) => room::run(args).await,
+            Command::Screens(args) => screens::run(args),
         }
     });
     match result {
