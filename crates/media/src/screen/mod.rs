@@ -7,9 +7,10 @@
 //! - X11 (`x11`): one long-lived connection per capture, MIT-SHM when the
 //!   server offers it and plain `GetImage` otherwise. Used on Linux when
 //!   `DISPLAY` is set.
-//! - Wayland (`wayland`, cargo feature `wayland`): the desktop portal's
-//!   ScreenCast interface and a PipeWire stream. Used on Linux when only
-//!   `WAYLAND_DISPLAY` is set.
+//! - Wayland: not implemented. A Wayland session with XWayland sets
+//!   `DISPLAY`, so its X11 windows can be shared; native Wayland windows
+//!   and screens need the desktop portal's ScreenCast interface and a
+//!   PipeWire stream, which this module does not have yet.
 //! - Windows and macOS (`native`): the `xcap` crate over the OS capture APIs.
 //!
 //! Encoders need even sizes for 4:2:0 chroma, so every captured picture is
@@ -19,8 +20,6 @@
 mod convert;
 #[cfg(any(target_os = "windows", target_os = "macos"))]
 mod native;
-#[cfg(all(target_os = "linux", feature = "wayland"))]
-mod wayland;
 #[cfg(target_os = "linux")]
 mod x11;
 
@@ -183,8 +182,6 @@ pub fn list_sources() -> Result<Vec<ScreenSource>, ScreenError> {
     match backend()? {
         #[cfg(target_os = "linux")]
         Backend::X11 => x11::list_sources(),
-        #[cfg(all(target_os = "linux", feature = "wayland"))]
-        Backend::Wayland => wayland::list_sources(),
         #[cfg(any(target_os = "windows", target_os = "macos"))]
         Backend::Native => native::list_sources(),
     }
@@ -305,6 +302,30 @@ pub fn grab_once(source: SourceId, transfer: X11Transfer) -> Result<VideoFrame, 
     open_grabber(source, transfer)?.grab()
 }
 
+/// Captures one source on request on the calling thread, over one
+/// connection, for measurements and callers with their own timing.
+pub struct ScreenGrabber {
+    inner: Box<dyn Grabber>,
+}
+
+impl ScreenGrabber {
+    pub fn open(source: SourceId, transfer: X11Transfer) -> Result<Self, ScreenError> {
+        Ok(Self {
+            inner: open_grabber(source, transfer)?,
+        })
+    }
+
+    /// Returns the current picture, cropped to even sizes.
+    pub fn grab(&mut self) -> Result<VideoFrame, ScreenError> {
+        self.inner.grab()
+    }
+
+    /// Returns whether pictures arrive through X11 MIT-SHM.
+    pub fn shared_memory(&self) -> bool {
+        self.inner.shared_memory()
+    }
+}
+
 /// Publishes one picture per period until `stop` is set. A failed grab
 /// (a window that was closed or unmapped) keeps the last picture and is
 /// logged at the 1st, 2nd, 4th, ... failure in a row.
@@ -352,14 +373,12 @@ fn capture_loop(
 enum Backend {
     #[cfg(target_os = "linux")]
     X11,
-    #[cfg(all(target_os = "linux", feature = "wayland"))]
-    Wayland,
     #[cfg(any(target_os = "windows", target_os = "macos"))]
     Native,
 }
 
-/// Picks the backend for this session: on Linux X11 when `DISPLAY` is set
-/// (XWayland included), else Wayland when `WAYLAND_DISPLAY` is set.
+/// Picks the backend for this session: on Linux X11 when `DISPLAY` is set,
+/// XWayland included.
 fn backend() -> Result<Backend, ScreenError> {
     #[cfg(target_os = "linux")]
     {
@@ -368,12 +387,11 @@ fn backend() -> Result<Backend, ScreenError> {
             return Ok(Backend::X11);
         }
         if set("WAYLAND_DISPLAY") {
-            #[cfg(feature = "wayland")]
-            return Ok(Backend::Wayland);
-            #[cfg(not(feature = "wayland"))]
+            // TODO: capture through the desktop portal's ScreenCast interface
+            // and PipeWire; until then only XWayland windows can be shared.
             return Err(ScreenError::Unsupported {
-                reason: "this is a Wayland session and hearth-media was built without its \
-                         `wayland` feature; rebuild with it, or set DISPLAY to use XWayland"
+                reason: "native Wayland capture is not implemented; start XWayland and set \
+                         DISPLAY (for example DISPLAY=:0) to share X11 windows"
                     .into(),
             });
         }
@@ -399,8 +417,6 @@ fn open_grabber(
     match backend()? {
         #[cfg(target_os = "linux")]
         Backend::X11 => Ok(Box::new(x11::X11Grabber::open(source, transfer)?)),
-        #[cfg(all(target_os = "linux", feature = "wayland"))]
-        Backend::Wayland => Ok(Box::new(wayland::PortalGrabber::open(source)?)),
         #[cfg(any(target_os = "windows", target_os = "macos"))]
         Backend::Native => Ok(Box::new(native::NativeGrabber::open(source)?)),
     }
