@@ -21,6 +21,8 @@ packages=(
   # Xvfb through tauri-driver and WebKitWebDriver.
   libwebkit2gtk-4.1-dev libgtk-3-dev librsvg2-dev libayatana-appindicator3-dev libxdo-dev file
   xvfb xauth imagemagick webkit2gtk-driver
+  # The screen sharing tests draw text with ImageMagick in this font.
+  fonts-dejavu-core
   # Chinese glyphs for the app's screenshots in Simplified Chinese.
   fonts-noto-cjk
   # The C compiler for the C code of dependencies when the workspace is

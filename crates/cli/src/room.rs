@@ -143,9 +143,8 @@ pub async fn run(args: RoomArgs) -> anyhow::Result<()> {
 /// joining.
 fn start_capture(source: &str, fps: f64) -> anyhow::Result<ScreenCapture> {
     let id: SourceId = source.parse()?;
-    ScreenCapture::start(id, fps).with_context(|| {
-        format!("cannot share {source}; run `hearth screens` to list the sources")
-    })
+    ScreenCapture::start(id, fps)
+        .with_context(|| format!("cannot share {source}; run `hearth screens` to list the sources"))
 }
 
 async fn take_part(

@@ -111,7 +111,10 @@ async fn share_window_then_screen(window_id: SourceId) {
     let (mut alice, _alice_camera, _alice_screen) = join(&sessions[0], group.id).await;
     let (bob, mut bob_camera, mut bob_screen) = join(&sessions[1], group.id).await;
     let mut roster = bob.roster();
-    wait_roster(&mut roster, "both in the call", |r| r.participants.len() == 2).await;
+    wait_roster(&mut roster, "both in the call", |r| {
+        r.participants.len() == 2
+    })
+    .await;
     let alice_id = alice.participant_id;
 
     // The window: 961x541 on screen, sent cropped to 960x540.
@@ -125,12 +128,18 @@ async fn share_window_then_screen(window_id: SourceId) {
     let (ssim, psnr) = quality(&reference, &decoded);
     println!("window share 960x540: luma SSIM {ssim:.4}, PSNR {psnr:.2} dB");
     assert!(ssim >= MIN_SSIM, "window share SSIM {ssim:.4} < {MIN_SSIM}");
-    assert!(psnr >= MIN_PSNR, "window share PSNR {psnr:.2} dB < {MIN_PSNR}");
+    assert!(
+        psnr >= MIN_PSNR,
+        "window share PSNR {psnr:.2} dB < {MIN_PSNR}"
+    );
 
     // The threshold rejects the text sent at half size and scaled back up.
     let (half_ssim, _) = quality(&reference, &double(&reference.half()));
     println!("the same picture through half size: luma SSIM {half_ssim:.4}");
-    assert!(half_ssim < MIN_SSIM, "half-size SSIM {half_ssim:.4} passes the threshold");
+    assert!(
+        half_ssim < MIN_SSIM,
+        "half-size SSIM {half_ssim:.4} passes the threshold"
+    );
 
     // The share arrives on the screen channel only, never as a camera.
     while let Ok((stream, _)) = bob_camera.try_recv() {
@@ -139,7 +148,10 @@ async fn share_window_then_screen(window_id: SourceId) {
 
     alice.stop_screen_share().unwrap();
     drop(capture);
-    wait_roster(&mut roster, "alice to stop sharing", |r| !sharing(r, alice_id)).await;
+    wait_roster(&mut roster, "alice to stop sharing", |r| {
+        !sharing(r, alice_id)
+    })
+    .await;
 
     // The same track again, now with the whole screen at 1280x720.
     let whole: SourceId = "screen:0".parse().unwrap();
@@ -148,13 +160,19 @@ async fn share_window_then_screen(window_id: SourceId) {
         .start_screen_share(capture.frames(), ScreenSendConfig::default())
         .await
         .unwrap();
-    wait_roster(&mut roster, "alice to share again", |r| sharing(r, alice_id)).await;
+    wait_roster(&mut roster, "alice to share again", |r| {
+        sharing(r, alice_id)
+    })
+    .await;
     let size = (SCREEN.0 as usize, SCREEN.1 as usize);
     let (decoded, reference) = measure(&mut bob_screen, alice_id, whole, size).await;
     let (ssim, psnr) = quality(&reference, &decoded);
     println!("screen share 1280x720: luma SSIM {ssim:.4}, PSNR {psnr:.2} dB");
     assert!(ssim >= MIN_SSIM, "screen share SSIM {ssim:.4} < {MIN_SSIM}");
-    assert!(psnr >= MIN_PSNR, "screen share PSNR {psnr:.2} dB < {MIN_PSNR}");
+    assert!(
+        psnr >= MIN_PSNR,
+        "screen share PSNR {psnr:.2} dB < {MIN_PSNR}"
+    );
 
     let stats = alice.peer.stats();
     println!(
@@ -243,10 +261,11 @@ async fn measure(
     .unwrap_or_else(|_| {
         panic!("only {counted} of {FRAMES_BEFORE_MEASURING} {size:?} pictures arrived in 30 s")
     });
-    let reference = tokio::task::spawn_blocking(move || screen::grab_once(source, X11Transfer::Auto))
-        .await
-        .unwrap()
-        .unwrap();
+    let reference =
+        tokio::task::spawn_blocking(move || screen::grab_once(source, X11Transfer::Auto))
+            .await
+            .unwrap()
+            .unwrap();
     (last, reference)
 }
 

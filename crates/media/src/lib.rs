@@ -25,7 +25,6 @@ pub mod video_payload;
 pub use codec::VideoCodec;
 pub use error::{MediaError, Result};
 pub use frame::VideoFrame;
-pub use screen::{ScreenCapture, ScreenError, ScreenSource, SourceId, list_sources};
 pub use live::{
     AudioFeed, DeviceInfo, LiveControls, LiveSend, LocalVideo, ScreenControls, ScreenSendConfig,
     VideoFeed, VideoSource, list_cameras,
@@ -34,3 +33,4 @@ pub use peer::{
     Answerer, Candidate, MediaPeer, PeerConfig, PeerEvent, RemoteSinks, SCREEN_TRACK_SUFFIX,
     SendMedia, StreamSinks,
 };
+pub use screen::{ScreenCapture, ScreenError, ScreenSource, SourceId, list_sources};

@@ -10,12 +10,12 @@ mod xvfb;
 use std::process::Command;
 use std::time::Duration;
 
+use hearth_media::VideoFrame;
 use hearth_media::quality::psnr_luma;
 use hearth_media::screen::{
     self, ScreenCapture, ScreenError, SourceId, SourceKind, THUMBNAIL_MAX_SIDE, X11Transfer,
     bgrx_to_i420,
 };
-use hearth_media::VideoFrame;
 
 const SCREEN: (u32, u32) = (1280, 720);
 /// An odd height, so that the capture has to crop a row.
@@ -64,10 +64,22 @@ fn main() {
     );
 
     let checks: [(&str, fn(&Fixture)); 5] = [
-        ("window_is_listed_with_thumbnail", window_is_listed_with_thumbnail),
-        ("window_capture_matches_picture", window_capture_matches_picture),
-        ("screen_capture_contains_window", screen_capture_contains_window),
-        ("capture_thread_publishes_frames", capture_thread_publishes_frames),
+        (
+            "window_is_listed_with_thumbnail",
+            window_is_listed_with_thumbnail,
+        ),
+        (
+            "window_capture_matches_picture",
+            window_capture_matches_picture,
+        ),
+        (
+            "screen_capture_contains_window",
+            screen_capture_contains_window,
+        ),
+        (
+            "capture_thread_publishes_frames",
+            capture_thread_publishes_frames,
+        ),
         ("bad_sources_are_rejected", bad_sources_are_rejected),
     ];
     let window_id = xvfb::wait_for(Duration::from_secs(10), || {
@@ -112,7 +124,10 @@ fn load_reference(picture: &std::path::Path) -> VideoFrame {
         .args(["-depth", "8", "rgba:-"])
         .output()
         .expect("cannot run ImageMagick's convert");
-    assert!(output.status.success(), "convert failed to decode the picture");
+    assert!(
+        output.status.success(),
+        "convert failed to decode the picture"
+    );
     let (width, height) = (PICTURE.0 as usize, PICTURE.1 as usize);
     bgrx_to_i420(width, height, width * 4, &output.stdout, true).expect("the picture converts")
 }
@@ -131,13 +146,20 @@ fn window_is_listed_with_thumbnail(fixture: &Fixture) {
         .unwrap();
     assert_eq!(window.kind, SourceKind::Window);
     assert_eq!((window.width, window.height), PICTURE);
-    let thumbnail = window.thumbnail.as_ref().expect("the window has a thumbnail");
+    let thumbnail = window
+        .thumbnail
+        .as_ref()
+        .expect("the window has a thumbnail");
     assert_eq!(thumbnail.width, THUMBNAIL_MAX_SIDE);
     assert_eq!(thumbnail.rgb.len(), thumbnail.width * thumbnail.height * 3);
     // White paper with black text: bright on average, with some dark pixels.
-    let mean = thumbnail.rgb.iter().map(|&v| u64::from(v)).sum::<u64>() / thumbnail.rgb.len() as u64;
+    let mean =
+        thumbnail.rgb.iter().map(|&v| u64::from(v)).sum::<u64>() / thumbnail.rgb.len() as u64;
     assert!(mean > 200, "mean thumbnail value {mean}");
-    assert!(thumbnail.rgb.iter().any(|&v| v < 128), "the thumbnail shows no text");
+    assert!(
+        thumbnail.rgb.iter().any(|&v| v < 128),
+        "the thumbnail shows no text"
+    );
 }
 
 fn window_capture_matches_picture(fixture: &Fixture) {
@@ -152,7 +174,10 @@ fn window_capture_matches_picture(fixture: &Fixture) {
 fn screen_capture_contains_window(fixture: &Fixture) {
     let screen_id: SourceId = "screen:0".parse().unwrap();
     let whole = screen::grab_once(screen_id, X11Transfer::Auto).unwrap();
-    assert_eq!((whole.width, whole.height), (SCREEN.0 as usize, SCREEN.1 as usize));
+    assert_eq!(
+        (whole.width, whole.height),
+        (SCREEN.0 as usize, SCREEN.1 as usize)
+    );
     let (y, _, _) = whole.planes();
     let (reference_y, _, _) = fixture.reference.planes();
     let (left, top) = (WINDOW_POSITION.0 as usize, WINDOW_POSITION.1 as usize);
@@ -165,7 +190,10 @@ fn screen_capture_contains_window(fixture: &Fixture) {
 
 fn capture_thread_publishes_frames(fixture: &Fixture) {
     let capture = ScreenCapture::start(fixture.window, 20.0).unwrap();
-    assert!(capture.shared_memory(), "Xvfb offers MIT-SHM to a local client");
+    assert!(
+        capture.shared_memory(),
+        "Xvfb offers MIT-SHM to a local client"
+    );
     let plain = ScreenCapture::start_with(fixture.window, 20.0, X11Transfer::GetImage).unwrap();
     assert!(!plain.shared_memory());
     let mut frames = capture.frames();
@@ -191,9 +219,15 @@ fn bad_sources_are_rejected(fixture: &Fixture) {
     );
     let no_screen: SourceId = "screen:5".parse().unwrap();
     let error = ScreenCapture::start(no_screen, 10.0).unwrap_err();
-    assert!(matches!(error, ScreenError::SourceNotFound { .. }), "{error}");
+    assert!(
+        matches!(error, ScreenError::SourceNotFound { .. }),
+        "{error}"
+    );
     let error = ScreenCapture::start(fixture.window, 0.0).unwrap_err();
-    assert!(matches!(error, ScreenError::InvalidFrameRate { .. }), "{error}");
+    assert!(
+        matches!(error, ScreenError::InvalidFrameRate { .. }),
+        "{error}"
+    );
     let error = "window:abc".parse::<SourceId>().unwrap_err();
     assert!(error.to_string().contains("window:abc"), "{error}");
 }

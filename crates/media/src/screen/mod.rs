@@ -409,10 +409,7 @@ fn backend() -> Result<Backend, ScreenError> {
     }
 }
 
-fn open_grabber(
-    source: SourceId,
-    transfer: X11Transfer,
-) -> Result<Box<dyn Grabber>, ScreenError> {
+fn open_grabber(source: SourceId, transfer: X11Transfer) -> Result<Box<dyn Grabber>, ScreenError> {
     let _ = transfer;
     match backend()? {
         #[cfg(target_os = "linux")]

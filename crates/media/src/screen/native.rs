@@ -20,9 +20,17 @@ pub(super) fn list_sources() -> Result<Vec<ScreenSource>, ScreenError> {
         reason: format!("listing the screens failed ({error})"),
     };
     let mut sources = Vec::new();
-    for (index, monitor) in xcap::Monitor::all().map_err(unsupported)?.iter().enumerate() {
+    for (index, monitor) in xcap::Monitor::all()
+        .map_err(unsupported)?
+        .iter()
+        .enumerate()
+    {
         let thumbnail = monitor.capture_image().ok().and_then(|image| {
-            thumbnail(image.width() as usize, image.height() as usize, image.as_raw())
+            thumbnail(
+                image.width() as usize,
+                image.height() as usize,
+                image.as_raw(),
+            )
         });
         sources.push(ScreenSource {
             id: SourceId {
@@ -45,7 +53,11 @@ pub(super) fn list_sources() -> Result<Vec<ScreenSource>, ScreenError> {
             None
         } else {
             window.capture_image().ok().and_then(|image| {
-                thumbnail(image.width() as usize, image.height() as usize, image.as_raw())
+                thumbnail(
+                    image.width() as usize,
+                    image.height() as usize,
+                    image.as_raw(),
+                )
             })
         };
         sources.push(ScreenSource {
@@ -64,7 +76,8 @@ pub(super) fn list_sources() -> Result<Vec<ScreenSource>, ScreenError> {
 }
 
 fn thumbnail(width: usize, height: usize, rgba: &[u8]) -> Option<Thumbnail> {
-    let (width, height, rgb) = downscale_rgb(width, height, width * 4, rgba, true, THUMBNAIL_MAX_SIDE)?;
+    let (width, height, rgb) =
+        downscale_rgb(width, height, width * 4, rgba, true, THUMBNAIL_MAX_SIDE)?;
     Some(Thumbnail { width, height, rgb })
 }
 
@@ -105,7 +118,11 @@ impl NativeGrabber {
                 let windows = xcap::Window::all().map_err(|error| self.error(error))?;
                 let window = windows
                     .iter()
-                    .find(|window| window.id().is_ok_and(|id| u64::from(id) == self.source.index))
+                    .find(|window| {
+                        window
+                            .id()
+                            .is_ok_and(|id| u64::from(id) == self.source.index)
+                    })
                     .ok_or_else(not_found)?;
                 if window.is_minimized().unwrap_or(false) {
                     return Err(self.error("the window is minimised; restore it and try again"));

@@ -45,11 +45,10 @@ struct Display {
 impl Display {
     fn open() -> Result<Self, ScreenError> {
         let display = std::env::var("DISPLAY").unwrap_or_default();
-        let (conn, screen_number) =
-            x11rb::connect(None).map_err(|error| ScreenError::Connect {
-                display: display.clone(),
-                reason: error.to_string(),
-            })?;
+        let (conn, screen_number) = x11rb::connect(None).map_err(|error| ScreenError::Connect {
+            display: display.clone(),
+            reason: error.to_string(),
+        })?;
         let setup = conn.setup();
         let screen = &setup.roots[screen_number];
         let unsupported = |detail: String| ScreenError::Connect {
@@ -199,12 +198,7 @@ impl Display {
             .map_err(|error| error.to_string())?
             .reply()
             .map_err(|error| error.to_string())?;
-        Ok(self.clip(
-            origin.dst_x,
-            origin.dst_y,
-            geometry.width,
-            geometry.height,
-        ))
+        Ok(self.clip(origin.dst_x, origin.dst_y, geometry.width, geometry.height))
     }
 
     fn is_viewable(&self, window: Window) -> Option<bool> {
@@ -375,13 +369,14 @@ impl X11Grabber {
     fn region(&self) -> Result<Region, ScreenError> {
         match self.target {
             Target::Screen(region) => Ok(region),
-            Target::Window(window) => match self.display.window_region(window) {
-                Ok(Some(region)) => Ok(region),
-                Ok(None) => Err(self.capture_error("the window is off screen")),
-                Err(reason) => Err(self.capture_error(format!(
-                    "the window is gone, probably closed ({reason})"
-                ))),
-            },
+            Target::Window(window) => {
+                match self.display.window_region(window) {
+                    Ok(Some(region)) => Ok(region),
+                    Ok(None) => Err(self.capture_error("the window is off screen")),
+                    Err(reason) => Err(self
+                        .capture_error(format!("the window is gone, probably closed ({reason})"))),
+                }
+            }
         }
     }
 }

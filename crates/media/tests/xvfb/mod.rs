@@ -62,8 +62,15 @@ pub fn draw_text_picture(path: &Path, width: u32, height: u32, lines: &[&str], p
         let y = 10 + line_height * (index as u32 + 1);
         command.args(["-annotate", &format!("+12+{y}"), line]);
     }
-    let status = command.arg(path).status().expect("cannot run ImageMagick's convert");
-    assert!(status.success(), "convert failed to draw {}", path.display());
+    let status = command
+        .arg(path)
+        .status()
+        .expect("cannot run ImageMagick's convert");
+    assert!(
+        status.success(),
+        "convert failed to draw {}",
+        path.display()
+    );
 }
 
 /// A window of ImageMagick's `display` showing a picture, at a position.

@@ -160,7 +160,11 @@ impl Router {
             } => match self.participant_mut(conversation_id, conn) {
                 Some(participant) if participant.screen_mid.is_some() || !sharing => {
                     participant.screen_sharing = sharing;
-                    tracing::info!(participant = participant.id, sharing, "screen share changed");
+                    tracing::info!(
+                        participant = participant.id,
+                        sharing,
+                        "screen share changed"
+                    );
                     self.push_state(conversation_id);
                 }
                 Some(_) => self.outputs.push_back(RouterOutput::Reply {
