@@ -485,6 +485,43 @@ mod tests {
     }
 
     #[test]
+    fn join_room_without_screen_mid_parses() {
+        let conversation_id = ConversationId::nil();
+        let text = format!(
+            r#"{{"v":1,"type":"join_room","conversation_id":"{conversation_id}","sdp":"v=0"}}"#
+        );
+        let frame: ClientFrame = serde_json::from_str(&text).unwrap();
+        assert_eq!(
+            frame.message,
+            ClientMessage::JoinRoom {
+                conversation_id,
+                sdp: "v=0".into(),
+                screen_mid: None,
+            }
+        );
+    }
+
+    #[test]
+    fn room_participant_defaults_to_not_sharing() {
+        let participant: RoomParticipant = serde_json::from_str(
+            r#"{"id":3,"user":"alice","audio_muted":false,"video_off":true}"#,
+        )
+        .unwrap();
+        assert!(!participant.screen_sharing);
+    }
+
+    #[test]
+    fn set_room_screen_has_its_wire_name() {
+        let frame = ClientFrame::from(ClientMessage::SetRoomScreen {
+            conversation_id: ConversationId::nil(),
+            sharing: true,
+        });
+        let json = serde_json::to_value(&frame).unwrap();
+        assert_eq!(json["type"], "set_room_screen");
+        assert_eq!(json["sharing"], true);
+    }
+
+    #[test]
     fn unknown_type_is_rejected() {
         let parsed = serde_json::from_str::<ClientFrame>(r#"{"v":1,"type":"teleport"}"#);
         assert!(parsed.is_err());

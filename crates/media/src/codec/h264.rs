@@ -11,7 +11,7 @@ use openh264::encoder::{
 };
 use openh264::formats::YUVSource;
 
-use super::{ContentHint, VideoCodec, VideoDecoder, VideoEncoder, VideoEncoderConfig};
+use super::{VideoCodec, VideoDecoder, VideoEncoder, VideoEncoderConfig};
 use crate::error::{MediaError, Result};
 use crate::frame::VideoFrame;
 
@@ -37,9 +37,10 @@ impl H264Encoder {
         } else {
             IntraFramePeriod::from_num_frames(config.keyframe_interval)
         };
-        let usage = match config.content_hint {
-            ContentHint::Motion => UsageType::CameraVideoRealTime,
-            ContentHint::Detail => UsageType::ScreenContentRealTime,
+        let usage = if config.screen_content {
+            UsageType::ScreenContentRealTime
+        } else {
+            UsageType::CameraVideoRealTime
         };
         let encoder_config = EncoderConfig::new()
             .usage_type(usage)

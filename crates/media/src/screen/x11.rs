@@ -387,7 +387,13 @@ impl Grabber for X11Grabber {
         let width = usize::from(region.width);
         let height = usize::from(region.height);
         let rgb_order = self.display.rgb_order;
-        let frame = match &self.shm {
+        // A root window that grew after the segment was made (a RandR
+        // change) no longer fits it, so such pictures go through GetImage.
+        let shm = self
+            .shm
+            .as_ref()
+            .filter(|segment| segment.size >= width * height * 4);
+        let frame = match shm {
             Some(segment) => {
                 let pixels = segment
                     .get_image(&self.display, region)
@@ -423,7 +429,8 @@ mod shm_segment {
     pub(super) struct Segment {
         id: shm::Seg,
         address: *mut u8,
-        size: usize,
+        /// The mapped size in bytes.
+        pub(super) size: usize,
     }
 
     // SAFETY: the mapping belongs to this value alone and is only read
