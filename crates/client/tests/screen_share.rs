@@ -142,7 +142,7 @@ async fn share_window_then_screen(window_id: SourceId) {
     );
 
     // The share arrives on the screen channel only, never as a camera.
-    while let Ok((stream, _)) = bob_camera.try_recv() {
+    if let Ok((stream, _)) = bob_camera.try_recv() {
         panic!("stream {stream} arrived as a camera");
     }
 

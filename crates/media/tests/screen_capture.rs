@@ -63,7 +63,7 @@ fn main() {
         WINDOW_POSITION.1,
     );
 
-    let checks: [(&str, fn(&Fixture)); 5] = [
+    let checks: [(&str, Check); 5] = [
         (
             "window_is_listed_with_thumbnail",
             window_is_listed_with_thumbnail,
@@ -110,6 +110,9 @@ fn main() {
         std::process::exit(1);
     }
 }
+
+/// One named check over the shared fixture.
+type Check = fn(&Fixture);
 
 struct Fixture {
     window: SourceId,

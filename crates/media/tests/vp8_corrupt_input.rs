@@ -62,7 +62,7 @@ fn foreman_vp8(count: usize, keyframes: &[usize]) -> Vec<EncodedFrame> {
     let mut encoder = Vp8Encoder::new(VideoEncoderConfig {
         max_fps: 25.0,
         threads: 1,
-        ..VideoEncoderConfig::default()..VideoEncoderConfig::default()
+        ..VideoEncoderConfig::default()
     })
     .unwrap();
     let mut frames = Vec::with_capacity(count);

@@ -503,10 +503,9 @@ mod tests {
 
     #[test]
     fn room_participant_defaults_to_not_sharing() {
-        let participant: RoomParticipant = serde_json::from_str(
-            r#"{"id":3,"user":"alice","audio_muted":false,"video_off":true}"#,
-        )
-        .unwrap();
+        let participant: RoomParticipant =
+            serde_json::from_str(r#"{"id":3,"user":"alice","audio_muted":false,"video_off":true}"#)
+                .unwrap();
         assert!(!participant.screen_sharing);
     }
 

@@ -13,9 +13,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use clap::Parser;
 use hearth_media::VideoFrame;
-use hearth_media::codec::{
-    VideoCodec, VideoEncoderConfig, new_video_decoder, new_video_encoder,
-};
+use hearth_media::codec::{VideoCodec, VideoEncoderConfig, new_video_decoder, new_video_encoder};
 use hearth_media::quality::{psnr_luma, ssim_luma_detailed};
 use hearth_media::screen::{ScreenGrabber, SourceId, X11Transfer, bgrx_to_i420};
 
@@ -48,7 +46,7 @@ struct Args {
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let source: SourceId = args.source.parse()?;
-    if args.captures == 0 || args.frames == 0 || !(args.fps > 0.0) {
+    if args.captures == 0 || args.frames == 0 || !args.fps.is_finite() || args.fps <= 0.0 {
         bail!("--captures, --frames and --fps must be positive");
     }
 
@@ -124,7 +122,7 @@ fn time_captures(
 /// Returns the median time of converting a BGRX picture of this size, in ms.
 fn time_conversion(width: usize, height: usize) -> f64 {
     let pixels: Vec<u8> = (0..width * height * 4).map(|i| (i * 7) as u8).collect();
-    let mut times: Vec<f64> = (0..20)
+    let times: Vec<f64> = (0..20)
         .map(|_| {
             let started = Instant::now();
             let frame = bgrx_to_i420(width, height, width * 4, &pixels, false);
@@ -132,7 +130,7 @@ fn time_conversion(width: usize, height: usize) -> f64 {
             started.elapsed().as_secs_f64() * 1000.0
         })
         .collect();
-    percentile(&mut times, 0.5)
+    percentile(&times, 0.5)
 }
 
 fn percentile(times: &[f64], fraction: f64) -> f64 {

@@ -100,15 +100,14 @@ impl Router {
                 members,
                 offer,
                 screen_mid,
-            } => self.join(
-                now,
-                conn,
-                user,
-                conversation_id,
-                members,
-                &offer,
-                screen_mid.as_deref(),
-            ),
+            } => {
+                self.join(now, conn, user, conversation_id, members, &offer);
+                // The joiner's streams open only when its session is driven
+                // below, so the others learn which one is the share in time.
+                if let Some(participant) = self.participant_mut(conversation_id, conn) {
+                    participant.screen_mid = screen_mid.as_deref().map(str0m::media::Mid::from);
+                }
+            }
             Command::Answer {
                 conn,
                 conversation_id,
@@ -275,7 +274,6 @@ impl Router {
         conversation_id: ConversationId,
         members: Vec<String>,
         offer: &str,
-        screen_mid: Option<&str>,
     ) {
         // A device that joins again replaces its earlier session.
         if self.participant_mut(conversation_id, conn).is_some() {
@@ -309,7 +307,6 @@ impl Router {
             speakers: SpeakerDetector::default(),
         });
         room.members = members;
-        participant.screen_mid = screen_mid.map(str0m::media::Mid::from);
         for other in &room.participants {
             for (mid, kind) in other.published() {
                 participant.add_source(other.id, mid, kind, other.is_screen(mid));
