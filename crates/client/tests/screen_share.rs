@@ -77,6 +77,9 @@ fn main() {
         .unwrap();
     let result = std::panic::catch_unwind(|| runtime.block_on(share_window_then_screen(window_id)));
     drop(runtime);
+    // `exit` below skips destructors, so the X server and its window stop here.
+    drop(window);
+    drop(server);
     let _ = std::fs::remove_dir_all(&dir);
     match result {
         Ok(()) => println!("test share_window_then_screen ... ok\n1 passed, 0 failed"),

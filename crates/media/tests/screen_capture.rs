@@ -104,6 +104,9 @@ fn main() {
             }
         }
     }
+    // `exit` below skips destructors, so the X server and its window stop here.
+    drop(window);
+    drop(server);
     let _ = std::fs::remove_dir_all(&dir);
     println!("{} passed, {failed} failed", checks.len() - failed);
     if failed > 0 {
