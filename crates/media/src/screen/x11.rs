@@ -126,6 +126,8 @@ impl Display {
     /// Returns the top-level windows: the window manager's client list
     /// (`_NET_CLIENT_LIST`), or, without a window manager, the mapped
     /// children of the root window that have a title.
+    /// NOTE: the tests run Xvfb without a window manager, so only the
+    /// second path is tested.
     fn windows(&self) -> Vec<Window> {
         if let Some(list) = self.atom(b"_NET_CLIENT_LIST").and_then(|atom| {
             let reply = self
