@@ -24,6 +24,8 @@ packages=(
   # The browser interop test: Debian's Chromium, driven headless through
   # chromedriver, joins a group call from the server's guest page.
   chromium chromium-driver
+  # The screen sharing tests draw text with ImageMagick in this font.
+  fonts-dejavu-core
   # Chinese glyphs for the app's screenshots in Simplified Chinese.
   fonts-noto-cjk
   # The C compiler for the C code of dependencies when the workspace is

@@ -9,6 +9,7 @@ mod guest;
 mod media_files;
 mod report;
 mod room;
+mod screens;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -59,6 +60,8 @@ enum Command {
     /// Print a link that lets someone without an account join a
     /// conversation's group call from a browser, or revoke one.
     GuestLink(guest::GuestLinkArgs),
+    /// List the screens and windows that `room --share-screen` can share.
+    Screens(screens::ScreensArgs),
 }
 
 #[derive(Args)]
@@ -122,6 +125,7 @@ fn main() -> ExitCode {
             Command::Chat(args) => chat::run(args).await,
             Command::Room(args) => room::run(args).await,
             Command::GuestLink(args) => guest::run(args).await,
+            Command::Screens(args) => screens::run(args),
         }
     });
     match result {

@@ -1,5 +1,6 @@
 //! `hearth room`: take part in a conversation's group call with files as
-//! camera and microphone, and report what arrived from each participant.
+//! camera and microphone, optionally sharing a screen or window, and report
+//! what arrived from each participant.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -9,7 +10,10 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 use clap::Args;
 use hearth_client::room::{self, RoomEnd, RoomOptions};
-use hearth_media::{PeerConfig, RemoteSinks, SendMedia, StreamSinks};
+use hearth_media::screen::{ScreenCapture, SourceId};
+use hearth_media::{
+    PeerConfig, RemoteSinks, ScreenSendConfig, SendMedia, StreamSinks, live::DEFAULT_SCREEN_FPS,
+};
 use hearth_proto::RoomView;
 use serde::Serialize;
 use tokio::sync::mpsc;
@@ -44,6 +48,16 @@ pub struct RoomArgs {
     /// server then forwards no larger simulcast layer.
     #[arg(long, value_parser = parse_size)]
     view: Option<(u32, u32)>,
+    /// Share this screen or window while sending, by its id from `hearth
+    /// screens`, such as screen:0 or window:0x1a00003.
+    #[arg(long, value_name = "SOURCE")]
+    share_screen: Option<String>,
+    /// Frame rate of the screen share, in frames per second.
+    #[arg(long, default_value_t = DEFAULT_SCREEN_FPS)]
+    screen_fps: f64,
+    /// Bitrate of the screen share, in kbit/s.
+    #[arg(long, default_value_t = hearth_media::live::DEFAULT_SCREEN_BITRATE_BPS / 1000)]
+    screen_kbps: u32,
     /// Local UDP address for media; by default every interface.
     #[arg(long)]
     media_addr: Option<SocketAddr>,
@@ -65,6 +79,10 @@ struct FromParticipant {
     /// Decoded frames by width, which tells the simulcast layers received.
     frames_by_width: BTreeMap<usize, u64>,
     audio_seconds: f64,
+    /// Screen share pictures decoded, and the size of the last one.
+    screen_frames: u64,
+    screen_width: usize,
+    screen_height: usize,
 }
 
 #[derive(Debug, Serialize)]
@@ -90,9 +108,16 @@ pub async fn run(args: RoomArgs) -> anyhow::Result<()> {
     if args.wait_for == 0 {
         bail!("--wait-for 0 is not a number of participants; use 1 to start at once");
     }
+    if args.share_screen.is_some() && args.screen_kbps == 0 {
+        bail!("--screen-kbps 0 sends nothing; use a bitrate such as 2500");
+    }
     let media = media_files::load(&args.video, &args.audio)?;
+    let capture = match &args.share_screen {
+        Some(source) => Some(start_capture(source, args.screen_fps)?),
+        None => None,
+    };
     let session = crate::chat::open_online(&args.session).await?;
-    let result = take_part(&session, &args, media).await;
+    let result = take_part(&session, &args, media, capture.as_ref()).await;
     session.close().await;
     let report = result?;
     if args.json {
@@ -100,24 +125,43 @@ pub async fn run(args: RoomArgs) -> anyhow::Result<()> {
     } else {
         for (id, from) in &report.received {
             println!(
-                "from {} ({id}): {} video frames, last {}x{}, {:.1} s of audio",
-                from.user, from.video_frames, from.last_width, from.last_height, from.audio_seconds
+                "from {} ({id}): {} video frames, last {}x{}, {:.1} s of audio, \
+                 {} screen share frames, last {}x{}",
+                from.user,
+                from.video_frames,
+                from.last_width,
+                from.last_height,
+                from.audio_seconds,
+                from.screen_frames,
+                from.screen_width,
+                from.screen_height
             );
         }
     }
     Ok(())
 }
 
+/// Starts capturing the source to share, so that a bad id fails before
+/// joining.
+fn start_capture(source: &str, fps: f64) -> anyhow::Result<ScreenCapture> {
+    let id: SourceId = source.parse()?;
+    ScreenCapture::start(id, fps)
+        .with_context(|| format!("cannot share {source}; run `hearth screens` to list the sources"))
+}
+
 async fn take_part(
     session: &hearth_client::session::Session,
     args: &RoomArgs,
     media: media_files::CallMedia,
+    capture: Option<&ScreenCapture>,
 ) -> anyhow::Result<Report> {
     let conversation_id = session.resolve_conversation(&args.conversation).await?;
     let (video_tx, mut video_rx) = mpsc::channel(512);
     let (audio_tx, mut audio_rx) = mpsc::channel(2048);
+    let (screen_tx, mut screen_rx) = mpsc::channel(256);
     let mut peer = PeerConfig {
         simulcast: args.simulcast,
+        screen_track: true,
         ..PeerConfig::default()
     };
     if let Some(addr) = args.media_addr {
@@ -133,6 +177,7 @@ async fn take_part(
             streams: Some(StreamSinks {
                 video: video_tx,
                 audio: audio_tx,
+                screen: Some(screen_tx),
             }),
             ..RemoteSinks::default()
         },
@@ -176,6 +221,14 @@ async fn take_part(
     call.peer
         .start_audio(media.audio.clone(), args.seconds)
         .await?;
+    if let Some(capture) = capture {
+        let config = ScreenSendConfig {
+            bitrate_bps: args.screen_kbps * 1000,
+            max_fps: args.screen_fps,
+        };
+        call.start_screen_share(capture.frames(), config).await?;
+        eprintln!("sharing {}", capture.source());
+    }
 
     let mut received: BTreeMap<u64, FromParticipant> = BTreeMap::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs_f64(args.seconds + 1.0);
@@ -188,6 +241,14 @@ async fn take_part(
                     from.last_width = video.frame.width;
                     from.last_height = video.frame.height;
                     *from.frames_by_width.entry(video.frame.width).or_default() += 1;
+                }
+            }
+            Some((stream, screen)) = screen_rx.recv() => {
+                if let Ok(id) = stream.parse::<u64>() {
+                    let from = received.entry(id).or_default();
+                    from.screen_frames += 1;
+                    from.screen_width = screen.frame.width;
+                    from.screen_height = screen.frame.height;
                 }
             }
             Some((stream, audio)) = audio_rx.recv() => {

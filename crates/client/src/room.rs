@@ -6,10 +6,19 @@
 //! participants, and keeps the list of participants current. Remote media
 //! arrives on the [`StreamSinks`](hearth_media::StreamSinks) given in the
 //! options, tagged with the participant id of its sender.
+//!
+//! With [`PeerConfig::screen_track`] the device reserves a video section for
+//! sharing its screen when it joins, because only the SFU offers after the
+//! join. [`RoomCall::start_screen_share`] and
+//! [`RoomCall::stop_screen_share`] then start and stop it mid-call without
+//! renegotiation, and the roster tells the others who shares.
 
 use std::time::Duration;
 
-use hearth_media::{Answerer, MediaPeer, PeerConfig, PeerEvent, RemoteSinks, SendMedia};
+use hearth_media::{
+    Answerer, MediaPeer, PeerConfig, PeerEvent, RemoteSinks, ScreenControls, ScreenSendConfig,
+    SendMedia, VideoFeed,
+};
 use hearth_proto::chat::ConversationId;
 use hearth_proto::{ClientMessage, RoomParticipant, RoomParticipantId, RoomView, ServerMessage};
 use tokio::sync::{mpsc, watch};
@@ -63,6 +72,8 @@ pub struct RoomCall {
     roster: watch::Receiver<Roster>,
     outgoing: mpsc::UnboundedSender<ClientMessage>,
     task: JoinHandle<RoomEnd>,
+    /// The screen share's controls once it was first started.
+    screen: Option<ScreenControls>,
 }
 
 /// Joins the group call of a conversation. Only members may join; the
@@ -75,9 +86,11 @@ pub async fn join_room(
 ) -> Result<RoomCall> {
     let mut peer = MediaPeer::new(&options.peer, options.send, options.sinks).await?;
     let offer = peer.create_offer().await?;
+    let screen_mid = peer.screen_mid().await?;
     signal.send(ClientMessage::JoinRoom {
         conversation_id,
         sdp: offer,
+        screen_mid,
     })?;
     let (participant_id, answer, roster) =
         tokio::time::timeout(JOIN_TIMEOUT, wait_joined(&mut signal, conversation_id))
@@ -112,6 +125,7 @@ pub async fn join_room(
         roster: roster_rx,
         outgoing,
         task,
+        screen: None,
     })
 }
 
@@ -140,6 +154,48 @@ impl RoomCall {
             conversation_id: self.conversation_id,
             views,
         });
+    }
+
+    /// Shares the pictures of `feed`, for example
+    /// [`ScreenCapture::frames`](hearth_media::ScreenCapture::frames), and
+    /// tells the others. `config` applies to the first share of the call;
+    /// a later share replaces only the feed. Keep the capture alive while it
+    /// is shared: dropping it stops the pictures but not the share.
+    pub async fn start_screen_share(
+        &mut self,
+        feed: VideoFeed,
+        config: ScreenSendConfig,
+    ) -> Result<()> {
+        let controls = match &self.screen {
+            Some(controls) => controls.clone(),
+            None => {
+                let controls = self.peer.start_screen(config).await?;
+                self.screen = Some(controls.clone());
+                controls
+            }
+        };
+        controls.replace(Some(feed))?;
+        self.send(ClientMessage::SetRoomScreen {
+            conversation_id: self.conversation_id,
+            sharing: true,
+        });
+        tracing::info!(conversation_id = %self.conversation_id, "screen share started");
+        Ok(())
+    }
+
+    /// Stops sharing the screen; the track then sends nothing. Does nothing
+    /// when no share was started.
+    pub fn stop_screen_share(&mut self) -> Result<()> {
+        let Some(controls) = &self.screen else {
+            return Ok(());
+        };
+        controls.replace(None)?;
+        self.send(ClientMessage::SetRoomScreen {
+            conversation_id: self.conversation_id,
+            sharing: false,
+        });
+        tracing::info!(conversation_id = %self.conversation_id, "screen share stopped");
+        Ok(())
     }
 
     fn send(&self, message: ClientMessage) {

@@ -61,6 +61,9 @@ pub enum MediaError {
     Audio(#[from] crate::audio::AudioError),
 
     #[error(transparent)]
+    Screen(#[from] crate::screen::ScreenError),
+
+    #[error(transparent)]
     AudioProcessing(#[from] crate::audio::ProcessingError),
 
     #[error("invalid peer configuration: {0}")]
@@ -96,6 +99,12 @@ pub enum MediaError {
         "live sending has already started on this peer; use its `LiveControls` to change sources"
     )]
     LiveAlreadyStarted,
+
+    #[error(
+        "the screen share has already started on this peer; use its `ScreenControls` to \
+         change or stop the source"
+    )]
+    ScreenAlreadyStarted,
 
     #[error("{kind} sending has stopped because the peer connection closed")]
     SendingStopped { kind: &'static str },

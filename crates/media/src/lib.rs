@@ -15,6 +15,7 @@ pub mod peer;
 pub mod quality;
 pub mod receive;
 pub mod record;
+pub mod screen;
 pub mod send;
 pub mod sink;
 pub mod source;
@@ -25,8 +26,11 @@ pub use codec::VideoCodec;
 pub use error::{MediaError, Result};
 pub use frame::VideoFrame;
 pub use live::{
-    AudioFeed, DeviceInfo, LiveControls, LiveSend, LocalVideo, VideoFeed, VideoSource, list_cameras,
+    AudioFeed, DeviceInfo, LiveControls, LiveSend, LocalVideo, ScreenControls, ScreenSendConfig,
+    VideoFeed, VideoSource, list_cameras,
 };
 pub use peer::{
-    Answerer, Candidate, MediaPeer, PeerConfig, PeerEvent, RemoteSinks, SendMedia, StreamSinks,
+    Answerer, Candidate, MediaPeer, PeerConfig, PeerEvent, RemoteSinks, SCREEN_TRACK_SUFFIX,
+    SendMedia, StreamSinks,
 };
+pub use screen::{ScreenCapture, ScreenError, ScreenSource, SourceId, list_sources};

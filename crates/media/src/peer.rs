@@ -31,7 +31,7 @@ use webrtc::rtp_transceiver::{RtpSender, RtpTransceiver};
 
 use crate::codec::VideoCodec;
 use crate::error::{MediaError, Result};
-use crate::live::{self, LiveControls, LiveSend, VideoTrack};
+use crate::live::{self, LiveControls, LiveSend, ScreenControls, ScreenSendConfig, VideoTrack};
 use crate::negotiate;
 use crate::receive::{self, DecodedAudio, DecodedVideo, PayloadTypes};
 use crate::send::{self, AudioSendInfo, AudioTrack, VideoSendInfo};
@@ -94,7 +94,17 @@ pub struct PeerConfig {
     /// receiver. Only for offers to an SFU; a peer answering a browser's
     /// simulcast offer does not need it.
     pub simulcast: bool,
+    /// Adds a second video track, with the track id `hearth-screen`, for
+    /// sharing a screen. It sends nothing until
+    /// [`MediaPeer::start_screen`] gets a feed, and never uses simulcast, so
+    /// that text is never sent downscaled. Only for offers.
+    pub screen_track: bool,
 }
+
+/// The end of the track id of a remote video track that carries a screen
+/// share: this engine names its screen track `hearth-screen`, and Hearth's
+/// SFU names forwarded shares `PARTICIPANT-screen`.
+pub const SCREEN_TRACK_SUFFIX: &str = "-screen";
 
 /// The rids of the simulcast layers, top layer first.
 pub const SIMULCAST_RIDS: [&str; 3] = ["f", "h", "q"];
@@ -110,6 +120,7 @@ impl Default for PeerConfig {
             srtp_profiles: None,
             video_codecs: VideoCodec::ALL.to_vec(),
             simulcast: false,
+            screen_track: false,
         }
     }
 }
@@ -160,6 +171,9 @@ pub struct RemoteSinks {
 pub struct StreamSinks {
     pub video: mpsc::Sender<(String, DecodedVideo)>,
     pub audio: mpsc::Sender<(String, DecodedAudio)>,
+    /// Screen shares: video tracks whose track id ends with
+    /// [`SCREEN_TRACK_SUFFIX`]. Without it they go to `video` like cameras.
+    pub screen: Option<mpsc::Sender<(String, DecodedVideo)>>,
 }
 
 /// One side of a call.
@@ -173,8 +187,11 @@ pub struct MediaPeer {
     video_layers: Vec<(String, u32)>,
     video_transceiver: Option<Arc<dyn RtpTransceiver>>,
     audio: Option<(Arc<TrackLocalStaticRTP>, Arc<dyn RtpSender>, u32)>,
+    screen: Option<(Arc<TrackLocalStaticRTP>, Arc<dyn RtpSender>, u32)>,
+    screen_transceiver: Option<Arc<dyn RtpTransceiver>>,
     tasks: Vec<JoinHandle<()>>,
     live_started: bool,
+    screen_started: bool,
     video_codecs: Vec<VideoCodec>,
     /// The codec of each video payload type, for the receive tasks.
     payload_types: PayloadTypes,
@@ -232,8 +249,11 @@ impl MediaPeer {
             video_layers: Vec::new(),
             video_transceiver: None,
             audio: None,
+            screen: None,
+            screen_transceiver: None,
             tasks: Vec::new(),
             live_started: false,
+            screen_started: false,
             video_codecs: config.video_codecs.clone(),
             payload_types,
         };
@@ -279,7 +299,36 @@ impl MediaPeer {
                 .await?;
             peer.audio = Some((track, sender, ssrc));
         }
+        if config.screen_track {
+            let ssrc = rand::random::<u32>();
+            let track = Arc::new(TrackLocalStaticRTP::new(screen_track(
+                main_codec(preferred_codec),
+                ssrc,
+            )));
+            let transceiver = peer
+                .connection
+                .add_transceiver_from_track(Arc::clone(&track) as Arc<dyn TrackLocal>, None)
+                .await?;
+            transceiver
+                .set_codec_preferences(codec_preferences(&config.video_codecs))
+                .await?;
+            let sender = transceiver
+                .sender()
+                .await?
+                .expect("a transceiver created from a track has a sender");
+            peer.screen = Some((track, sender, ssrc));
+            peer.screen_transceiver = Some(transceiver);
+        }
         Ok(peer)
+    }
+
+    /// Returns the SDP mid of the screen share track, once an offer or
+    /// answer assigned one; `None` without [`PeerConfig::screen_track`].
+    pub async fn screen_mid(&self) -> Result<Option<String>> {
+        match &self.screen_transceiver {
+            Some(transceiver) => Ok(transceiver.mid().await?),
+            None => Ok(None),
+        }
     }
 
     /// Creates the offer, sets it as the local description and returns its SDP.
@@ -307,6 +356,11 @@ impl MediaPeer {
                 ssrc: *ssrc,
                 layers: self.video_layers.clone(),
             }),
+            screen: self.screen.as_ref().map(|(_, sender, ssrc)| SentVideo {
+                sender: Arc::clone(sender),
+                ssrc: *ssrc,
+                layers: Vec::new(),
+            }),
             video_codecs: self.video_codecs.clone(),
             payload_types: self.payload_types.clone(),
         }
@@ -318,6 +372,9 @@ impl MediaPeer {
             .map_err(|err| MediaError::InvalidSdp(err.to_string()))?;
         if let Some((_, sender, ssrc)) = &self.video {
             match_video_track_to(sender, *ssrc, &self.video_layers, sdp).await?;
+        }
+        if let Some((_, sender, ssrc)) = &self.screen {
+            match_screen_track_to(sender, *ssrc, sdp).await?;
         }
         self.connection
             .set_remote_description(answer)
@@ -462,6 +519,30 @@ impl MediaPeer {
         Ok(controls)
     }
 
+    /// Starts the screen share's send task. It sends nothing until the
+    /// returned controls get a feed, such as
+    /// [`ScreenCapture::frames`](crate::screen::ScreenCapture::frames), and
+    /// stops again on `replace(None)`; neither needs renegotiation. Call it
+    /// once, after the offer/answer exchange, on a peer created with
+    /// [`PeerConfig::screen_track`].
+    pub async fn start_screen(&mut self, config: ScreenSendConfig) -> Result<ScreenControls> {
+        if self.screen_started {
+            return Err(MediaError::ScreenAlreadyStarted);
+        }
+        let (track, sender, ssrc) = self.screen.clone().ok_or_else(|| {
+            MediaError::InvalidConfig(
+                "this peer has no screen share track; create it with `PeerConfig { \
+                 screen_track: true, .. }`"
+                    .into(),
+            )
+        })?;
+        let video = negotiated_video(track, &sender, ssrc).await?;
+        let (controls, task) = live::spawn_screen(video, config, Arc::clone(&self.stats))?;
+        self.tasks.push(task);
+        self.screen_started = true;
+        Ok(controls)
+    }
+
     /// Waits until every started send task has sent its last frame.
     pub async fn wait_sent(&mut self) {
         for task in self.tasks.drain(..) {
@@ -505,6 +586,7 @@ impl Drop for MediaPeer {
 pub struct Answerer {
     connection: Arc<dyn PeerConnection>,
     video: Option<SentVideo>,
+    screen: Option<SentVideo>,
     video_codecs: Vec<VideoCodec>,
     payload_types: PayloadTypes,
 }
@@ -559,6 +641,9 @@ impl Answerer {
         if let Some(video) = &self.video {
             match_video_track_to(&video.sender, video.ssrc, &video.layers, &answer_sdp).await?;
         }
+        if let Some(screen) = &self.screen {
+            match_screen_track_to(&screen.sender, screen.ssrc, &answer_sdp).await?;
+        }
         self.connection.set_local_description(answer).await?;
         Ok(answer_sdp)
     }
@@ -583,6 +668,23 @@ async fn match_video_track_to(
     // Only the library's description of the track changes. The track
     // object that writes packets and reads RTCP stays bound to the sender.
     let track = video_track(main_codec(codec), ssrc, layers);
+    sender
+        .replace_track(Arc::new(TrackLocalStaticRTP::new(track)))
+        .await?;
+    Ok(())
+}
+
+/// Gives the screen share track the negotiated codec, as
+/// [`match_video_track_to`] does for the camera track.
+async fn match_screen_track_to(
+    sender: &Arc<dyn RtpSender>,
+    ssrc: u32,
+    answer_sdp: &str,
+) -> Result<()> {
+    let Some(codec) = negotiate::first_video_codec(answer_sdp) else {
+        return Ok(());
+    };
+    let track = screen_track(main_codec(codec), ssrc);
     sender
         .replace_track(Arc::new(TrackLocalStaticRTP::new(track)))
         .await?;
@@ -840,6 +942,24 @@ fn video_track(codec: RTCRtpCodec, ssrc: u32, layers: &[(String, u32)]) -> Media
     )
 }
 
+/// Builds the screen share track: one encoding, track id `hearth-screen`.
+fn screen_track(codec: RTCRtpCodec, ssrc: u32) -> MediaStreamTrack {
+    MediaStreamTrack::new(
+        "hearth".to_owned(),
+        "hearth-screen".to_owned(),
+        "hearth-screen".to_owned(),
+        RtpCodecKind::Video,
+        vec![RTCRtpEncodingParameters {
+            rtp_coding_parameters: RTCRtpCodingParameters {
+                ssrc: Some(ssrc),
+                ..Default::default()
+            },
+            codec,
+            ..Default::default()
+        }],
+    )
+}
+
 fn local_track(kind: RtpCodecKind, codec: RTCRtpCodec, ssrc: u32) -> MediaStreamTrack {
     MediaStreamTrack::new(
         "hearth".to_owned(),
@@ -969,9 +1089,14 @@ impl PeerConnectionEventHandler for Handler {
         let (video_sink, audio_sink) = match &self.stream_sinks {
             Some(streams) => {
                 let stream_id = track.stream_id().await;
-                tracing::debug!(%stream_id, ?kind, "remote stream added");
+                let track_id = track.track_id().await;
+                tracing::debug!(%stream_id, %track_id, ?kind, "remote stream added");
+                let video = match &streams.screen {
+                    Some(screen) if track_id.ends_with(SCREEN_TRACK_SUFFIX) => screen.clone(),
+                    _ => streams.video.clone(),
+                };
                 (
-                    Some(tag_stream(stream_id.clone(), streams.video.clone())),
+                    Some(tag_stream(stream_id.clone(), video)),
                     Some(tag_stream(stream_id, streams.audio.clone())),
                 )
             }

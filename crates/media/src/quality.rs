@@ -25,6 +25,89 @@ pub fn psnr_luma(reference: &VideoFrame, received: &VideoFrame) -> Option<f64> {
     Some((10.0 * (255.0f64 * 255.0 / mse).log10()).min(100.0))
 }
 
+/// Mean SSIM of the luma plane (Wang et al. 2004) over non-overlapping 8x8
+/// blocks, with the usual constants K1 = 0.01 and K2 = 0.03 for 8-bit
+/// samples: 1.0 for identical pictures, lower for each lost detail. Returns
+/// `None` when the sizes differ or the picture is smaller than one block.
+pub fn ssim_luma(reference: &VideoFrame, received: &VideoFrame) -> Option<f64> {
+    let blocks = ssim_luma_blocks(reference, received)?;
+    Some(blocks.iter().map(|block| block.ssim).sum::<f64>() / blocks.len() as f64)
+}
+
+/// Mean luma SSIM over the blocks whose reference luma has a variance of at
+/// least `min_variance`, such as the blocks with text on a plain page.
+/// Blurred text loses local contrast and structure in exactly those
+/// blocks, while the plain ones stay near 1.0 and would hide the loss in
+/// [`ssim_luma`]. Returns `None` when no block qualifies.
+pub fn ssim_luma_detailed(
+    reference: &VideoFrame,
+    received: &VideoFrame,
+    min_variance: f64,
+) -> Option<f64> {
+    let blocks: Vec<f64> = ssim_luma_blocks(reference, received)?
+        .into_iter()
+        .filter(|block| block.reference_variance >= min_variance)
+        .map(|block| block.ssim)
+        .collect();
+    (!blocks.is_empty()).then(|| blocks.iter().sum::<f64>() / blocks.len() as f64)
+}
+
+/// The SSIM of one 8x8 luma block.
+#[derive(Debug, Clone, Copy)]
+pub struct BlockSsim {
+    /// The variance of the reference's luma samples in the block.
+    pub reference_variance: f64,
+    pub ssim: f64,
+}
+
+/// Computes the SSIM of every 8x8 luma block, row by row; the partial
+/// blocks at the right and bottom edges are left out.
+pub fn ssim_luma_blocks(reference: &VideoFrame, received: &VideoFrame) -> Option<Vec<BlockSsim>> {
+    const BLOCK: usize = 8;
+    const C1: f64 = (0.01 * 255.0) * (0.01 * 255.0);
+    const C2: f64 = (0.03 * 255.0) * (0.03 * 255.0);
+    if (reference.width, reference.height) != (received.width, received.height) {
+        return None;
+    }
+    let width = reference.width;
+    let (blocks_x, blocks_y) = (width / BLOCK, reference.height / BLOCK);
+    if blocks_x == 0 || blocks_y == 0 {
+        return None;
+    }
+    let (a, _, _) = reference.planes();
+    let (b, _, _) = received.planes();
+    let count = (BLOCK * BLOCK) as f64;
+    let mut blocks = Vec::with_capacity(blocks_x * blocks_y);
+    for block_y in 0..blocks_y {
+        for block_x in 0..blocks_x {
+            let (mut sum_a, mut sum_b, mut sum_aa, mut sum_bb, mut sum_ab) =
+                (0.0, 0.0, 0.0, 0.0, 0.0);
+            for y in block_y * BLOCK..(block_y + 1) * BLOCK {
+                for x in block_x * BLOCK..(block_x + 1) * BLOCK {
+                    let va = f64::from(a[y * width + x]);
+                    let vb = f64::from(b[y * width + x]);
+                    sum_a += va;
+                    sum_b += vb;
+                    sum_aa += va * va;
+                    sum_bb += vb * vb;
+                    sum_ab += va * vb;
+                }
+            }
+            let (mean_a, mean_b) = (sum_a / count, sum_b / count);
+            let var_a = sum_aa / count - mean_a * mean_a;
+            let var_b = sum_bb / count - mean_b * mean_b;
+            let covariance = sum_ab / count - mean_a * mean_b;
+            let ssim = ((2.0 * mean_a * mean_b + C1) * (2.0 * covariance + C2))
+                / ((mean_a * mean_a + mean_b * mean_b + C1) * (var_a + var_b + C2));
+            blocks.push(BlockSsim {
+                reference_variance: var_a,
+                ssim,
+            });
+        }
+    }
+    Some(blocks)
+}
+
 /// Finds the lag, in samples, at which `received` best matches `sent`:
 /// `received[n]` is most like `sent[n + lag]`. Searches lags in
 /// `-max_lag..=max_lag` by normalised cross-correlation and returns the lag
@@ -120,6 +203,57 @@ mod tests {
         // MSE 100 -> 10 * log10(65025 / 100) = 28.13 dB
         let psnr = psnr_luma(&reference, &received).unwrap();
         assert!((psnr - 28.13).abs() < 0.01, "psnr {psnr}");
+    }
+
+    #[test]
+    fn ssim_is_one_for_identical_and_drops_for_blur() {
+        // Vertical stripes one pixel wide, like the strokes of small text.
+        let (width, height) = (16, 16);
+        let mut data: Vec<u8> = (0..width * height)
+            .map(|index| if index % 2 == 0 { 16 } else { 235 })
+            .collect();
+        data.extend(std::iter::repeat_n(128, 2 * 8 * 8));
+        let sharp = VideoFrame {
+            width,
+            height,
+            data,
+        };
+        let mut blurred = sharp.clone();
+        for value in &mut blurred.data[..width * height] {
+            *value = 126;
+        }
+        assert_eq!(ssim_luma(&sharp, &sharp), Some(1.0));
+        let ssim = ssim_luma(&sharp, &blurred).unwrap();
+        assert!(ssim < 0.1, "ssim {ssim}");
+        assert_eq!(ssim_luma(&sharp, &sharp.half()), None);
+    }
+
+    #[test]
+    fn detailed_ssim_skips_plain_blocks() {
+        // The left 8x8 block is plain grey, the right one has stripes.
+        let (width, height) = (16, 8);
+        let mut data: Vec<u8> = (0..width * height)
+            .map(|index| match (index % width < 8, index % 2 == 0) {
+                (true, _) => 128,
+                (false, true) => 16,
+                (false, false) => 235,
+            })
+            .collect();
+        data.extend(std::iter::repeat_n(128, 2 * 8 * 4));
+        let sharp = VideoFrame {
+            width,
+            height,
+            data,
+        };
+        let mut flat = sharp.clone();
+        for value in &mut flat.data[..width * height] {
+            *value = 128;
+        }
+        let overall = ssim_luma(&sharp, &flat).unwrap();
+        let detailed = ssim_luma_detailed(&sharp, &flat, 100.0).unwrap();
+        assert!(overall > 0.45, "overall {overall}");
+        assert!(detailed < 0.05, "detailed {detailed}");
+        assert_eq!(ssim_luma_detailed(&flat, &flat, 100.0), None);
     }
 
     #[test]

@@ -87,6 +87,7 @@ pub(crate) fn spawn_video(
             max_fps: clip.fps as f32,
             keyframe_interval: 0,
             threads: 0,
+            ..VideoEncoderConfig::default()
         },
     )?;
     let info = VideoSendInfo {
@@ -333,6 +334,7 @@ pub(crate) fn spawn_simulcast_video(
                 max_fps: clip.fps as f32,
                 keyframe_interval: 0,
                 threads: 0,
+                ..VideoEncoderConfig::default()
             },
         )?;
         let layer_track = VideoTrack {

@@ -17,6 +17,7 @@ fn decoder_follows_size_changes(codec: VideoCodec) {
         max_fps: 25.0,
         keyframe_interval: 0,
         threads: 0,
+        ..VideoEncoderConfig::default()
     };
     let mut top = new_video_encoder(codec, config).unwrap();
     let mut quarter = new_video_encoder(codec, config).unwrap();

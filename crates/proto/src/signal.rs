@@ -42,6 +42,10 @@ pub struct RoomParticipant {
     pub user: String,
     pub audio_muted: bool,
     pub video_off: bool,
+    /// Whether the device shares a screen, which arrives as a video stream
+    /// with the track id `ID-screen`; receivers show it large.
+    #[serde(default)]
+    pub screen_sharing: bool,
 }
 
 /// The size at which a device shows one participant's video, in pixels.
@@ -188,6 +192,11 @@ pub enum ClientMessage {
     JoinRoom {
         conversation_id: ConversationId,
         sdp: String,
+        /// The mid of the offer's video section reserved for screen
+        /// sharing, which sends nothing until the device shares. The SFU
+        /// forwards it to the others with the track id `ID-screen`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        screen_mid: Option<String>,
     },
     /// Answers a `room_offer`, which the SFU sends whenever the streams this
     /// device receives change.
@@ -217,6 +226,13 @@ pub enum ClientMessage {
     SetRoomViews {
         conversation_id: ConversationId,
         views: Vec<RoomView>,
+    },
+    /// Tells the other participants that this device started or stopped
+    /// sharing its screen on the section named by `join_room`'s
+    /// `screen_mid`.
+    SetRoomScreen {
+        conversation_id: ConversationId,
+        sharing: bool,
     },
 }
 
@@ -475,6 +491,42 @@ mod tests {
         let text = serde_json::to_string(&frame).unwrap();
         let parsed: ServerFrame = serde_json::from_str(&text).unwrap();
         assert_eq!(parsed, frame);
+    }
+
+    #[test]
+    fn join_room_without_screen_mid_parses() {
+        let conversation_id = ConversationId::nil();
+        let text = format!(
+            r#"{{"v":1,"type":"join_room","conversation_id":"{conversation_id}","sdp":"v=0"}}"#
+        );
+        let frame: ClientFrame = serde_json::from_str(&text).unwrap();
+        assert_eq!(
+            frame.message,
+            ClientMessage::JoinRoom {
+                conversation_id,
+                sdp: "v=0".into(),
+                screen_mid: None,
+            }
+        );
+    }
+
+    #[test]
+    fn room_participant_defaults_to_not_sharing() {
+        let participant: RoomParticipant =
+            serde_json::from_str(r#"{"id":3,"user":"alice","audio_muted":false,"video_off":true}"#)
+                .unwrap();
+        assert!(!participant.screen_sharing);
+    }
+
+    #[test]
+    fn set_room_screen_has_its_wire_name() {
+        let frame = ClientFrame::from(ClientMessage::SetRoomScreen {
+            conversation_id: ConversationId::nil(),
+            sharing: true,
+        });
+        let json = serde_json::to_value(&frame).unwrap();
+        assert_eq!(json["type"], "set_room_screen");
+        assert_eq!(json["sharing"], true);
     }
 
     #[test]

@@ -195,6 +195,7 @@ fn measure_openh264(
         max_fps: clip.fps as f32,
         keyframe_interval: 0,
         threads: 1,
+        ..H264EncoderConfig::default()
     })?;
     let (access_units, encode_time) = encode_all(&mut encoder, clip, frame_count)?;
     let encoded_bytes = access_units.iter().map(Vec::len).sum();
@@ -247,6 +248,7 @@ fn measure_vp8(
         max_fps: clip.fps as f32,
         keyframe_interval: 0,
         threads: 1,
+        ..VideoEncoderConfig::default()
     };
     let mut encoder = Vp8Encoder::with_speed(config, cpu_used)?;
     let (frames, encode_time) = encode_all(&mut encoder, clip, frame_count)?;

@@ -37,8 +37,13 @@ impl H264Encoder {
         } else {
             IntraFramePeriod::from_num_frames(config.keyframe_interval)
         };
+        let usage = if config.screen_content {
+            UsageType::ScreenContentRealTime
+        } else {
+            UsageType::CameraVideoRealTime
+        };
         let encoder_config = EncoderConfig::new()
-            .usage_type(UsageType::CameraVideoRealTime)
+            .usage_type(usage)
             .profile(Profile::Baseline)
             .rate_control_mode(RateControlMode::Bitrate)
             .bitrate(BitRate::from_bps(config.bitrate_bps))

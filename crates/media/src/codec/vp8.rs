@@ -108,6 +108,7 @@ impl Vp8Encoder {
             threads: threads as u32,
             keyframe_interval: self.config.keyframe_interval,
             cpu_used: self.cpu_used,
+            screen_content: self.config.screen_content,
         }
     }
 }

@@ -80,6 +80,8 @@ pub(crate) struct EncoderSettings {
     pub keyframe_interval: u32,
     /// libvpx's speed preset `cpu-used`, -16 to 16. Larger magnitudes are faster.
     pub cpu_used: i32,
+    /// Turns on libvpx's screen content mode, for shared screens.
+    pub screen_content: bool,
 }
 
 /// One VP8 frame from the encoder.
@@ -166,6 +168,12 @@ impl Encoder {
             sys::vp8e_enc_control_id::VP8E_SET_MAX_INTRA_BITRATE_PCT as c_int,
             max_intra_pct,
         )?;
+        if settings.screen_content {
+            encoder.control(
+                sys::vp8e_enc_control_id::VP8E_SET_SCREEN_CONTENT_MODE as c_int,
+                1,
+            )?;
+        }
         Ok(encoder)
     }
 

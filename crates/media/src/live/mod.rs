@@ -32,8 +32,11 @@ use crate::frame::VideoFrame;
 pub use audio_feed::{AUDIO_FEED_CAPACITY, audio_channel, loop_audio_clip, loop_wav};
 pub use camera::{DeviceInfo, list_cameras};
 pub use local_video::{LocalVideo, VideoSource};
-pub use send::{LiveControls, LiveSend};
-pub(crate) use send::{VideoTrack, spawn_live};
+pub use send::{
+    DEFAULT_SCREEN_BITRATE_BPS, DEFAULT_SCREEN_FPS, LiveControls, LiveSend, ScreenControls,
+    ScreenSendConfig,
+};
+pub(crate) use send::{VideoTrack, spawn_live, spawn_screen};
 
 /// The latest local video frame; `None` until the source delivered its first.
 pub type VideoFeed = watch::Receiver<Option<Arc<VideoFrame>>>;

@@ -47,6 +47,8 @@ pub enum Command {
         /// Every member of the conversation.
         members: Vec<String>,
         offer: String,
+        /// The offer's section reserved for screen sharing.
+        screen_mid: Option<String>,
     },
     Answer {
         conn: ConnId,
@@ -68,6 +70,12 @@ pub enum Command {
         conn: ConnId,
         conversation_id: ConversationId,
         views: HashMap<RoomParticipantId, (u32, u32)>,
+    },
+    /// The device started or stopped sharing its screen.
+    Screen {
+        conn: ConnId,
+        conversation_id: ConversationId,
+        sharing: bool,
     },
     /// The device's WebSocket closed.
     Disconnected { conn: ConnId },

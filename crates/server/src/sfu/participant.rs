@@ -56,6 +56,9 @@ struct TrackOut {
     source: RoomParticipantId,
     source_mid: Mid,
     kind: MediaKind,
+    /// Whether this is the source's screen share, announced with the track
+    /// id `SOURCE-screen` instead of `SOURCE-MID`.
+    screen: bool,
     state: TrackOutState,
     layer: LayerState,
 }
@@ -89,6 +92,9 @@ pub struct Participant {
     pub video_off: bool,
     /// The size of the camera's top layer as the device reported it.
     pub video_size: Option<(u32, u32)>,
+    /// The section the device reserved for screen sharing when it joined.
+    pub screen_mid: Option<Mid>,
+    pub screen_sharing: bool,
     rtc: Rtc,
     joined_at: Instant,
     /// The start of the current window for measuring layer bitrates.
@@ -141,6 +147,8 @@ impl Participant {
             audio_muted: false,
             video_off: false,
             video_size: None,
+            screen_mid: None,
+            screen_sharing: false,
             rtc,
             joined_at: now,
             window_started: now,
@@ -267,11 +275,16 @@ impl Participant {
         for track in &mut self.tracks_out {
             match track.state {
                 TrackOutState::ToOpen => {
+                    let track_id = if track.screen {
+                        format!("{}-screen", track.source)
+                    } else {
+                        format!("{}-{}", track.source, track.source_mid)
+                    };
                     let mid = change.add_media(
                         track.kind,
                         Direction::SendOnly,
                         Some(track.source.to_string()),
-                        Some(format!("{}-{}", track.source, track.source_mid)),
+                        Some(track_id),
                         None,
                     );
                     track.state = TrackOutState::Negotiating(mid);
@@ -315,12 +328,26 @@ impl Participant {
         Ok(opened)
     }
 
-    /// Adds a stream of another participant to receive.
-    pub fn add_source(&mut self, source: RoomParticipantId, source_mid: Mid, kind: MediaKind) {
+    /// Returns whether `mid` is the section this participant reserved for
+    /// screen sharing.
+    pub fn is_screen(&self, mid: Mid) -> bool {
+        self.screen_mid == Some(mid)
+    }
+
+    /// Adds a stream of another participant to receive; `screen` marks the
+    /// source's screen share.
+    pub fn add_source(
+        &mut self,
+        source: RoomParticipantId,
+        source_mid: Mid,
+        kind: MediaKind,
+        screen: bool,
+    ) {
         self.tracks_out.push(TrackOut {
             source,
             source_mid,
             kind,
+            screen,
             state: TrackOutState::ToOpen,
             layer: LayerState::default(),
         });
@@ -479,12 +506,14 @@ impl Participant {
         layers
     }
 
-    /// The video streams this participant receives, with their sources, for
-    /// choosing layers.
+    /// The camera streams this participant receives, with their sources, for
+    /// choosing layers. Screen shares are left out: they have no layers, so
+    /// they take no part of the estimate's split.
     pub fn received_video(&self) -> Vec<(RoomParticipantId, Mid)> {
         self.tracks_out
             .iter()
             .filter(|t| t.kind == MediaKind::Video && matches!(t.state, TrackOutState::Open(_)))
+            .filter(|t| !t.screen)
             .map(|t| (t.source, t.source_mid))
             .collect()
     }

@@ -99,7 +99,15 @@ impl Router {
                 conversation_id,
                 members,
                 offer,
-            } => self.join(now, conn, user, conversation_id, members, &offer),
+                screen_mid,
+            } => {
+                self.join(now, conn, user, conversation_id, members, &offer);
+                // The joiner's streams open only when its session is driven
+                // below, so the others learn which one is the share in time.
+                if let Some(participant) = self.participant_mut(conversation_id, conn) {
+                    participant.screen_mid = screen_mid.as_deref().map(str0m::media::Mid::from);
+                }
+            }
             Command::Answer {
                 conn,
                 conversation_id,
@@ -142,6 +150,34 @@ impl Router {
                 views,
             } => match self.participant_mut(conversation_id, conn) {
                 Some(participant) => participant.set_views(views),
+                None => self.not_in_room(conn, conversation_id),
+            },
+            Command::Screen {
+                conn,
+                conversation_id,
+                sharing,
+            } => match self.participant_mut(conversation_id, conn) {
+                Some(participant) if participant.screen_mid.is_some() || !sharing => {
+                    participant.screen_sharing = sharing;
+                    tracing::info!(
+                        participant = participant.id,
+                        sharing,
+                        "screen share changed"
+                    );
+                    self.push_state(conversation_id);
+                }
+                Some(_) => self.outputs.push_back(RouterOutput::Reply {
+                    conn,
+                    message: ServerMessage::Error {
+                        code: hearth_proto::ErrorCode::InvalidState,
+                        message: "this device reserved no screen track when it joined; join \
+                                  again with `screen_mid` set"
+                            .into(),
+                        call_id: None,
+                        conversation_id: Some(conversation_id),
+                        client_id: None,
+                    },
+                }),
                 None => self.not_in_room(conn, conversation_id),
             },
             Command::Disconnected { conn } => {
@@ -272,7 +308,7 @@ impl Router {
         room.members = members;
         for other in &room.participants {
             for (mid, kind) in other.published() {
-                participant.add_source(other.id, mid, kind);
+                participant.add_source(other.id, mid, kind, other.is_screen(mid));
             }
         }
         tracing::info!(
@@ -403,6 +439,7 @@ impl Router {
                 user: p.user.clone(),
                 audio_muted: p.audio_muted,
                 video_off: p.video_off,
+                screen_sharing: p.screen_sharing,
             })
             .collect();
         // Guests are not members, so the roster also goes to every participant.
@@ -514,8 +551,9 @@ fn propagate(
             });
         }
         Propagated::TrackOpened { mid, kind } => {
+            let screen = room.participants[index].is_screen(mid);
             for other in room.participants.iter_mut().filter(|p| p.id != origin) {
-                other.add_source(origin, mid, kind);
+                other.add_source(origin, mid, kind, screen);
             }
         }
         Propagated::Media(data) => forward_media(now, room, index, &data),

@@ -255,7 +255,8 @@ impl Signalling {
             | ClientMessage::RoomAnswer { .. }
             | ClientMessage::LeaveRoom { .. }
             | ClientMessage::SetRoomMedia { .. }
-            | ClientMessage::SetRoomViews { .. } => {
+            | ClientMessage::SetRoomViews { .. }
+            | ClientMessage::SetRoomScreen { .. } => {
                 return vec![Outgoing {
                     to: from,
                     message: ServerMessage::Error {

@@ -309,6 +309,7 @@ async fn room_command(
         ClientMessage::JoinRoom {
             conversation_id,
             sdp,
+            screen_mid,
         } => match chat.room_members(conversation_id, &context.user).await {
             Ok(members) => SfuCommand::Join {
                 conn,
@@ -316,6 +317,7 @@ async fn room_command(
                 conversation_id,
                 members,
                 offer: sdp,
+                screen_mid,
             },
             Err(error) => {
                 tracing::info!(
@@ -381,6 +383,14 @@ fn room_update_command(conn: ConnId, message: ClientMessage) -> Result<SfuComman
                 .iter()
                 .map(|view| (view.participant_id, (view.width, view.height)))
                 .collect(),
+        },
+        ClientMessage::SetRoomScreen {
+            conversation_id,
+            sharing,
+        } => SfuCommand::Screen {
+            conn,
+            conversation_id,
+            sharing,
         },
         other => return Err(other),
     };
@@ -509,6 +519,7 @@ pub(crate) fn client_kind(message: &ClientMessage) -> (&'static str, Option<Call
         ClientMessage::LeaveRoom { .. } => ("leave_room", None),
         ClientMessage::SetRoomMedia { .. } => ("set_room_media", None),
         ClientMessage::SetRoomViews { .. } => ("set_room_views", None),
+        ClientMessage::SetRoomScreen { .. } => ("set_room_screen", None),
     }
 }
 
