@@ -318,6 +318,7 @@ async fn take_part(
             streams: Some(StreamSinks {
                 video: video_tx,
                 audio: audio_tx,
+                screen: None,
             }),
             ..RemoteSinks::default()
         },

@@ -46,17 +46,12 @@ async fn take_part(
     speech: Arc<AudioClip>,
     others: usize,
     view: Option<(u32, u32)>,
-    simulcast: bool,
-    codec: VideoCodec,
+    peer: PeerConfig,
 ) -> (RoomParticipantId, Received) {
     let (video_tx, mut video_rx) = mpsc::channel::<(String, DecodedVideo)>(512);
     let (audio_tx, mut audio_rx) = mpsc::channel::<(String, DecodedAudio)>(2048);
     let options = RoomOptions {
-        peer: PeerConfig {
-            simulcast,
-            video_codecs: vec![codec],
-            ..common::loopback_peer()
-        },
+        peer,
         send: SendMedia {
             video: true,
             audio: true,
@@ -171,6 +166,11 @@ async fn group_call(
         ))
         .unwrap(),
     );
+    let peer = PeerConfig {
+        simulcast,
+        video_codecs: vec![codec],
+        ..common::loopback_peer()
+    };
     let tasks: Vec<_> = sessions
         .into_iter()
         .enumerate()
@@ -182,8 +182,7 @@ async fn group_call(
                 speech.clone(),
                 participants - 1,
                 if index == 0 { first_view } else { None },
-                simulcast,
-                codec,
+                peer.clone(),
             ))
         })
         .collect();

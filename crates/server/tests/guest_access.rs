@@ -210,6 +210,7 @@ async fn guest_sends_only_room_frames_of_its_call() {
         .send(ClientMessage::JoinRoom {
             conversation_id: other.id,
             sdp: "v=0".into(),
+            screen_mid: None,
         })
         .await;
     let (code, text) = next_error(&mut socket).await;
@@ -222,6 +223,7 @@ async fn guest_sends_only_room_frames_of_its_call() {
         .send(ClientMessage::JoinRoom {
             conversation_id: group.id,
             sdp: "not sdp".into(),
+            screen_mid: None,
         })
         .await;
     let (code, text) = next_error(&mut socket).await;

@@ -225,9 +225,12 @@ async fn on_text(guest: &Guest, conn: ConnId, text: &str) {
         }
     }
     let command = match message {
+        // Guests cannot share a screen (`set_room_screen` is not theirs to
+        // send), so a reserved screen section is ignored.
         ClientMessage::JoinRoom {
             conversation_id,
             sdp,
+            screen_mid: _,
         } => match guest.chat.call_members(conversation_id).await {
             Ok(members) => SfuCommand::Join {
                 conn,
@@ -235,6 +238,7 @@ async fn on_text(guest: &Guest, conn: ConnId, text: &str) {
                 conversation_id,
                 members,
                 offer: sdp,
+                screen_mid: None,
             },
             Err(error) => {
                 hub.reply(conn, error_message(error.code, error.message));
