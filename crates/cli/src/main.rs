@@ -85,6 +85,10 @@ struct CallArgs {
     /// `off` sends the file unchanged.
     #[arg(long, default_value = "off", value_parser = ["off", "rnnoise", "apm"])]
     noise_suppression: String,
+    /// Video codecs to offer, most preferred first, separated by commas:
+    /// h264 and vp8. The call uses the first one the callee accepts.
+    #[arg(long, value_delimiter = ',', default_value = "h264,vp8")]
+    codec: Vec<hearth_media::VideoCodec>,
     #[command(flatten)]
     session: auth::SessionArgs,
 }
@@ -157,6 +161,10 @@ async fn call(args: CallArgs) -> anyhow::Result<()> {
     media.audio = media_files::process_speech(&media.audio, &args.noise_suppression)?;
     let session = auth::open_session(&args.session).await?;
     let options = hearth_client::call::CallOptions {
+        peer: hearth_media::PeerConfig {
+            video_codecs: args.codec.clone(),
+            ..Default::default()
+        },
         send: hearth_media::SendMedia {
             video: true,
             audio: true,
@@ -183,8 +191,9 @@ async fn call(args: CallArgs) -> anyhow::Result<()> {
     };
     let stats = call.peer.stats();
     println!(
-        "sent {} video frames ({} keyframes, {} keyframe requests), {} audio packets; rtp timestamp base {}",
+        "sent {} {} video frames ({} keyframes, {} keyframe requests), {} audio packets; rtp timestamp base {}",
         stats.video_frames_sent,
+        video.codec,
         stats.video_keyframes_sent,
         stats.keyframe_requests_received,
         stats.audio_packets_sent,

@@ -34,6 +34,10 @@ pub struct RoomArgs {
     /// How long to send, in seconds; the clips loop.
     #[arg(long, default_value_t = 10.0)]
     seconds: f64,
+    /// Video codecs to offer the SFU, most preferred first, separated by
+    /// commas: h264 and vp8.
+    #[arg(long, value_delimiter = ',', default_value = "h264,vp8")]
+    codec: Vec<hearth_media::VideoCodec>,
     /// Video bitrate in kbit/s, for all simulcast layers together.
     #[arg(long, default_value_t = 1000)]
     kbps: u32,
@@ -161,6 +165,7 @@ async fn take_part(
     let (screen_tx, mut screen_rx) = mpsc::channel(256);
     let mut peer = PeerConfig {
         simulcast: args.simulcast,
+        video_codecs: args.codec.clone(),
         screen_track: true,
         ..PeerConfig::default()
     };

@@ -43,6 +43,8 @@ fn call_answered_and_recorded() {
             .arg("--audio")
             .arg(media(SPEECH))
             .args(["--seconds", "4"])
+            // The callee offers both codecs, so the caller's single codec is used.
+            .args(["--codec", "vp8"])
             .args(["--server", &server.url])
             .arg("--ca-cert")
             .arg(server.cert_path())
@@ -71,6 +73,10 @@ fn call_answered_and_recorded() {
         "hearth answer panicked: {answered}"
     );
 
+    assert!(
+        call.stdout.contains("VP8 video frames"),
+        "hearth call did not send VP8: {call}"
+    );
     let decoded = decoded_frames(&answered.stdout);
     assert!(
         decoded.is_some_and(|frames| frames > 0),
