@@ -1,4 +1,4 @@
-import { useEffect, useState } from "preact/hooks";
+import { useEffect, useRef, useState } from "preact/hooks";
 import { api } from "./api";
 import { resolveLanguage, setLanguage, t } from "./i18n";
 import { useEvent } from "./hooks";
@@ -21,9 +21,17 @@ export function App() {
   const [callError, setCallError] = useState<unknown>(null);
   const [settingsOpen, setSettingsOpen] = useState(false);
 
+  // Connection changes counted, and the last one, so that a status loaded
+  // while a change arrived does not bring back the older connection state.
+  const connectionChanges = useRef(0);
+  const lastConnection = useRef<AppStatus["connection"] | null>(null);
+
   const loadStatus = async () => {
+    const changesBefore = connectionChanges.current;
     try {
-      setStatus(await api.getStatus());
+      const loaded = await api.getStatus();
+      const changedMeanwhile = connectionChanges.current !== changesBefore && lastConnection.current !== null;
+      setStatus(changedMeanwhile ? { ...loaded, connection: lastConnection.current! } : loaded);
       setLoadError(null);
     } catch (err) {
       setLoadError(err);
@@ -54,6 +62,8 @@ export function App() {
   useEvent(
     "onConnectionChanged",
     (connection) => {
+      connectionChanges.current += 1;
+      lastConnection.current = connection;
       setStatus((current) => current && { ...current, connection });
       if (connection === "signedOut") void loadStatus();
     },
