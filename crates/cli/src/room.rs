@@ -80,7 +80,8 @@ struct FromParticipant {
     /// Size of the last decoded frame.
     last_width: usize,
     last_height: usize,
-    /// Decoded frames by width, which tells the simulcast layers received.
+    /// Decoded frames by width, from which the simulcast layers received
+    /// can be read.
     frames_by_width: BTreeMap<usize, u64>,
     audio_seconds: f64,
     /// Screen share pictures decoded, and the size of the last one.

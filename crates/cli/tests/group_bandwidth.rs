@@ -184,9 +184,9 @@ fn join(
 
 // NOTE: the test runs only on request (`cargo test -p hearth-cli --test
 // group_bandwidth -- --ignored`). Its old failure, a receiver that decoded no
-// frame at all from one sender, was the receive task picking the decoder from
-// the stream's first negotiated codec instead of the packet's payload type;
-// that is fixed. What remains, on a loaded two-core machine: the slow
+// frame at all from one sender, is fixed: the receive task picked the decoder
+// from the stream's first negotiated codec, not the packet's payload type.
+// What remains, on a loaded two-core machine: the slow
 // receiver decodes only 40 to 90 of the 250 frames of a sender on its lowest
 // layer, and the fast receivers keep the top layer for 50 to 60 % of the
 // frames, because str0m's estimate stays below what the top layers need.

@@ -42,8 +42,9 @@ pub struct Stream<'a> {
 }
 
 impl Stream<'_> {
-    /// The index of the best layer worth sending: the smallest that still
-    /// covers the view. Layer `i` is the top layer scaled down by 2^i.
+    /// Returns the index of the best layer worth sending, which is the
+    /// smallest that still covers the view. Layer `i` is the top layer scaled
+    /// down by 2^i.
     fn ceiling(&self) -> usize {
         let mut index = 0;
         if let (Some((top_width, top_height)), Some((view_width, view_height))) =
@@ -61,8 +62,8 @@ impl Stream<'_> {
         index
     }
 
-    /// What layer `index` costs against the budget: its bitrate, with the
-    /// up-switch margin when it is above the layer forwarded now.
+    /// Returns the cost of layer `index` against the budget: its bitrate,
+    /// times the up-switch margin when it is above the layer forwarded now.
     fn cost(&self, index: usize) -> f64 {
         let current = self
             .current
@@ -191,7 +192,7 @@ impl LayerState {
 mod tests {
     use super::*;
 
-    /// What a receiver can take for one stream.
+    /// The limits of one receiver for one stream.
     #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
     struct Constraints {
         /// The size of the sender's top layer, if the sender reported it.

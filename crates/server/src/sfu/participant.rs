@@ -518,7 +518,8 @@ impl Participant {
             .collect()
     }
 
-    /// The size at which this participant shows `source`, if it said.
+    /// Returns the size at which this participant shows `source`, if its
+    /// device reported one.
     pub fn view(&self, source: RoomParticipantId) -> Option<(u32, u32)> {
         self.views.get(&source).copied()
     }

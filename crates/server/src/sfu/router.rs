@@ -370,7 +370,7 @@ impl Router {
     }
 
     /// Picks the layers of video streams that `receiver` now receives, and
-    /// asks their senders for a keyframe so that the picture starts at once.
+    /// requests a keyframe from their senders so that the picture starts at once.
     /// A simulcast stream whose layers are not known yet gets its layer at
     /// the next evaluation.
     fn request_keyframes(
@@ -627,22 +627,22 @@ fn choose_layers(now: Instant, room: &mut Room) {
                 decisions.push((receiver.id, *source, *mid, rid));
             }
         }
-        let wanted_bps: u64 = ladders
+        let top_layers_bps: u64 = ladders
             .iter()
             .map(|ladder| ladder.first().map_or(0, |top| top.bitrate_bps))
             .sum();
-        desired.push((receiver.id, wanted_bps));
+        desired.push((receiver.id, top_layers_bps));
     }
     for (receiver, source, mid, rid) in decisions {
         if let Some(p) = room.participants.iter_mut().find(|p| p.id == receiver) {
             p.set_layer(source, mid, rid);
         }
     }
-    for (receiver, wanted_bps) in desired {
+    for (receiver, top_layers_bps) in desired {
         if let Some(p) = room.participants.iter_mut().find(|p| p.id == receiver)
-            && wanted_bps > 0
+            && top_layers_bps > 0
         {
-            p.set_desired_bitrate(desired_bitrate(wanted_bps));
+            p.set_desired_bitrate(desired_bitrate(top_layers_bps));
         }
     }
 }
