@@ -5,7 +5,9 @@
 //! later offer of the SFU, which adds or removes the streams of the other
 //! participants, and keeps the list of participants current. Remote media
 //! arrives on the [`StreamSinks`](hearth_media::StreamSinks) given in the
-//! options, tagged with the participant id of its sender.
+//! options, tagged with the participant id of its sender. Video is sent in
+//! the codec that the SFU names for the room, which every participant can
+//! decode.
 //!
 //! With [`PeerConfig::screen_track`] the device reserves a video section for
 //! sharing its screen when it joins, because only the SFU offers after the
@@ -17,7 +19,7 @@ use std::time::Duration;
 
 use hearth_media::{
     Answerer, MediaPeer, PeerConfig, PeerEvent, RemoteSinks, ScreenControls, ScreenSendConfig,
-    SendMedia, VideoFeed,
+    SendMedia, VideoCodec, VideoCodecSwitch, VideoFeed,
 };
 use hearth_proto::chat::ConversationId;
 use hearth_proto::{ClientMessage, RoomParticipant, RoomParticipantId, RoomView, ServerMessage};
@@ -114,6 +116,7 @@ pub async fn join_room(
         signal,
         conversation_id,
         peer.answerer(),
+        peer.video_codec_switch(),
         events,
         roster_tx,
         outgoing_rx,
@@ -242,6 +245,7 @@ async fn wait_joined(
                 conversation_id: id,
                 participants,
                 active_speaker,
+                ..
             } if id == conversation_id => {
                 roster = Roster {
                     participants,
@@ -275,11 +279,30 @@ async fn wait_connected(events: &mut mpsc::UnboundedReceiver<PeerEvent>) -> Resu
     }
 }
 
-/// Answers the SFU's offers and follows the roster until the room ends.
+/// Sends video in the codec the SFU names for the room, so that every
+/// participant can decode it. A name this engine does not know leaves the
+/// negotiated codec in place.
+fn follow_room_codec(switch: &VideoCodecSwitch, name: Option<&str>) {
+    let codec = name.and_then(|name| {
+        let codec = VideoCodec::from_mime_type(name);
+        if codec.is_none() {
+            tracing::warn!(
+                codec = name,
+                "the room asks for a video codec this engine cannot send"
+            );
+        }
+        codec
+    });
+    switch.set(codec);
+}
+
+/// Answers the SFU's offers, follows the roster and sends video in the
+/// room's codec until the room ends.
 async fn follow(
     mut signal: SignalConnection,
     conversation_id: ConversationId,
     answerer: Answerer,
+    codec_switch: VideoCodecSwitch,
     mut events: mpsc::UnboundedReceiver<PeerEvent>,
     roster: watch::Sender<Roster>,
     mut outgoing: mpsc::UnboundedReceiver<ClientMessage>,
@@ -303,8 +326,9 @@ async fn follow(
                             }
                         }
                     }
-                    ServerMessage::RoomState { conversation_id: id, participants, active_speaker } if id == conversation_id => {
+                    ServerMessage::RoomState { conversation_id: id, participants, active_speaker, video_codec } if id == conversation_id => {
                         roster.send_replace(Roster { participants, active_speaker });
+                        follow_room_codec(&codec_switch, video_codec.as_deref());
                     }
                     ServerMessage::RoomLeft { conversation_id: id, reason } if id == conversation_id => {
                         return RoomEnd::Removed(reason);

@@ -30,6 +30,9 @@ static ONE_CALL_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_ne
 #[derive(Debug, Default)]
 struct Received {
     video_frames: HashMap<String, usize>,
+    /// The codecs of the decoded frames from each participant, in order,
+    /// each run of frames in one codec listed once.
+    video_codecs: HashMap<String, Vec<VideoCodec>>,
     /// The size of the last frame decoded from each participant.
     video_sizes: HashMap<String, (usize, usize)>,
     audio_samples: HashMap<String, usize>,
@@ -37,17 +40,53 @@ struct Received {
     saw_active_speaker: bool,
 }
 
-/// Joins the room, sends the clips for `SECONDS`, waits for the others and
-/// leaves. Returns this participant's id and what it received.
+/// How one participant takes part in a call.
+#[derive(Debug, Clone)]
+struct Part {
+    /// How long to wait before joining.
+    join_after: Duration,
+    /// How many others to wait for before sending.
+    others: usize,
+    /// How long to send.
+    seconds: f64,
+    /// How long to keep receiving after sending.
+    linger: f64,
+    /// The size at which this participant shows everyone else.
+    view: Option<(u32, u32)>,
+    peer: PeerConfig,
+}
+
+impl Part {
+    fn new(others: usize, peer: PeerConfig) -> Self {
+        Self {
+            join_after: Duration::ZERO,
+            others,
+            seconds: SECONDS,
+            linger: 2.0,
+            view: None,
+            peer,
+        }
+    }
+}
+
+/// Joins the room, waits for the others, sends the clips, keeps receiving
+/// a while and leaves. Returns this participant's id and what it received.
 async fn take_part(
     session: Session,
     conversation_id: ConversationId,
     clip: Arc<VideoClip>,
     speech: Arc<AudioClip>,
-    others: usize,
-    view: Option<(u32, u32)>,
-    peer: PeerConfig,
+    part: Part,
 ) -> (RoomParticipantId, Received) {
+    let Part {
+        join_after,
+        others,
+        seconds,
+        linger,
+        view,
+        peer,
+    } = part;
+    tokio::time::sleep(join_after).await;
     let (video_tx, mut video_rx) = mpsc::channel::<(String, DecodedVideo)>(512);
     let (audio_tx, mut audio_rx) = mpsc::channel::<(String, DecodedAudio)>(2048);
     let options = RoomOptions {
@@ -99,17 +138,21 @@ async fn take_part(
         false,
         Some((clip.width() as u32, clip.height() as u32)),
     );
-    call.peer.start_video(clip, SECONDS, 300_000).await.unwrap();
-    call.peer.start_audio(speech, SECONDS).await.unwrap();
+    call.peer.start_video(clip, seconds, 300_000).await.unwrap();
+    call.peer.start_audio(speech, seconds).await.unwrap();
 
     let mut received = Received::default();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs_f64(SECONDS + 2.0);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs_f64(seconds + linger);
     loop {
         tokio::select! {
             Some((stream, video)) = video_rx.recv() => {
                 received
                     .video_sizes
                     .insert(stream.clone(), (video.frame.width, video.frame.height));
+                let codecs = received.video_codecs.entry(stream.clone()).or_default();
+                if codecs.last() != Some(&video.codec) {
+                    codecs.push(video.codec);
+                }
                 *received.video_frames.entry(stream).or_default() += 1;
             }
             Some((stream, audio)) = audio_rx.recv() => {
@@ -127,16 +170,17 @@ async fn take_part(
     (id, received)
 }
 
-/// Runs a group call in which the first participant shows everyone else at
-/// `first_view` and the others show everyone at full size. Returns each
-/// participant's id and what it received, the first participant first.
-async fn group_call(
+/// Starts a server with a group of `participants` users, each online.
+/// Returns the server, the sessions, the group's id and the folder of the
+/// sessions' databases; keep the server and the folder until the end.
+async fn group_of(
     participants: usize,
-    first_view: Option<(u32, u32)>,
-    simulcast: bool,
-    codec: VideoCodec,
-) -> Vec<(RoomParticipantId, Received)> {
-    let _alone = ONE_CALL_AT_A_TIME.lock().await;
+) -> (
+    common::TestServer,
+    Vec<Session>,
+    ConversationId,
+    tempfile::TempDir,
+) {
     let server = common::start_server().await;
     let names: Vec<String> = (0..participants).map(|i| format!("user{i}")).collect();
     for name in &names {
@@ -158,6 +202,16 @@ async fn group_call(
         })
         .await;
     }
+    (server, sessions, group.id, folder)
+}
+
+/// Runs one participant per session with its `Part`, on the test clips,
+/// and returns each one's id and what it received, in the order of `parts`.
+async fn run_parts(
+    sessions: Vec<Session>,
+    conversation_id: ConversationId,
+    parts: Vec<Part>,
+) -> Vec<(RoomParticipantId, Received)> {
     let clip =
         Arc::new(hearth_media::source::load_video(&common::media("video/BA1_FT_C.264")).unwrap());
     let speech = Arc::new(
@@ -166,23 +220,16 @@ async fn group_call(
         ))
         .unwrap(),
     );
-    let peer = PeerConfig {
-        simulcast,
-        video_codecs: vec![codec],
-        ..common::loopback_peer()
-    };
     let tasks: Vec<_> = sessions
         .into_iter()
-        .enumerate()
-        .map(|(index, session)| {
+        .zip(parts)
+        .map(|(session, part)| {
             tokio::spawn(take_part(
                 session,
-                group.id,
+                conversation_id,
                 clip.clone(),
                 speech.clone(),
-                participants - 1,
-                if index == 0 { first_view } else { None },
-                peer.clone(),
+                part,
             ))
         })
         .collect();
@@ -190,6 +237,41 @@ async fn group_call(
     for task in tasks {
         results.push(task.await.unwrap());
     }
+    results
+}
+
+/// Returns the codecs of a participant that offers only VP8, as a browser
+/// without H.264 does.
+fn vp8_only() -> Vec<VideoCodec> {
+    vec![VideoCodec::Vp8]
+}
+
+/// Runs a group call in which the first participant shows everyone else at
+/// `first_view`, the others show everyone at full size, and participant `i`
+/// offers `codecs(i)`. Returns each participant's id and what it received,
+/// the first participant first.
+async fn group_call(
+    participants: usize,
+    first_view: Option<(u32, u32)>,
+    simulcast: bool,
+    codecs: impl Fn(usize) -> Vec<VideoCodec>,
+) -> Vec<(RoomParticipantId, Received)> {
+    let _alone = ONE_CALL_AT_A_TIME.lock().await;
+    let (_server, sessions, group, _folder) = group_of(participants).await;
+    let parts = (0..participants)
+        .map(|index| Part {
+            view: if index == 0 { first_view } else { None },
+            ..Part::new(
+                participants - 1,
+                PeerConfig {
+                    simulcast,
+                    video_codecs: codecs(index),
+                    ..common::loopback_peer()
+                },
+            )
+        })
+        .collect();
+    let results = run_parts(sessions, group, parts).await;
 
     let ids: Vec<RoomParticipantId> = results.iter().map(|(id, _)| *id).collect();
     // Everyone starts sending once the roster is complete, but the SFU adds
@@ -238,7 +320,7 @@ async fn group_call(
 async fn five_people_decode_each_other() {
     // Without simulcast: five senders with three layers each need more CPU
     // than this 2-core machine has beside twenty decoders.
-    let results = group_call(5, None, false, VideoCodec::H264).await;
+    let results = group_call(5, None, false, |_| vec![VideoCodec::H264]).await;
     for (id, received) in &results {
         for (sender, size) in &received.video_sizes {
             assert_eq!(
@@ -252,7 +334,7 @@ async fn five_people_decode_each_other() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn small_view_gets_the_quarter_layer() {
-    let results = group_call(3, Some((80, 60)), true, VideoCodec::H264).await;
+    let results = group_call(3, Some((80, 60)), true, |_| vec![VideoCodec::H264]).await;
     let (first, received) = &results[0];
     for (sender, size) in &received.video_sizes {
         assert_eq!(
@@ -273,13 +355,111 @@ async fn small_view_gets_the_quarter_layer() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn vp8_simulcast_decodes_every_layer_switch() {
     // The view sizes differ, so the SFU switches layers of VP8 streams too.
-    let results = group_call(3, Some((160, 120)), true, VideoCodec::Vp8).await;
+    let results = group_call(3, Some((160, 120)), true, |_| vp8_only()).await;
     let (first, received) = &results[0];
     for (sender, size) in &received.video_sizes {
         assert_eq!(
             *size,
             (176, 144),
             "participant {first} showing {sender} at 160x120 got {size:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vp8_only_participant_makes_everyone_send_vp8() {
+    // The SFU forwards frames as they are, so everyone must send a codec
+    // that the VP8-only participant decodes.
+    let results = group_call(3, None, true, |index| {
+        if index == 2 {
+            vp8_only()
+        } else {
+            VideoCodec::ALL.to_vec()
+        }
+    })
+    .await;
+    for (id, received) in &results {
+        for (sender, codecs) in &received.video_codecs {
+            assert_eq!(
+                codecs.last(),
+                Some(&VideoCodec::Vp8),
+                "participant {id} last decoded {sender} in {codecs:?}"
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn room_codec_follows_vp8_only_visitor() {
+    let _alone = ONE_CALL_AT_A_TIME.lock().await;
+    let (_server, sessions, group, _folder) = group_of(3).await;
+    // Without simulcast: the switches are the same, and three encoders per
+    // participant in VP8 need more CPU than this 2-core machine has.
+    let both = common::loopback_peer();
+    // Two participants send H.264 for 10 s. A third that offers only VP8
+    // joins after 2 s, sends for 3 s and leaves about 1 s later.
+    let long = Part {
+        seconds: 10.0,
+        linger: 1.0,
+        ..Part::new(1, both.clone())
+    };
+    let visitor = Part {
+        join_after: Duration::from_secs(2),
+        seconds: 3.0,
+        linger: 1.0,
+        ..Part::new(
+            2,
+            PeerConfig {
+                video_codecs: vp8_only(),
+                ..both
+            },
+        )
+    };
+    let results = run_parts(sessions, group, vec![long.clone(), long, visitor]).await;
+    let (first, second, visitor) = (&results[0], &results[1], &results[2]);
+
+    // Each long participant decodes the other in VP8 while the visitor is
+    // in and in H.264 again after it left, losing few frames at the switches.
+    for ((id, received), other) in [(first, second.0), (second, first.0)] {
+        let sender = other.to_string();
+        assert_eq!(
+            received.video_codecs.get(&sender).map(Vec::as_slice),
+            Some([VideoCodec::H264, VideoCodec::Vp8, VideoCodec::H264].as_slice()),
+            "participant {id} decoded {other} in these codecs: {received:?}"
+        );
+        let frames = received.video_frames[&sender];
+        let sent = (10.0 - 1.0) * 25.0;
+        assert!(
+            frames as f64 >= sent * 0.85,
+            "participant {id} decoded {frames} frames from {other}, fewer than 85 % of the \
+             {sent} sent after the first second"
+        );
+    }
+    // Everyone decodes the visitor, and the visitor decodes everyone, in VP8.
+    let sent_by_visitor = (3.0 - 1.0) * 25.0;
+    for (id, received) in [first, second] {
+        let frames = received
+            .video_frames
+            .get(&visitor.0.to_string())
+            .copied()
+            .unwrap_or(0);
+        assert!(
+            frames as f64 >= sent_by_visitor * 0.85,
+            "participant {id} decoded {frames} frames from the VP8-only participant"
+        );
+    }
+    let (visitor_id, received) = visitor;
+    for other in [first.0, second.0] {
+        let sender = other.to_string();
+        assert_eq!(
+            received.video_codecs.get(&sender).map(Vec::as_slice),
+            Some([VideoCodec::Vp8].as_slice()),
+            "the VP8-only participant {visitor_id} decoded {other}: {received:?}"
+        );
+        let frames = received.video_frames[&sender];
+        assert!(
+            frames as f64 >= sent_by_visitor * 0.85,
+            "the VP8-only participant decoded {frames} frames from {other}"
         );
     }
 }

@@ -34,3 +34,4 @@ pub use peer::{
     SendMedia, StreamSinks,
 };
 pub use screen::{ScreenCapture, ScreenError, ScreenSource, SourceId, list_sources};
+pub use send::VideoCodecSwitch;

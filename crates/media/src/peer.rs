@@ -16,7 +16,7 @@ use rtc::rtp_transceiver::rtp_sender::{
     RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters,
     RTCRtpEncodingParameters, RTCRtpHeaderExtensionCapability, RtpCodecKind,
 };
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use webrtc::media_stream::track_local::TrackLocal;
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
@@ -34,7 +34,7 @@ use crate::error::{MediaError, Result};
 use crate::live::{self, LiveControls, LiveSend, ScreenControls, ScreenSendConfig, VideoTrack};
 use crate::negotiate;
 use crate::receive::{self, DecodedAudio, DecodedVideo, PayloadTypes};
-use crate::send::{self, AudioSendInfo, AudioTrack, VideoSendInfo};
+use crate::send::{self, AudioSendInfo, AudioTrack, VideoCodecSwitch, VideoSendInfo};
 use crate::source::VideoClip;
 use crate::source::wav::AudioClip;
 use crate::stats::{CallStats, StatsCounters};
@@ -195,6 +195,7 @@ pub struct MediaPeer {
     video_codecs: Vec<VideoCodec>,
     /// The codec of each video payload type, for the receive tasks.
     payload_types: PayloadTypes,
+    codec_switch: VideoCodecSwitch,
 }
 
 impl MediaPeer {
@@ -256,6 +257,7 @@ impl MediaPeer {
             screen_started: false,
             video_codecs: config.video_codecs.clone(),
             payload_types,
+            codec_switch: VideoCodecSwitch::default(),
         };
         if send.video {
             let layers: Vec<(String, u32)> = if config.simulcast {
@@ -320,6 +322,12 @@ impl MediaPeer {
             peer.screen_transceiver = Some(transceiver);
         }
         Ok(peer)
+    }
+
+    /// Returns the handle that switches the codec this peer's video and
+    /// screen share are sent in, among those negotiated.
+    pub fn video_codec_switch(&self) -> VideoCodecSwitch {
+        self.codec_switch.clone()
     }
 
     /// Returns the SDP mid of the screen share track, once an offer or
@@ -418,7 +426,7 @@ impl MediaPeer {
             .video
             .clone()
             .ok_or_else(|| MediaError::NoCommonCodec("this peer sends no video".into()))?;
-        let video = negotiated_video(track, &sender, ssrc).await?;
+        let video = negotiated_video(track, &sender, ssrc, self.codec_switch.subscribe()).await?;
         let (info, task) = if self.video_layers.is_empty() {
             send::spawn_video(video, clip, seconds, bitrate_bps, Arc::clone(&self.stats))?
         } else {
@@ -502,7 +510,9 @@ impl MediaPeer {
             return Err(MediaError::LiveAlreadyStarted);
         }
         let video = match self.video.clone() {
-            Some((track, sender, ssrc)) => Some(negotiated_video(track, &sender, ssrc).await?),
+            Some((track, sender, ssrc)) => {
+                Some(negotiated_video(track, &sender, ssrc, self.codec_switch.subscribe()).await?)
+            }
             None => None,
         };
         let audio = match self.audio.clone() {
@@ -536,7 +546,7 @@ impl MediaPeer {
                     .into(),
             )
         })?;
-        let video = negotiated_video(track, &sender, ssrc).await?;
+        let video = negotiated_video(track, &sender, ssrc, self.codec_switch.subscribe()).await?;
         let (controls, task) = live::spawn_screen(video, config, Arc::clone(&self.stats))?;
         self.tasks.push(task);
         self.screen_started = true;
@@ -977,28 +987,46 @@ fn local_track(kind: RtpCodecKind, codec: RTCRtpCodec, ssrc: u32) -> MediaStream
     )
 }
 
-/// Returns the video track with the payload type and codec that
-/// negotiation chose for sending: the first codec of the answer.
+/// Returns the video track with the payload type and codec to send in: the
+/// codec `requested` names if negotiation accepted it, else the first codec
+/// of the answer.
 async fn negotiated_video(
     track: Arc<TrackLocalStaticRTP>,
     sender: &Arc<dyn RtpSender>,
     ssrc: u32,
+    requested: watch::Receiver<Option<VideoCodec>>,
 ) -> Result<VideoTrack> {
     let parameters = sender.get_parameters().await?;
-    let negotiated = parameters.rtp_parameters.codecs.first().ok_or_else(|| {
+    let first = parameters.rtp_parameters.codecs.first().ok_or_else(|| {
         MediaError::NoCommonCodec("the remote peer accepted no video codec".into())
     })?;
-    let mime_type = &negotiated.rtp_codec.mime_type;
-    let codec = VideoCodec::from_mime_type(mime_type).ok_or_else(|| {
+    let mime_type = &first.rtp_codec.mime_type;
+    let first_codec = VideoCodec::from_mime_type(mime_type).ok_or_else(|| {
         MediaError::NoCommonCodec(format!(
             "the remote peer accepted {mime_type}, which this peer cannot encode"
         ))
     })?;
+    // Retransmission formats have no codec of their own and are left out.
+    let negotiated: Vec<(VideoCodec, u8)> = parameters
+        .rtp_parameters
+        .codecs
+        .iter()
+        .filter_map(|codec| {
+            VideoCodec::from_mime_type(&codec.rtp_codec.mime_type)
+                .map(|video| (video, codec.payload_type))
+        })
+        .collect();
+    let room_codec = *requested.borrow();
+    let (codec, payload_type) = room_codec
+        .and_then(|room_codec| negotiated.iter().copied().find(|(c, _)| *c == room_codec))
+        .unwrap_or((first_codec, first.payload_type));
     Ok(VideoTrack {
         track,
         ssrc,
-        payload_type: negotiated.payload_type,
+        payload_type,
         codec,
+        negotiated,
+        requested,
     })
 }
 

@@ -28,6 +28,8 @@ const KEYFRAME_REQUEST_INTERVAL: Duration = Duration::from_millis(500);
 #[derive(Debug, Clone)]
 pub struct DecodedVideo {
     pub rtp_timestamp: u32,
+    /// The codec the frame arrived in.
+    pub codec: VideoCodec,
     pub frame: VideoFrame,
     pub decoded_at: Instant,
 }
@@ -60,6 +62,7 @@ pub(crate) async fn receive_video(
     };
     let mut receiver: Option<VideoReceiver> = None;
     let mut check = tokio::time::interval(KEYFRAME_REQUEST_INTERVAL);
+    let mut outcomes = TrackOutcomes::default();
 
     loop {
         let packet = tokio::select! {
@@ -116,10 +119,12 @@ pub(crate) async fn receive_video(
 
         while let Some(frame) = buffer.pop(now) {
             let rtp_timestamp = frame.timestamp;
-            match receiver.handle_frame(&frame) {
+            let outcome = receiver.handle_frame(&frame);
+            outcomes.count(&outcome, frame.lost_before);
+            match outcome {
                 FrameOutcome::Decoded(picture) => {
                     stats.video_frame_decoded(Instant::now());
-                    deliver_video(&sink, rtp_timestamp, picture).await;
+                    deliver_video(&sink, rtp_timestamp, receiver.codec(), picture).await;
                 }
                 FrameOutcome::Buffered => {}
                 FrameOutcome::Skipped => {
@@ -137,7 +142,33 @@ pub(crate) async fn receive_video(
             }
         }
     }
-    tracing::debug!("remote video track ended");
+    tracing::debug!(?outcomes, "remote video track ended");
+}
+
+/// The outcomes of one track's frames, logged when the track ends.
+#[derive(Debug, Default)]
+struct TrackOutcomes {
+    decoded: u64,
+    buffered: u64,
+    /// Frames skipped while waiting for a keyframe.
+    skipped: u64,
+    concealed: u64,
+    /// Frames whose packets came after a gap in sequence numbers.
+    after_loss: u64,
+}
+
+impl TrackOutcomes {
+    fn count(&mut self, outcome: &FrameOutcome, lost_before: u64) {
+        match outcome {
+            FrameOutcome::Decoded(_) => self.decoded += 1,
+            FrameOutcome::Buffered => self.buffered += 1,
+            FrameOutcome::Skipped => self.skipped += 1,
+            FrameOutcome::Concealed(_) => self.concealed += 1,
+        }
+        if lost_before > 0 {
+            self.after_loss += 1;
+        }
+    }
 }
 
 /// Returns the codec the track was negotiated with for `ssrc`, when the
@@ -253,11 +284,13 @@ impl VideoReceiver {
 async fn deliver_video(
     sink: &Option<mpsc::Sender<DecodedVideo>>,
     rtp_timestamp: u32,
+    codec: VideoCodec,
     frame: VideoFrame,
 ) {
     if let Some(sink) = sink {
         let decoded = DecodedVideo {
             rtp_timestamp,
+            codec,
             frame,
             decoded_at: Instant::now(),
         };

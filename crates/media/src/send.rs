@@ -11,6 +11,7 @@ use rtc::rtp::extension::HeaderExtension;
 use rtc::rtp::extension::audio_level_extension::AudioLevelExtension;
 use rtc::rtp::packetizer::Payloader;
 use rtc::shared::marshal::{Marshal, MarshalSize};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
@@ -71,6 +72,57 @@ pub(crate) struct VideoTrack {
     pub ssrc: u32,
     pub payload_type: u8,
     pub codec: VideoCodec,
+    /// Every video codec negotiated for the track, with its payload type.
+    pub negotiated: Vec<(VideoCodec, u8)>,
+    /// The codec the room requests, followed when it was negotiated.
+    pub requested: watch::Receiver<Option<VideoCodec>>,
+}
+
+impl VideoTrack {
+    /// Returns the codec and payload type to send in from now on, when the
+    /// room requests a negotiated codec other than the current one.
+    fn codec_change(&self) -> Option<(VideoCodec, u8)> {
+        let requested = (*self.requested.borrow())?;
+        if requested == self.codec {
+            return None;
+        }
+        self.negotiated
+            .iter()
+            .copied()
+            .find(|(codec, _)| *codec == requested)
+    }
+}
+
+/// The codec that a peer sends video in, the first negotiated one until set.
+/// A group call sets it to the codec that every participant can decode. The
+/// send tasks switch at their next frame and start the new codec with a
+/// keyframe. No renegotiation is needed, because both codecs were
+/// negotiated. Cloning gives another handle to the same choice.
+#[derive(Debug, Clone)]
+pub struct VideoCodecSwitch(Arc<watch::Sender<Option<VideoCodec>>>);
+
+impl Default for VideoCodecSwitch {
+    fn default() -> Self {
+        Self(Arc::new(watch::channel(None).0))
+    }
+}
+
+impl VideoCodecSwitch {
+    /// Sends video in `codec` from the next frame on, if the remote side
+    /// accepted it; `None` keeps the codec sent now.
+    pub fn set(&self, codec: Option<VideoCodec>) {
+        self.0.send_if_modified(|current| {
+            let changed = codec.is_some() && *current != codec;
+            if changed {
+                *current = codec;
+            }
+            changed
+        });
+    }
+
+    pub(crate) fn subscribe(&self) -> watch::Receiver<Option<VideoCodec>> {
+        self.0.subscribe()
+    }
 }
 
 pub(crate) fn spawn_video(
@@ -80,16 +132,14 @@ pub(crate) fn spawn_video(
     bitrate_bps: u32,
     stats: Arc<StatsCounters>,
 ) -> Result<(VideoSendInfo, JoinHandle<()>)> {
-    let encoder = new_video_encoder(
-        video.codec,
-        VideoEncoderConfig {
-            bitrate_bps,
-            max_fps: clip.fps as f32,
-            keyframe_interval: 0,
-            threads: 0,
-            ..VideoEncoderConfig::default()
-        },
-    )?;
+    let config = VideoEncoderConfig {
+        bitrate_bps,
+        max_fps: clip.fps as f32,
+        keyframe_interval: 0,
+        threads: 0,
+        ..VideoEncoderConfig::default()
+    };
+    let encoder = new_video_encoder(video.codec, config)?;
     let info = VideoSendInfo {
         ssrc: video.ssrc,
         rtp_timestamp_base: rand::random(),
@@ -108,6 +158,7 @@ pub(crate) fn spawn_video(
         let sender = VideoSender {
             video,
             info,
+            config,
             clip,
             stats,
             keyframe_requested,
@@ -122,6 +173,7 @@ pub(crate) fn spawn_video(
 struct VideoSender {
     video: VideoTrack,
     info: VideoSendInfo,
+    config: VideoEncoderConfig,
     clip: Arc<VideoClip>,
     stats: Arc<StatsCounters>,
     keyframe_requested: Arc<AtomicBool>,
@@ -135,6 +187,9 @@ impl VideoSender {
 
         for index in 0..self.info.frame_count {
             ticker.tick().await;
+            if writer.follow_codec() {
+                encoder = new_video_encoder(writer.codec(), self.config)?;
+            }
             if self.keyframe_requested.swap(false, Ordering::Relaxed) {
                 encoder.request_keyframe();
             }
@@ -199,6 +254,26 @@ impl RtpVideoWriter {
 
     pub(crate) fn codec(&self) -> VideoCodec {
         self.video.codec
+    }
+
+    /// Switches to the codec the room requests, if it differs from the
+    /// current one and was negotiated. Returns whether it switched; the
+    /// caller then needs an encoder of the new codec, which starts with a
+    /// keyframe.
+    pub(crate) fn follow_codec(&mut self) -> bool {
+        let Some((codec, payload_type)) = self.video.codec_change() else {
+            return false;
+        };
+        tracing::info!(
+            from = %self.video.codec,
+            to = %codec,
+            ssrc = self.video.ssrc,
+            "switching the video codec for the room"
+        );
+        self.video.codec = codec;
+        self.video.payload_type = payload_type;
+        self.payloader = video_payload::payloader(codec);
+        true
     }
 
     /// Sends one encoded frame as RTP packets with the marker bit on the last.
@@ -327,16 +402,14 @@ pub(crate) fn spawn_simulcast_video(
             .get(index)
             .copied()
             .unwrap_or(SIMULCAST_BITRATE_SHARES[2]);
-        let encoder = new_video_encoder(
-            video.codec,
-            VideoEncoderConfig {
-                bitrate_bps: (f64::from(bitrate_bps) * share) as u32,
-                max_fps: clip.fps as f32,
-                keyframe_interval: 0,
-                threads: 0,
-                ..VideoEncoderConfig::default()
-            },
-        )?;
+        let config = VideoEncoderConfig {
+            bitrate_bps: (f64::from(bitrate_bps) * share) as u32,
+            max_fps: clip.fps as f32,
+            keyframe_interval: 0,
+            threads: 0,
+            ..VideoEncoderConfig::default()
+        };
+        let encoder = new_video_encoder(video.codec, config)?;
         let layer_track = VideoTrack {
             ssrc: *ssrc,
             ..video.clone()
@@ -345,7 +418,7 @@ pub(crate) fn spawn_simulcast_video(
             .with_stream_ids(layers.mid.clone(), rid.clone());
         let flag = Arc::new(AtomicBool::new(false));
         flags.push((*ssrc, Arc::clone(&flag)));
-        senders.push((Some(encoder), writer, flag));
+        senders.push((Some(encoder), config, writer, flag));
     }
     let info = VideoSendInfo {
         ssrc: video.ssrc,
@@ -368,13 +441,22 @@ pub(crate) fn spawn_simulcast_video(
                 (index as f64 * f64::from(VIDEO_CLOCK_RATE) / info.fps).round() as u32,
             );
             let mut frame = Arc::new(clip.frames[index % clip.frames.len()].clone());
-            for (layer, (encoder, writer, flag)) in senders.iter_mut().enumerate() {
+            for (layer, (encoder, config, writer, flag)) in senders.iter_mut().enumerate() {
                 if layer > 0 {
                     frame = Arc::new(frame.half());
                 }
                 let mut taken = encoder
                     .take()
                     .expect("each encoder is put back after its frame");
+                if writer.follow_codec() {
+                    taken = match new_video_encoder(writer.codec(), *config) {
+                        Ok(encoder) => encoder,
+                        Err(err) => {
+                            tracing::warn!(error = %err, "simulcast sending stopped");
+                            return;
+                        }
+                    };
+                }
                 if flag.swap(false, Ordering::Relaxed) {
                     taken.request_keyframe();
                 }

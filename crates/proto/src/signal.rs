@@ -351,6 +351,12 @@ pub enum ServerMessage {
         /// The participant heard loudest in the last second, if anyone spoke.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         active_speaker: Option<RoomParticipantId>,
+        /// The video codec participants send in, by its SDP encoding name
+        /// (`H264`, `VP8`): the first of the SFU's order that every
+        /// participant can receive. Absent when they share none, in which
+        /// case each sends what it negotiated.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        video_codec: Option<String>,
     },
     /// This device is no longer in the room, for example because its media
     /// connection failed. `reason` is for people.

@@ -485,6 +485,7 @@ async fn handle(
         conversation_id,
         participants,
         active_speaker,
+        ..
     } = &message
     {
         shared.publish(ChatUpdate::RoomChanged {

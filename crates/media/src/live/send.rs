@@ -350,6 +350,9 @@ impl LiveVideoSender {
                 VideoCodec::Vp8 => MediaError::Vp8Encode(detail),
             });
         }
+        if self.writer.follow_codec() {
+            self.encoder = None;
+        }
         let mut encoder = match self.encoder.take() {
             Some((encoder, encoder_size)) if encoder_size == size => encoder,
             _ => {

@@ -95,6 +95,9 @@ pub struct Participant {
     /// The section the device reserved for screen sharing when it joined.
     pub screen_mid: Option<Mid>,
     pub screen_sharing: bool,
+    /// The video codecs the device offered when it joined, by SDP encoding
+    /// name in upper case; empty when it offered no video.
+    pub video_codecs: Vec<String>,
     rtc: Rtc,
     joined_at: Instant,
     /// The start of the current window for measuring layer bitrates.
@@ -121,6 +124,7 @@ impl Participant {
         crypto: &Arc<CryptoProvider>,
         offer: &str,
     ) -> Result<(Self, SdpAnswer), String> {
+        let video_codecs = offered_video_codecs(offer);
         let offer = SdpOffer::from_sdp_string(offer)
             .map_err(|error| format!("the offer is not valid SDP ({error})"))?;
         let mut rtc = Rtc::builder()
@@ -149,6 +153,7 @@ impl Participant {
             video_size: None,
             screen_mid: None,
             screen_sharing: false,
+            video_codecs,
             rtc,
             joined_at: now,
             window_started: now,
@@ -566,4 +571,63 @@ impl Participant {
 
 fn far_future() -> Instant {
     Instant::now() + Duration::from_secs(3600)
+}
+
+/// Payload formats that repair or protect media rather than carry a codec.
+const NOT_CODECS: [&str; 5] = ["RTX", "RED", "ULPFEC", "FLEXFEC-03", "FLEXFEC"];
+
+/// Returns the encoding names of the video codecs that an SDP offers, such
+/// as `H264` and `VP8`, in upper case, without duplicates, in the order of
+/// their first appearance.
+fn offered_video_codecs(sdp: &str) -> Vec<String> {
+    let mut codecs = Vec::new();
+    let mut in_video = false;
+    for line in sdp.lines() {
+        if let Some(media) = line.strip_prefix("m=") {
+            in_video = media.starts_with("video ");
+            continue;
+        }
+        if !in_video {
+            continue;
+        }
+        // a=rtpmap:96 VP8/90000
+        let Some(name) = line
+            .strip_prefix("a=rtpmap:")
+            .and_then(|map| map.split_once(' '))
+            .and_then(|(_, encoding)| encoding.split('/').next())
+        else {
+            continue;
+        };
+        let name = name.trim().to_ascii_uppercase();
+        if !NOT_CODECS.contains(&name.as_str()) && !codecs.contains(&name) {
+            codecs.push(name);
+        }
+    }
+    codecs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::offered_video_codecs;
+
+    #[test]
+    fn video_codecs_come_from_video_sections_only() {
+        let sdp = "v=0\r\n\
+                   m=audio 9 UDP/TLS/RTP/SAVPF 111\r\n\
+                   a=rtpmap:111 opus/48000/2\r\n\
+                   m=video 9 UDP/TLS/RTP/SAVPF 96 97 102 103 98\r\n\
+                   a=rtpmap:96 VP8/90000\r\n\
+                   a=rtpmap:97 rtx/90000\r\n\
+                   a=rtpmap:102 H264/90000\r\n\
+                   a=rtpmap:103 h264/90000\r\n\
+                   a=rtpmap:98 red/90000\r\n\
+                   m=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\n";
+        assert_eq!(offered_video_codecs(sdp), ["VP8", "H264"]);
+    }
+
+    #[test]
+    fn video_codecs_empty_without_video_section() {
+        let sdp = "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=rtpmap:111 opus/48000/2\r\n";
+        assert!(offered_video_codecs(sdp).is_empty());
+    }
 }

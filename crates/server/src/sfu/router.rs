@@ -449,12 +449,14 @@ impl Router {
                 users.push(participant.user.clone());
             }
         }
+        let video_codec = room_video_codec(&room.participants);
         self.outputs.push_back(RouterOutput::Push {
             users,
             message: ServerMessage::RoomState {
                 conversation_id,
                 participants,
                 active_speaker: room.speakers.active(),
+                video_codec: video_codec.map(str::to_owned),
             },
         });
     }
@@ -584,6 +586,23 @@ fn forward_media(now: Instant, room: &mut Room, index: usize, data: &MediaData) 
     for rid in wanted {
         sender.request_keyframe(now, data.mid, rid);
     }
+}
+
+/// The video codecs that participants are requested to send in, by SDP
+/// encoding name, in the media engine's default order of preference.
+const ROOM_VIDEO_CODECS: [&str; 2] = ["H264", "VP8"];
+
+/// Returns the first codec of [`ROOM_VIDEO_CODECS`] that every participant
+/// offered, so that everyone can decode everyone. A participant that
+/// offered no video does not count. The SFU forwards frames as they are, so
+/// a sender in any other codec would be lost on a receiver without it.
+fn room_video_codec(participants: &[Participant]) -> Option<&'static str> {
+    ROOM_VIDEO_CODECS.into_iter().find(|codec| {
+        participants
+            .iter()
+            .filter(|p| !p.video_codecs.is_empty())
+            .all(|p| p.video_codecs.iter().any(|offered| offered == codec))
+    })
 }
 
 /// Returns the bitrate a receiver's bandwidth estimator probes up to, given
