@@ -36,6 +36,9 @@ pub const ENV_OIDC_CLIENT_SECRET: &str = "HEARTH_OIDC_CLIENT_SECRET";
 pub const DEFAULT_USERNAME_CLAIM: &str = "preferred_username";
 /// Longest accepted federation button label, in characters.
 pub const MAX_BUTTON_LABEL_CHARS: usize = 64;
+/// The video codecs the SFU can request of a room, by SDP encoding name,
+/// in the default order of preference.
+pub const ROOM_VIDEO_CODECS: [&str; 2] = ["H264", "VP8"];
 
 /// Settings of one server.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,6 +63,10 @@ pub struct Config {
     pub ring_timeout_secs: u64,
     /// Sign-in through the organisation's OpenID Connect provider, if configured.
     pub oidc: Option<OidcConfig>,
+    /// The video codecs group calls use, by SDP encoding name in upper case,
+    /// in order of preference: a room sends in the first one that every
+    /// participant offered. Codecs left out are never requested.
+    pub room_video_codecs: Vec<String>,
 }
 
 /// The `[oidc]` section: federation with an OpenID Connect provider.
@@ -99,6 +106,7 @@ impl Default for Config {
             max_attachment_bytes: DEFAULT_MAX_ATTACHMENT_BYTES,
             ring_timeout_secs: DEFAULT_RING_TIMEOUT_SECS,
             oidc: None,
+            room_video_codecs: ROOM_VIDEO_CODECS.map(str::to_owned).to_vec(),
         }
     }
 }
@@ -147,6 +155,7 @@ struct FileConfig {
     refresh_token_ttl_secs: Option<u64>,
     max_attachment_bytes: Option<u64>,
     ring_timeout_secs: Option<u64>,
+    room_video_codecs: Option<Vec<String>>,
     oidc: Option<FileOidcConfig>,
 }
 
@@ -296,6 +305,9 @@ fn apply_file(config: &mut Config, path: &Path) -> Result<(), ConfigError> {
     if let Some(secs) = file.ring_timeout_secs {
         config.ring_timeout_secs = secs;
     }
+    if let Some(codecs) = file.room_video_codecs {
+        config.room_video_codecs = parse_room_video_codecs(&codecs, &origin)?;
+    }
     config.oidc = file.oidc.map(|oidc| OidcConfig {
         issuer: oidc.issuer,
         client_id: oidc.client_id,
@@ -324,6 +336,37 @@ fn describe_toml_error(text: &str, error: &toml::de::Error) -> String {
         }
         None => error.message().to_owned(),
     }
+}
+
+/// Checks a list of room video codecs and returns it in upper case.
+fn parse_room_video_codecs(codecs: &[String], origin: &str) -> Result<Vec<String>, ConfigError> {
+    let invalid = |message: String| ConfigError::InvalidValue {
+        key: "room_video_codecs",
+        origin: origin.to_owned(),
+        message,
+    };
+    let supported = ROOM_VIDEO_CODECS.join("\", \"");
+    if codecs.is_empty() {
+        return Err(invalid(format!(
+            "the list is empty; list one or both of \"{supported}\" in order of preference"
+        )));
+    }
+    let mut parsed: Vec<String> = Vec::new();
+    for codec in codecs {
+        let name = codec.trim().to_ascii_uppercase();
+        if !ROOM_VIDEO_CODECS.contains(&name.as_str()) {
+            return Err(invalid(format!(
+                "{codec:?} is not a supported video codec; use \"{supported}\""
+            )));
+        }
+        if parsed.contains(&name) {
+            return Err(invalid(format!(
+                "{codec:?} is listed twice; list each codec once"
+            )));
+        }
+        parsed.push(name);
+    }
+    Ok(parsed)
 }
 
 fn parse_listen(value: &str, origin: &str) -> Result<SocketAddr, ConfigError> {

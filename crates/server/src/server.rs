@@ -78,6 +78,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         &crate::sfu::media_ips(local_addr.ip()),
         config.listen.port(),
         hub.clone(),
+        config.room_video_codecs.clone(),
     )
     .await?;
     let guests = crate::guest::GuestStore::new(pool.clone());

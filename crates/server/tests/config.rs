@@ -329,3 +329,50 @@ fn binary_rejects_non_numeric_attachment_limit() {
         "stderr: {stderr}"
     );
 }
+
+/// Resolves a configuration from a file with `text`.
+fn resolve_file(text: &str) -> Result<config::Config, config::ConfigError> {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_file(&dir, text);
+    config::resolve(&Sources {
+        file: Some(file),
+        ..Sources::default()
+    })
+}
+
+#[test]
+fn room_video_codecs_default_to_h264_first() {
+    let config = config::resolve(&Sources::default()).unwrap();
+    assert_eq!(config.room_video_codecs, ["H264", "VP8"]);
+}
+
+#[test]
+fn room_video_codecs_from_file_in_any_case() {
+    let config = resolve_file("room_video_codecs = [\"vp8\", \"H264\"]\n").unwrap();
+    assert_eq!(config.room_video_codecs, ["VP8", "H264"]);
+
+    let config = resolve_file("room_video_codecs = [\"VP8\"]\n").unwrap();
+    assert_eq!(config.room_video_codecs, ["VP8"]);
+}
+
+#[test]
+fn room_video_codecs_reject_bad_lists() {
+    let cases = [
+        ("[\"AV1\"]", "\"AV1\" is not a supported video codec"),
+        ("[]", "the list is empty"),
+        ("[\"VP8\", \"vp8\"]", "\"vp8\" is listed twice"),
+    ];
+    for (list, expected) in cases {
+        let message = resolve_file(&format!("room_video_codecs = {list}\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            message.contains("room_video_codecs"),
+            "{list}: the message names no key: {message}"
+        );
+        assert!(
+            message.contains(expected),
+            "{list}: expected {expected:?} in {message}"
+        );
+    }
+}

@@ -91,8 +91,14 @@ pub struct Sfu {
 impl Sfu {
     /// Binds one UDP socket on each of `ips` at `port` (0 picks a free port
     /// per address) and starts forwarding. Frames for devices go out
-    /// through `hub`.
-    pub async fn start(ips: &[IpAddr], port: u16, hub: Arc<Hub>) -> anyhow::Result<Self> {
+    /// through `hub`. Rooms send video in the first of `video_codecs` that
+    /// every participant offered.
+    pub async fn start(
+        ips: &[IpAddr],
+        port: u16,
+        hub: Arc<Hub>,
+        video_codecs: Vec<String>,
+    ) -> anyhow::Result<Self> {
         let mut sockets = Vec::new();
         for ip in ips {
             let addr = SocketAddr::new(*ip, port);
@@ -108,7 +114,7 @@ impl Sfu {
             .context("failed to read the SFU's socket addresses")?;
         tracing::info!(?addrs, "SFU listening");
         let (commands, receiver) = mpsc::unbounded_channel();
-        tokio::spawn(run(sockets, addrs.clone(), receiver, hub));
+        tokio::spawn(run(sockets, addrs.clone(), receiver, hub, video_codecs));
         Ok(Self {
             commands,
             addrs: Arc::new(addrs),
@@ -159,6 +165,7 @@ async fn run(
     addrs: Vec<SocketAddr>,
     mut commands: mpsc::UnboundedReceiver<Command>,
     hub: Arc<Hub>,
+    video_codecs: Vec<String>,
 ) {
     let (datagrams_tx, mut datagrams) = mpsc::channel(DATAGRAM_QUEUE);
     for (socket, local) in sockets.iter().zip(&addrs) {
@@ -167,7 +174,7 @@ async fn run(
     drop(datagrams_tx);
     let by_addr: HashMap<SocketAddr, Arc<UdpSocket>> =
         addrs.iter().copied().zip(sockets.iter().cloned()).collect();
-    let mut router = Router::new(Instant::now(), addrs);
+    let mut router = Router::new(Instant::now(), addrs, video_codecs);
     loop {
         let deadline = tokio::time::Instant::from_std(router.poll_timeout());
         tokio::select! {

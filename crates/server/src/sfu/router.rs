@@ -56,12 +56,15 @@ pub struct Router {
     routes: HashMap<SocketAddr, (ConversationId, RoomParticipantId)>,
     next_timeout: Instant,
     last_evaluation: Instant,
+    /// The codecs rooms may send video in, in order of preference.
+    video_codecs: Vec<String>,
 }
 
 impl Router {
     /// Creates a router whose sessions announce `candidates`, the addresses
-    /// of the SFU's UDP sockets.
-    pub fn new(now: Instant, candidates: Vec<SocketAddr>) -> Self {
+    /// of the SFU's UDP sockets, and whose rooms send video in the first of
+    /// `video_codecs` (SDP encoding names) that every participant offered.
+    pub fn new(now: Instant, candidates: Vec<SocketAddr>, video_codecs: Vec<String>) -> Self {
         Self {
             candidates,
             crypto: Arc::new(str0m::crypto::from_feature_flags()),
@@ -71,6 +74,7 @@ impl Router {
             routes: HashMap::new(),
             next_timeout: now,
             last_evaluation: now,
+            video_codecs,
         }
     }
 
@@ -449,14 +453,14 @@ impl Router {
                 users.push(participant.user.clone());
             }
         }
-        let video_codec = room_video_codec(&room.participants);
+        let video_codec = room_video_codec(&self.video_codecs, &room.participants);
         self.outputs.push_back(RouterOutput::Push {
             users,
             message: ServerMessage::RoomState {
                 conversation_id,
                 participants,
                 active_speaker: room.speakers.active(),
-                video_codec: video_codec.map(str::to_owned),
+                video_codec: video_codec.cloned(),
             },
         });
     }
@@ -588,20 +592,19 @@ fn forward_media(now: Instant, room: &mut Room, index: usize, data: &MediaData) 
     }
 }
 
-/// The video codecs that participants are requested to send in, by SDP
-/// encoding name, in the media engine's default order of preference.
-const ROOM_VIDEO_CODECS: [&str; 2] = ["H264", "VP8"];
-
-/// Returns the first codec of [`ROOM_VIDEO_CODECS`] that every participant
-/// offered, so that everyone can decode everyone. A participant that
-/// offered no video does not count. The SFU forwards frames as they are, so
-/// a sender in any other codec would be lost on a receiver without it.
-fn room_video_codec(participants: &[Participant]) -> Option<&'static str> {
-    ROOM_VIDEO_CODECS.into_iter().find(|codec| {
+/// Returns the first of `preference` that every participant offered, so
+/// that everyone can decode everyone. A participant that offered no video
+/// does not count. The SFU forwards frames as they are, so a sender in any
+/// other codec would be lost on a receiver without it.
+fn room_video_codec<'a>(
+    preference: &'a [String],
+    participants: &[Participant],
+) -> Option<&'a String> {
+    preference.iter().find(|codec| {
         participants
             .iter()
             .filter(|p| !p.video_codecs.is_empty())
-            .all(|p| p.video_codecs.iter().any(|offered| offered == codec))
+            .all(|p| p.video_codecs.contains(codec))
     })
 }
 
