@@ -262,7 +262,11 @@ impl Participant {
             Event::KeyframeRequest(request) => {
                 Some(Propagated::KeyframeRequest { mid: request.mid })
             }
-            Event::EgressBitrateEstimate(BweKind::Twcc { estimate, .. }) => {
+            Event::EgressBitrateEstimate(BweKind::Twcc {
+                estimate,
+                can_probe,
+            }) => {
+                tracing::trace!(participant = self.id, %estimate, can_probe, "bandwidth estimate");
                 self.estimate = Some(estimate);
                 None
             }
@@ -509,6 +513,14 @@ impl Participant {
             .collect();
         layers.sort_by_key(|layer| std::cmp::Reverse(layer.bitrate_bps));
         layers
+    }
+
+    /// Returns whether the layer bitrates of the stream on `mid` come from a
+    /// whole measuring window rather than from the bytes counted so far.
+    pub fn layers_measured(&self, mid: Mid) -> bool {
+        self.tracks_in
+            .iter()
+            .any(|t| t.mid == mid && !t.layer_rates.is_empty())
     }
 
     /// The camera streams this participant receives, with their sources, for

@@ -624,12 +624,14 @@ fn choose_layers(now: Instant, room: &mut Room) {
         let received = receiver.received_video();
         let mut sources = Vec::new();
         let mut ladders = Vec::new();
+        let mut all_measured = true;
         for (source, mid) in &received {
             let Some(sender) = room.participants.iter().find(|p| p.id == *source) else {
                 continue;
             };
             sources.push((*source, *mid, sender.video_size));
             ladders.push(sender.layers(now, *mid));
+            all_measured &= sender.layers_measured(*mid);
         }
         let streams: Vec<layers::Stream<'_>> = sources
             .iter()
@@ -649,11 +651,16 @@ fn choose_layers(now: Instant, room: &mut Room) {
                 decisions.push((receiver.id, *source, *mid, rid));
             }
         }
-        let top_layers_bps: u64 = ladders
-            .iter()
-            .map(|ladder| ladder.first().map_or(0, |top| top.bitrate_bps))
-            .sum();
-        desired.push((receiver.id, top_layers_bps));
+        // The estimator's first probes go up to twice the first desired
+        // bitrate and do not come again for seconds, so the desired bitrate
+        // waits for whole measurements: a partial one is too low.
+        if all_measured {
+            let top_layers_bps: u64 = ladders
+                .iter()
+                .map(|ladder| ladder.first().map_or(0, |top| top.bitrate_bps))
+                .sum();
+            desired.push((receiver.id, top_layers_bps));
+        }
     }
     for (receiver, source, mid, rid) in decisions {
         if let Some(p) = room.participants.iter_mut().find(|p| p.id == receiver) {
