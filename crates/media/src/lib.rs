@@ -6,6 +6,7 @@ pub mod audio;
 pub mod audio_jitter;
 pub mod codec;
 pub mod error;
+pub mod fec;
 pub mod frame;
 pub mod jitter;
 mod keyframe_forwarder;

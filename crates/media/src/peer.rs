@@ -465,6 +465,7 @@ impl MediaPeer {
             track,
             ssrc,
             payload_type: negotiated_payload_type(&sender, "audio").await?,
+            sender,
         };
         let (info, task) = send::spawn_audio(audio, clip, seconds, Arc::clone(&self.stats))?;
         self.tasks.push(task);
@@ -520,6 +521,7 @@ impl MediaPeer {
                 track,
                 ssrc,
                 payload_type: negotiated_payload_type(&sender, "audio").await?,
+                sender,
             }),
             None => None,
         };

@@ -16,10 +16,12 @@ use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
+use webrtc::rtp_transceiver::RtpSender;
 
 use crate::codec::opus::{DEFAULT_OPUS_BITRATE_BPS, OpusEncoder, is_dtx_packet};
 use crate::codec::{EncodedFrame, VideoCodec, VideoEncoder, VideoEncoderConfig, new_video_encoder};
 use crate::error::Result;
+use crate::fec::FecTuner;
 use crate::frame::VideoFrame;
 use crate::frame::{AUDIO_FRAME_SAMPLES, AUDIO_RATE};
 use crate::source::VideoClip;
@@ -542,6 +544,8 @@ pub(crate) struct AudioTrack {
     pub track: Arc<TrackLocalStaticRTP>,
     pub ssrc: u32,
     pub payload_type: u8,
+    /// The track's sender, whose statistics carry the receiver's reports.
+    pub sender: Arc<dyn RtpSender>,
 }
 
 /// Writes Opus packets as RTP, one 20 ms frame per packet (RFC 7587).
@@ -627,6 +631,7 @@ pub(crate) fn spawn_audio(
         started_at,
         packet_count,
     };
+    let mut fec = FecTuner::new(Arc::clone(&audio.sender), audio.ssrc, Arc::clone(&stats));
     let mut writer = RtpAudioWriter::new(audio, stats);
 
     let task = tokio::spawn(async move {
@@ -634,6 +639,9 @@ pub(crate) fn spawn_audio(
         let mut frame = vec![0.0f32; AUDIO_FRAME_SAMPLES];
         for index in 0..packet_count {
             ticker.tick().await;
+            if let Err(err) = fec.update(&mut encoder).await {
+                tracing::warn!(error = %err, "cannot change the audio FEC");
+            }
             for (offset, slot) in frame.iter_mut().enumerate() {
                 *slot = samples[(index * AUDIO_FRAME_SAMPLES + offset) % samples.len()];
             }

@@ -29,12 +29,21 @@ pub struct StatsCounters {
     pub audio_frames_recovered_by_fec: AtomicU64,
     /// The audio jitter buffer's current playout delay, in microseconds.
     pub audio_playout_delay_us: AtomicU64,
+    /// The packet loss the audio encoder plans its FEC for, in percent.
+    audio_expected_loss_percent: AtomicU64,
 
     first_video_frame_at: Mutex<Option<Instant>>,
     first_video_packet_at: Mutex<Option<Instant>>,
     last_video_packet_at: Mutex<Option<Instant>>,
     first_audio_packet_at: Mutex<Option<Instant>>,
     last_audio_packet_at: Mutex<Option<Instant>>,
+}
+
+impl StatsCounters {
+    pub(crate) fn set_audio_expected_loss(&self, percent: i32) {
+        self.audio_expected_loss_percent
+            .store(percent.max(0) as u64, Ordering::Relaxed);
+    }
 }
 
 pub(crate) fn add(counter: &AtomicU64, value: u64) {
@@ -131,6 +140,7 @@ impl StatsCounters {
             audio_packets_concealed: load(&self.audio_packets_concealed),
             audio_frames_recovered_by_fec: load(&self.audio_frames_recovered_by_fec),
             audio_playout_delay_ms: load(&self.audio_playout_delay_us) as f64 / 1000.0,
+            audio_expected_loss_percent: load(&self.audio_expected_loss_percent),
             video_kbps_received: kbps(
                 load(&self.video_bytes_received),
                 read(&self.first_video_packet_at),
@@ -175,6 +185,9 @@ pub struct CallStats {
     pub audio_frames_recovered_by_fec: u64,
     /// How long the audio jitter buffer delays playout behind the fastest packet.
     pub audio_playout_delay_ms: f64,
+    /// The packet loss the audio encoder plans its in-band FEC for, in
+    /// percent, following the receiver's reports; 0 before audio is sent.
+    pub audio_expected_loss_percent: u64,
     /// Received video payload rate between the first and last packet, in kbit/s.
     pub video_kbps_received: f64,
     pub audio_kbps_received: f64,

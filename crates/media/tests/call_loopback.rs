@@ -146,3 +146,55 @@ async fn vp8_only_peers_use_vp8() {
     assert_eq!(result.codec, VideoCodec::Vp8);
     assert_call_quality(&result);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clean_loopback_lowers_audio_fec() {
+    let speech = Arc::new(
+        wav::load(&common::media(
+            "speech/librivox_sense_and_sensibility_0870.wav",
+        ))
+        .unwrap(),
+    );
+    let send = SendMedia {
+        video: false,
+        audio: true,
+    };
+    let mut caller = MediaPeer::new(&config(&VideoCodec::ALL), send, RemoteSinks::default())
+        .await
+        .expect("caller");
+    let (audio_tx, mut audio_rx) = mpsc::channel(1024);
+    let sinks = RemoteSinks {
+        audio: Some(audio_tx),
+        ..RemoteSinks::default()
+    };
+    let mut callee = MediaPeer::new(&config(&VideoCodec::ALL), SendMedia::default(), sinks)
+        .await
+        .expect("callee");
+    let (caller_state, callee_state) = common::connect(&mut caller, &mut callee).await;
+    assert_eq!(caller_state, PeerEvent::Connected);
+    assert_eq!(callee_state, PeerEvent::Connected);
+    let drain = tokio::spawn(async move { while audio_rx.recv().await.is_some() {} });
+
+    caller.start_audio(speech, 6.0).await.unwrap();
+    let at_start = caller.stats().audio_expected_loss_percent;
+    caller.wait_sent().await;
+    let at_end = caller.stats().audio_expected_loss_percent;
+    caller.close().await;
+    callee.close().await;
+    drain.abort();
+
+    // FEC starts planned for the default loss and follows the receiver's
+    // reports of no loss down.
+    assert_eq!(
+        at_start,
+        hearth_media::codec::opus::DEFAULT_EXPECTED_LOSS_PERCENT as u64
+    );
+    assert!(
+        at_end < at_start,
+        "expected loss stayed at {at_end} % after 6 s without loss"
+    );
+    assert!(
+        at_end >= hearth_media::fec::MIN_EXPECTED_LOSS_PERCENT as u64,
+        "expected loss fell to {at_end} %"
+    );
+}

@@ -71,6 +71,13 @@ impl OpusEncoder {
         Ok(Self { encoder })
     }
 
+    /// Plans in-band FEC for `percent` packet loss from the next frame on.
+    /// Values outside 0 to 100 are clamped.
+    pub fn set_expected_loss(&mut self, percent: i32) -> Result<()> {
+        self.encoder.set_packet_loss_perc(percent.clamp(0, 100))?;
+        Ok(())
+    }
+
     /// Encodes one 20 ms frame of `AUDIO_FRAME_SAMPLES` samples in [-1, 1].
     /// With DTX, a silent frame may come back as a packet that
     /// [`is_dtx_packet`] recognises and that need not be sent.

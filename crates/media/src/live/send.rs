@@ -14,6 +14,7 @@ use crate::codec::{
     DEFAULT_BITRATE_BPS, VideoCodec, VideoEncoder, VideoEncoderConfig, new_video_encoder,
 };
 use crate::error::{MediaError, Result};
+use crate::fec::FecTuner;
 use crate::frame::{AUDIO_FRAME_SAMPLES, VideoFrame};
 use crate::live::{AudioFeed, VideoFeed};
 use crate::send::AudioTrack;
@@ -208,6 +209,7 @@ pub(crate) fn spawn_live(
             let (changes, receiver) = mpsc::unbounded_channel();
             let processor = send.audio_processing.map(AudioProcessor::new).transpose()?;
             let sender = LiveAudioSender {
+                fec: FecTuner::new(Arc::clone(&track.sender), track.ssrc, Arc::clone(&stats)),
                 writer: RtpAudioWriter::new(track, stats),
                 encoder: OpusEncoder::new(DEFAULT_OPUS_BITRATE_BPS)?,
                 processor,
@@ -482,6 +484,7 @@ async fn feed_changed(
 struct LiveAudioSender {
     writer: RtpAudioWriter,
     encoder: OpusEncoder,
+    fec: FecTuner,
     processor: Option<AudioProcessor>,
     echo_reference: Option<EchoReference>,
     muted_talk: MutedTalkDetector,
@@ -588,6 +591,7 @@ impl LiveAudioSender {
     }
 
     async fn send_frame(&mut self, frame_index: u64, frame: &[f32]) -> Result<()> {
+        self.fec.update(&mut self.encoder).await?;
         let packet = self.encoder.encode(frame)?;
         if is_dtx_packet(&packet) {
             return Ok(());
