@@ -402,8 +402,8 @@ pub fn unwatch_video(app: AppState<'_>, stream: VideoStream) {
     }
 }
 
-/// Joins the group call of a conversation with the camera on or off;
-/// returns once the server's SFU answered.
+/// Joins the group call of a conversation with the camera on or off, and
+/// returns once the server's SFU sent its SDP answer.
 #[tauri::command]
 #[specta::specta]
 pub async fn join_room(app: AppState<'_>, conversation_id: String, video: bool) -> UiResult<()> {
@@ -416,14 +416,14 @@ pub async fn join_room(app: AppState<'_>, conversation_id: String, video: bool) 
     app.phone.join_room(id, title, video).await
 }
 
-/// The group calls in progress in the user's conversations.
+/// Returns the group calls in progress in the user's conversations.
 #[tauri::command]
 #[specta::specta]
 pub fn list_rooms(app: AppState<'_>) -> Vec<RoomSummary> {
     app.rooms.list()
 }
 
-/// The screens and windows that can be shared, with thumbnails.
+/// Lists the screens and windows that can be shared, with thumbnails.
 #[tauri::command]
 #[specta::specta]
 pub async fn list_screen_sources() -> UiResult<Vec<ScreenSourceView>> {

@@ -39,13 +39,17 @@ pub struct ConversationUpdated {
 #[derive(Debug, Clone, Serialize, Deserialize, specta::Type, tauri_specta::Event)]
 pub struct CallChanged(pub CallState);
 
-/// Who is in a conversation's group call changed; empty `users` means the
-/// call ended.
+/// A change of the people in a conversation's group call. Empty `users`
+/// means the call ended.
 #[derive(Debug, Clone, Serialize, Deserialize, specta::Type, tauri_specta::Event)]
 pub struct RoomChanged(pub RoomSummary);
 
 /// The group calls in progress in the user's conversations, as the server
 /// last reported them, by conversation id.
+///
+/// NOTE: the server reports a room when someone joins, leaves or changes
+/// media, so a call that started before this session connected and has not
+/// changed since is missing until its next change.
 #[derive(Debug, Clone, Default)]
 pub struct RoomDirectory(Arc<Mutex<HashMap<String, RoomSummary>>>);
 

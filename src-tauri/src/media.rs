@@ -5,7 +5,6 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use hearth_media::{MediaError, MediaPeer};
 use hearth_media::audio::{
     AudioError, CallDevices, DeviceKind, InputLevel, Microphone, NoiseSuppression,
     ProcessingConfig, Speaker,
@@ -13,6 +12,7 @@ use hearth_media::audio::{
 use hearth_media::live::{LiveControls, LiveSend, LocalVideo, VideoFeed, VideoSource as Source};
 use hearth_media::receive::{DecodedAudio, DecodedVideo};
 use hearth_media::stats::CallStats;
+use hearth_media::{MediaError, MediaPeer};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 

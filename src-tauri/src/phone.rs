@@ -9,8 +9,8 @@ use hearth_client::call::{self, ActiveCall, CallEnd, CallOptions, IncomingCall};
 use hearth_client::session::{ConnectionState, Session};
 use hearth_client::signal::SignalConnection;
 use hearth_media::audio::InputLevel;
-use hearth_media::{RemoteSinks, SendMedia};
 use hearth_media::screen::SourceId;
+use hearth_media::{RemoteSinks, SendMedia};
 use hearth_proto::chat::ConversationId;
 use hearth_proto::signal::CallMedia;
 use hearth_proto::{RoomParticipantId, ServerMessage};
@@ -65,7 +65,7 @@ pub(crate) enum Command {
 }
 
 impl Command {
-    /// Answers a command that cannot run in the current state with `err`.
+    /// Rejects a command that cannot run in the current state with `err`.
     /// Commands without an answer are dropped.
     pub(crate) fn reject(self, err: UiError) {
         match self {
@@ -236,7 +236,8 @@ impl Phone {
         self.send(Command::SetCamera(on))
     }
 
-    /// Joins a conversation's group call; returns once the SFU answered.
+    /// Joins a conversation's group call and returns once the SFU sent its
+    /// SDP answer.
     pub async fn join_room(
         &self,
         conversation_id: ConversationId,
@@ -340,8 +341,7 @@ impl Actor {
                     video,
                     done,
                 } => {
-                    self.room(signal, conversation_id, title, video, done)
-                        .await;
+                    self.room(signal, conversation_id, title, video, done).await;
                 }
                 Idle::Lost => {}
                 Idle::Stopped => return,
@@ -539,10 +539,11 @@ impl Actor {
             },
             ..CallOptions::default()
         };
-        let media = MediaSession::open(&settings, video, Arc::clone(&self.video)).map(|mut media| {
-            media.play_call(remote_frames, remote_samples);
-            media
-        });
+        let media =
+            MediaSession::open(&settings, video, Arc::clone(&self.video)).map(|mut media| {
+                media.play_call(remote_frames, remote_samples);
+                media
+            });
         (options, media)
     }
 

@@ -170,7 +170,7 @@ impl Actor {
         call.set_media(false, !video, media.local_size());
         // The local video's size is known once its first picture arrived.
         let mut size_sent = media.local_size().is_some();
-        let mut shown: BTreeSet<RoomParticipantId> = BTreeSet::new();
+        let mut known_participants: BTreeSet<RoomParticipantId> = BTreeSet::new();
         let mut quality_tick = tokio::time::interval(Duration::from_secs(2));
         let base = RoomBase {
             conversation_id: call.conversation_id.to_string(),
@@ -187,7 +187,7 @@ impl Actor {
                         continue;
                     }
                     let current = roster.borrow_and_update().clone();
-                    self.forget_departed(&mut shown, &current);
+                    self.forget_departed(&mut known_participants, &current);
                 }
                 command = self.commands.recv() => match command {
                     None | Some(Command::HangUp) => break RoomEnd::Left,
@@ -215,8 +215,9 @@ impl Actor {
         if let Some(share) = controls.share.take() {
             share.preview.abort();
         }
-        self.video.clear(StreamKey::Screen(call.participant_id.to_string()));
-        for id in shown {
+        self.video
+            .clear(StreamKey::Screen(call.participant_id.to_string()));
+        for id in known_participants {
             self.clear_participant(id);
         }
         end
@@ -294,11 +295,10 @@ impl Actor {
         controls: &mut Controls,
         source: SourceId,
     ) -> UiResult<()> {
-        let capture = tokio::task::spawn_blocking(move || {
-            ScreenCapture::start(source, DEFAULT_SCREEN_FPS)
-        })
-        .await
-        .map_err(UiError::internal)??;
+        let capture =
+            tokio::task::spawn_blocking(move || ScreenCapture::start(source, DEFAULT_SCREEN_FPS))
+                .await
+                .map_err(UiError::internal)??;
         let config = ScreenSendConfig {
             bitrate_bps: DEFAULT_SCREEN_BITRATE_BPS,
             max_fps: DEFAULT_SCREEN_FPS,
@@ -319,14 +319,14 @@ impl Actor {
 
     /// Clears the views of participants who left, so their last pictures
     /// do not linger, and records who is shown now.
-    fn forget_departed(&self, shown: &mut BTreeSet<RoomParticipantId>, roster: &Roster) {
+    fn forget_departed(&self, known: &mut BTreeSet<RoomParticipantId>, roster: &Roster) {
         let present: BTreeSet<RoomParticipantId> =
             roster.participants.iter().map(|p| p.id).collect();
-        for &id in shown.difference(&present) {
+        for &id in known.difference(&present) {
             tracing::debug!(participant_id = id, "participant left the group call");
             self.clear_participant(id);
         }
-        *shown = present;
+        *known = present;
     }
 
     fn clear_participant(&self, id: RoomParticipantId) {
@@ -352,11 +352,18 @@ impl RoomBase {
             video: self.video,
             started_at_ms: self.started_at_ms,
             self_id: self.self_id.to_string(),
-            participants: roster.participants.iter().map(RoomMemberView::from).collect(),
+            participants: roster
+                .participants
+                .iter()
+                .map(RoomMemberView::from)
+                .collect(),
             active_speaker: roster.active_speaker.map(|id| id.to_string()),
             muted: controls.muted,
             camera_on: controls.camera_on,
-            sharing: controls.share.as_ref().map(|share| share.source.to_string()),
+            sharing: controls
+                .share
+                .as_ref()
+                .map(|share| share.source.to_string()),
             quality: controls.quality,
             talking_while_muted: controls.talking_while_muted,
             warning: media.warning.clone().or_else(|| media.device_warning()),
@@ -401,6 +408,9 @@ fn forward_audio(media: &mut MediaSession, mut audio: mpsc::Receiver<(String, De
         }));
         return;
     };
+    // NOTE: the mix is pulled on tokio's clock, not the speaker's, so a
+    // drift between the two shows up as dropped samples in the mixer's
+    // bounded queues rather than as growing delay.
     media.add_task(tokio::spawn(async move {
         let mut mixer = StreamMixer::new();
         let mut tick = tokio::time::interval(MIX_INTERVAL);

@@ -309,7 +309,7 @@ pub enum CallState {
         /// A device that failed; the call goes on without it.
         warning: Option<crate::error::UiError>,
     },
-    /// Joining a conversation's group call, until the SFU answered.
+    /// Joining a conversation's group call, until the SFU sends its SDP answer.
     #[serde(rename_all = "camelCase")]
     Joining {
         conversation_id: String,

@@ -13,6 +13,7 @@ type MockHooks = {
   setRoom: (conversationId?: string, users?: string[]) => void;
   shareFrom: (participantId?: string, sharing?: boolean) => void;
   leaveRoom: (participantId?: string) => void;
+  failNextJoin: (code?: string, detail?: string | null) => void;
 };
 
 let root: HTMLElement;
@@ -288,6 +289,23 @@ describe("group calls", () => {
     await click("room-stop-share");
     await waitFor(() => byTestId("room-grid"));
     expect(byTestId("room-screen")).toBeNull();
+  });
+
+  it("explains a failed join and stays usable", async () => {
+    await openGroup();
+    await act(() => mock().failNextJoin("notMember"));
+    await click("room-join");
+    const error = await waitFor(() => byTestId("call-error"));
+    expect(error.textContent).toContain("You're not a member of this conversation");
+    expect(byTestId("group-call")).toBeNull();
+
+    await act(() => mock().failNextJoin("mediaUnreachable", "the media connection to the server"));
+    await click("room-join");
+    await waitFor(() => byTestId("call-error")?.textContent?.includes("UDP"));
+    expect(byTestId("group-call")).toBeNull();
+
+    await click("room-join");
+    await waitFor(() => byTestId("group-call")?.dataset.callState === "inRoom");
   });
 
   it("returns to the grid when the sharer leaves mid-share", async () => {

@@ -13,7 +13,7 @@ import type { AppStatus, CallState, ConversationSummary, RoomSummary, Settings a
 /** How long the "call ended" view stays before returning to the chat. */
 const ENDED_CALL_VISIBLE_MS = 4000;
 
-/** Returns `rooms` with `room` added, replaced, or removed when nobody is in it. */
+/** Returns `rooms` with `room` added or replaced, or removed when its call has no users. */
 export function withRoom(rooms: Map<string, RoomSummary>, room: RoomSummary): Map<string, RoomSummary> {
   const next = new Map(rooms);
   if (room.users.length === 0) next.delete(room.conversationId);

@@ -130,7 +130,7 @@ export interface HearthApi {
    */
   watchVideo(stream: StreamKey, width: number, height: number, onFrame: (frame: ArrayBuffer) => void): Promise<void>;
   unwatchVideo(stream: StreamKey): Promise<void>;
-  /** Joins a conversation's group call; resolves once the server answered. */
+  /** Joins a conversation's group call and resolves once the server's SFU accepted the join. */
   joinRoom(conversationId: string, video: boolean): Promise<void>;
   /** Returns the group calls in progress in the user's conversations. */
   listRooms(): Promise<RoomSummary[]>;
@@ -144,7 +144,7 @@ export interface HearthApi {
   /** A message was edited or deleted after it was shown, so the conversation needs a reload. */
   onConversationUpdated(handler: (event: ConversationUpdated) => void): Promise<Unlisten>;
   onCallChanged(handler: (call: CallState) => void): Promise<Unlisten>;
-  /** Who is in a conversation's group call changed; no users means it ended. */
+  /** Reports each change of the people in a conversation's group call; no users means it ended. */
   onRoomChanged(handler: (room: RoomSummary) => void): Promise<Unlisten>;
 }
 

@@ -10,6 +10,7 @@ import type {
   Connection,
   ConversationSummary,
   ConversationUpdated,
+  ErrorCode,
   MessageReceived,
   RoomCallView,
   RoomSummary,
@@ -110,7 +111,7 @@ function testFrame(format: "rgba" | "i420", width: number, height: number, tick:
   return buffer;
 }
 
-/** A screen and two windows with gradient thumbnails. */
+/** Returns a screen and two windows with gradient thumbnails. */
 function demoScreenSources(): ScreenSourceView[] {
   const thumbnail = (width: number, height: number, hue: number) => {
     let binary = "";
@@ -154,6 +155,7 @@ export function createMockApi(): HearthApi {
   // The "Release team" conversation has a group call in progress.
   let rooms: RoomSummary[] = [{ conversationId: "2", users: ["bob", "carol"] }];
   let speakerTimer: ReturnType<typeof setInterval> | undefined;
+  let joinFailure: AppError | null = null;
 
   const setCall = (next: CallState) => {
     call = next;
@@ -309,6 +311,11 @@ export function createMockApi(): HearthApi {
     joinRoom: async (id, video) => {
       const group = conversation(id);
       if (group.kind !== "group") throw new AppError("invalidInput", `conversation ${id} is not a group`);
+      if (joinFailure) {
+        const failure = joinFailure;
+        joinFailure = null;
+        throw failure;
+      }
       const users = rooms.find((r) => r.conversationId === id)?.users ?? [];
       const participants = [...users, status.account?.user ?? "me"].map((user, i) => ({ id: String(i + 1), user, audioMuted: i === 1, videoOff: false, screenSharing: false }));
       const room: RoomCallView = {
@@ -373,6 +380,9 @@ export function createMockApi(): HearthApi {
       shareFrom: (participantId = "1", sharing = true) => {
         if (call.state !== "inRoom") return;
         setCall({ ...call, participants: call.participants.map((p) => (p.id === participantId ? { ...p, screenSharing: sharing } : p)) });
+      },
+      failNextJoin: (code: ErrorCode = "notMember", detail: string | null = null) => {
+        joinFailure = new AppError(code, detail);
       },
       leaveRoom: (participantId = "1") => {
         if (call.state !== "inRoom") return;

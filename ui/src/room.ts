@@ -36,9 +36,9 @@ export type RoomLayout = {
 };
 
 /**
- * Decides what the call view shows. A shared screen is shown large; when several people
- * share, someone else's screen wins over one's own, because one's own screen is
- * already in front of one.
+ * Decides what the call view shows. A shared screen is shown large. When several people
+ * share, someone else's screen wins over one's own, because the user sees their own
+ * screen already.
  */
 export function roomLayout(call: RoomCallView): RoomLayout {
   const self = call.participants.find((p) => p.id === call.selfId);

@@ -3,7 +3,7 @@ import { api } from "../api";
 import { t } from "../i18n";
 import { useEvent } from "../hooks";
 import { Avatar, ErrorNote, PresenceDot } from "../components/common";
-import { ConversationView } from "./Conversation";
+import { CameraIcon, ConversationView } from "./Conversation";
 import { NewConversation } from "./NewConversation";
 import type { Account, Connection, ConversationSummary, RoomSummary } from "../types";
 
@@ -154,8 +154,8 @@ function ConversationItem({ conversation: c, selected, roomPeople, onSelect }: I
         <span class="conversation-line">
           <span class="conversation-name">{c.title}</span>
           {roomPeople > 0 && (
-            <span class="room-live" data-testid="room-live" title={t("room.inProgress", { count: roomPeople })}>
-              {roomPeople}
+            <span class="room-live" data-testid="room-live" title={roomPeople === 1 ? t("room.inProgressOne") : t("room.inProgress", { count: roomPeople })}>
+              <CameraIcon /> {roomPeople}
             </span>
           )}
         </span>

@@ -37,7 +37,7 @@ function useSize<T extends HTMLElement>(): [RefObject<T | null>, { width: number
   return [ref, size];
 }
 
-/** The group call view: a grid of participants, or a shared screen large with the tiles beside it. */
+/** Shows a group call: a grid of participants, or a shared screen large with the tiles beside it. */
 export function GroupCall({ call, settings, onApplySettings }: Props) {
   const [error, setError] = useState<unknown>(null);
   const [showDevices, setShowDevices] = useState(false);
@@ -71,6 +71,11 @@ export function GroupCall({ call, settings, onApplySettings }: Props) {
             <span class="timer" data-testid="call-timer">
               {formatDuration((now - room.startedAtMs) / 1000)}
             </span>
+            {room.warning && (
+              <span class="room-warning" role="status" data-testid="call-warning">
+                {errorMessage(room.warning)}
+              </span>
+            )}
           </>
         )}
       </header>
@@ -88,11 +93,6 @@ export function GroupCall({ call, settings, onApplySettings }: Props) {
       {room?.muted && room.talkingWhileMuted && (
         <p class="call-hint" role="status" data-testid="call-talking-while-muted">
           {t("call.talkingWhileMuted")}
-        </p>
-      )}
-      {room?.warning && (
-        <p class="call-warning" role="status" data-testid="call-warning">
-          {errorMessage(room.warning)}
         </p>
       )}
       {showDevices && (
@@ -147,7 +147,7 @@ export function GroupCall({ call, settings, onApplySettings }: Props) {
   );
 }
 
-/** The grid of tiles, or the shared screen large with the tiles in a column beside it. */
+/** Lays out the tiles in a grid, or the shared screen large with the tiles in a column beside it. */
 function RoomStage({ call, settings, onError }: { call: RoomCallView; settings: Settings; onError: (error: unknown) => void }) {
   const layout = roomLayout(call);
   const [gridRef, size] = useSize<HTMLDivElement>();
@@ -188,7 +188,7 @@ function RoomStage({ call, settings, onError }: { call: RoomCallView; settings: 
   );
 }
 
-/** One participant: their video or avatar, name, muted and camera-off marks, and the speaker highlight. */
+/** Shows one participant: their video or avatar, name, muted and camera-off marks, and the speaker highlight. */
 function Tile({ member, call, settings, onError }: { member: RoomMemberView; call: RoomCallView; settings: Settings; onError: (error: unknown) => void }) {
   const isSelf = member.id === call.selfId;
   const muted = isSelf ? call.muted : member.audioMuted;

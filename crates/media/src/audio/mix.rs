@@ -1,6 +1,6 @@
 //! Mixing the decoded audio of several remote streams into one signal for
-//! the speaker, as a group call needs: each participant's audio arrives on
-//! its own stream, and a speaker plays one.
+//! the speaker. A group call needs it because each participant's audio
+//! arrives on its own stream, and a speaker plays one.
 //!
 //! [`StreamMixer`] is sans-IO: push each stream's decoded samples as they
 //! arrive, and pull a fixed number of mixed samples at the playback pace.
