@@ -24,11 +24,13 @@ const GROUP: &str = "Design review";
 /// for the pixel samples to change within a second.
 const PEOPLE: &str = "video/CiscoVT2people_320x192_12fps.y4m";
 /// How long each CLI participant sends once the app joined. The app's
-/// steps took about 10 s on a 2-core machine; the rest is room for a
+/// steps took about 10 s on an idle 2-core machine and up to 40 s on a
 /// loaded one. The test waits for both to finish.
-const ROOM_SECONDS: &str = "40";
+const ROOM_SECONDS: &str = "60";
 /// How long the first decoded frame of each participant may take.
-const FIRST_FRAME_TIMEOUT: Duration = Duration::from_secs(20);
+const FIRST_FRAME_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a remote tile may show the same picture.
+const CHANGE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long the screen share runs before it is stopped.
 const SHARE_DURATION: Duration = Duration::from_secs(6);
 
@@ -182,45 +184,55 @@ fn assert_grid(page: &Session) {
     );
 }
 
-/// Samples each remote tile twice, a second apart: neither black nor
-/// flat, and changing.
+/// Samples each remote tile until a second sample differs from the first:
+/// both must be neither black nor flat. The second sample is taken a second
+/// after the first, and again every second up to `CHANGE_TIMEOUT`, because
+/// a receiver that lost a packet shows the last picture until the next
+/// keyframe.
 fn assert_remote_tiles_move(page: &Session) {
-    let mut firsts = Vec::new();
     for user in ["bob", "carol"] {
         let canvas = format!(
             "[data-testid=room-tile][data-user={user}] [data-testid=tile-video][data-has-frame=true]"
         );
         page.wait_for(&canvas, FIRST_FRAME_TIMEOUT);
-        let sample = page.wait_until(&format!("pixels of {user}'s tile"), STEP, || {
+        let first = page.wait_until(&format!("pixels of {user}'s tile"), STEP, || {
             VideoSample::take(page, &canvas)
         });
-        firsts.push((user, canvas, sample));
-    }
-    std::thread::sleep(Duration::from_secs(1));
-    for (user, canvas, first) in firsts {
-        let second = VideoSample::take(page, &canvas).expect("the tile is still there");
-        for (name, sample) in [("first", &first), ("second", &second)] {
-            assert!(
-                sample.mean() > 20.0,
-                "the {name} sample of {user}'s tile is black: mean luma {:.1}",
-                sample.mean()
-            );
-            assert!(
-                sample.spread() > 8.0,
-                "the {name} sample of {user}'s tile is one flat colour: luma deviation {:.1}",
-                sample.spread()
-            );
-        }
-        let difference = first.difference(&second);
+        assert_lit(&first, user, "first");
+        let started = Instant::now();
+        let (second, difference) = loop {
+            std::thread::sleep(Duration::from_secs(1));
+            let second = VideoSample::take(page, &canvas).expect("the tile is still there");
+            let difference = first.difference(&second);
+            if difference > 1.0 || started.elapsed() >= CHANGE_TIMEOUT {
+                break (second, difference);
+            }
+        };
+        assert_lit(&second, user, "second");
         eprintln!(
-            "{user}'s tile: mean luma {:.1}, changed by {difference:.2} in a second",
-            first.mean()
+            "{user}'s tile: mean luma {:.1}, changed by {difference:.2} in {:.1} s",
+            first.mean(),
+            started.elapsed().as_secs_f64()
         );
         assert!(
             difference > 1.0,
-            "{user}'s tile did not change within a second: mean luma difference {difference:.2}"
+            "{user}'s tile did not change within {CHANGE_TIMEOUT:?}: mean luma difference {difference:.2}"
         );
     }
+}
+
+/// Checks that a sample is neither black nor one flat colour.
+fn assert_lit(sample: &VideoSample, user: &str, which: &str) {
+    assert!(
+        sample.mean() > 20.0,
+        "the {which} sample of {user}'s tile is black: mean luma {:.1}",
+        sample.mean()
+    );
+    assert!(
+        sample.spread() > 8.0,
+        "the {which} sample of {user}'s tile is one flat colour: luma deviation {:.1}",
+        sample.spread()
+    );
 }
 
 /// Opens the share picker, shares the Xvfb screen, checks that it is shown
@@ -264,7 +276,7 @@ fn share_screen(app: &App, text: &Translations) {
 
 /// Waits for a `hearth room` to end and returns its JSON report.
 fn finish(process: &mut Process) -> Value {
-    let status = process.wait(Duration::from_secs(90));
+    let status = process.wait(Duration::from_secs(120));
     assert!(
         status.success(),
         "hearth room failed: {status}\n{}",
