@@ -139,3 +139,34 @@ impl From<MediaError> for UiError {
         Self::new(ErrorCode::CallFailed, err.to_string())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use hearth_media::ScreenError;
+
+    use super::*;
+
+    #[test]
+    fn wayland_without_capture_is_unavailable() {
+        let err = UiError::from(ScreenError::Unsupported {
+            reason: "native Wayland capture is not implemented".into(),
+        });
+        assert_eq!(err.code, ErrorCode::ScreenCaptureUnavailable);
+        assert_eq!(err.detail, None);
+    }
+
+    #[test]
+    fn missing_display_is_unavailable() {
+        let err = UiError::from(ScreenError::NoDisplay);
+        assert_eq!(err.code, ErrorCode::ScreenCaptureUnavailable);
+    }
+
+    #[test]
+    fn unknown_source_is_not_found() {
+        let err = UiError::from(ScreenError::SourceNotFound {
+            id: "window:0x42".into(),
+        });
+        assert_eq!(err.code, ErrorCode::NotFound);
+        assert_eq!(err.detail.as_deref(), Some("window:0x42"));
+    }
+}

@@ -436,3 +436,38 @@ fn forward_audio(media: &mut MediaSession, mut audio: mpsc::Receiver<(String, De
         }
     }));
 }
+
+#[cfg(test)]
+mod tests {
+    use hearth_proto::ErrorCode as ServerCode;
+
+    use super::*;
+
+    #[test]
+    fn join_timeout_points_at_the_network() {
+        let err = join_error(ClientError::Timeout {
+            what: "the media connection to the server".into(),
+            seconds: 15,
+        });
+        assert_eq!(err.code, ErrorCode::MediaUnreachable);
+        assert_eq!(
+            err.detail.as_deref(),
+            Some("the media connection to the server")
+        );
+    }
+
+    #[test]
+    fn join_by_non_member_is_not_member() {
+        let err = join_error(ClientError::Server {
+            code: ServerCode::NotMember,
+            message: "you are not a member of this conversation".into(),
+        });
+        assert_eq!(err.code, ErrorCode::NotMember);
+    }
+
+    #[test]
+    fn failed_sfu_connection_points_at_the_network() {
+        let err = join_error(ClientError::CallEnded("the SFU failed".into()));
+        assert_eq!(err.code, ErrorCode::MediaUnreachable);
+    }
+}

@@ -234,8 +234,8 @@ async unwatchVideo(stream: VideoStream) : Promise<void> {
     await TAURI_INVOKE("unwatch_video", { stream });
 },
 /**
- * Joins the group call of a conversation with the camera on or off;
- * returns once the server's SFU answered.
+ * Joins the group call of a conversation with the camera on or off, and
+ * returns once the server's SFU sent its SDP answer.
  */
 async joinRoom(conversationId: string, video: boolean) : Promise<Result<null, UiError>> {
     try {
@@ -246,13 +246,13 @@ async joinRoom(conversationId: string, video: boolean) : Promise<Result<null, Ui
 }
 },
 /**
- * The group calls in progress in the user's conversations.
+ * Returns the group calls in progress in the user's conversations.
  */
 async listRooms() : Promise<RoomSummary[]> {
     return await TAURI_INVOKE("list_rooms");
 },
 /**
- * The screens and windows that can be shared, with thumbnails.
+ * Lists the screens and windows that can be shared, with thumbnails.
  */
 async listScreenSources() : Promise<Result<ScreenSourceView[], UiError>> {
     try {
@@ -340,7 +340,7 @@ export type CallRecord = { outcome: CallOutcomeView; video: boolean; durationSec
  */
 export type CallState = { state: "idle" } | { state: "outgoing"; peer: string; video: boolean } | { state: "incoming"; caller: string; video: boolean } | { state: "connecting"; peer: string; video: boolean } | { state: "connected"; peer: string; video: boolean; startedAtMs: number; muted: boolean; cameraOn: boolean; quality: Quality; talkingWhileMuted: boolean; warning: UiError | null } | 
 /**
- * Joining a conversation's group call, until the SFU answered.
+ * Joining a conversation's group call, until the SFU sends its SDP answer.
  */
 { state: "joining"; conversationId: string; title: string; video: boolean } | 
 /**
@@ -476,8 +476,8 @@ sharing: string | null; quality: Quality; talkingWhileMuted: boolean;
  */
 warning: UiError | null }
 /**
- * Who is in a conversation's group call changed; empty `users` means the
- * call ended.
+ * A change of the people in a conversation's group call. Empty `users`
+ * means the call ended.
  */
 export type RoomChanged = RoomSummary
 /**
