@@ -40,7 +40,8 @@ struct Share {
     preview: JoinHandle<()>,
 }
 
-/// What the call view shows of the group call besides the roster.
+/// The call view's state of the group call besides the roster: the
+/// user's switches, the connection quality and the screen share.
 struct Controls {
     muted: bool,
     camera_on: bool,
@@ -71,29 +72,14 @@ impl Actor {
                 return;
             }
         };
+
         self.set(CallState::Joining {
             conversation_id: conversation_id.to_string(),
             title: title.clone(),
             video,
         });
-        let (video_tx, video_rx) = mpsc::channel(64);
-        let (screen_tx, screen_rx) = mpsc::channel(16);
-        let (audio_tx, audio_rx) = mpsc::channel(512);
-        let options = RoomOptions {
-            peer: PeerConfig {
-                screen_track: true,
-                ..PeerConfig::default()
-            },
-            send: SendMedia { video, audio: true },
-            sinks: RemoteSinks {
-                streams: Some(StreamSinks {
-                    video: video_tx,
-                    audio: audio_tx,
-                    screen: Some(screen_tx),
-                }),
-                ..RemoteSinks::default()
-            },
-        };
+        let (options, remote) = room_options(video);
+
         let joined = tokio::select! {
             joined = room::join_room(signal, conversation_id, options) => joined,
             () = self.wait_for_cancel() => {
@@ -114,33 +100,25 @@ impl Actor {
             }
         };
         let _ = done.send(Ok(()));
-        forward_video(&mut media, &self.video, video_rx, StreamKey::Participant);
-        forward_video(&mut media, &self.video, screen_rx, StreamKey::Screen);
-        forward_audio(&mut media, audio_rx);
+
+        forward_video(
+            &mut media,
+            &self.video,
+            remote.video,
+            StreamKey::Participant,
+        );
+        forward_video(&mut media, &self.video, remote.screen, StreamKey::Screen);
+        forward_audio(&mut media, remote.audio);
         if let Err(err) = media.start(&mut call.peer).await {
             tracing::warn!(error = %err, "cannot start sending media to the group call");
             media.warning = Some(err);
         }
         *lock(&self.call_level) = media.input_level();
+
         let end = self.in_room(&mut call, &mut media, &title, video).await;
         *lock(&self.call_level) = None;
         media.stop();
-        let (reason, detail) = match end {
-            RoomEnd::Left => {
-                call.leave().await;
-                (EndReason::LocalHangUp, None)
-            }
-            other => {
-                // The room's task already ended, so `leave` would wait on
-                // it again; only the media session needs closing.
-                call.peer.close().await;
-                match other {
-                    RoomEnd::Removed(reason) => (EndReason::Failed, Some(reason)),
-                    RoomEnd::SignalLost => (EndReason::ConnectionLost, None),
-                    _ => (EndReason::Failed, None),
-                }
-            }
-        };
+        let (reason, detail) = close_room(call, end).await;
         self.end(&title, reason, detail).await;
     }
 
@@ -167,6 +145,7 @@ impl Actor {
             share: None,
             views: BTreeMap::new(),
         };
+
         call.set_media(false, !video, media.local_size());
         // The local video's size is known once its first picture arrived.
         let mut size_sent = media.local_size().is_some();
@@ -179,6 +158,7 @@ impl Actor {
             started_at_ms,
             self_id: call.participant_id,
         };
+
         let end = loop {
             tokio::select! {
                 end = call.ended() => break end,
@@ -212,6 +192,7 @@ impl Actor {
             let view = base.view(&roster.borrow(), &controls, media);
             self.set(CallState::InRoom(view));
         };
+
         if let Some(share) = controls.share.take() {
             share.preview.abort();
         }
@@ -332,6 +313,63 @@ impl Actor {
     fn clear_participant(&self, id: RoomParticipantId) {
         self.video.clear(StreamKey::Participant(id.to_string()));
         self.video.clear(StreamKey::Screen(id.to_string()));
+    }
+}
+
+/// The receivers of the other participants' decoded media.
+struct RemoteMedia {
+    video: mpsc::Receiver<(String, DecodedVideo)>,
+    screen: mpsc::Receiver<(String, DecodedVideo)>,
+    audio: mpsc::Receiver<(String, DecodedAudio)>,
+}
+
+/// Returns the settings of a join with the screen track reserved, and the
+/// receivers of what the others send.
+fn room_options(video: bool) -> (RoomOptions, RemoteMedia) {
+    let (video_tx, video_rx) = mpsc::channel(64);
+    let (screen_tx, screen_rx) = mpsc::channel(16);
+    let (audio_tx, audio_rx) = mpsc::channel(512);
+    let options = RoomOptions {
+        peer: PeerConfig {
+            screen_track: true,
+            ..PeerConfig::default()
+        },
+        send: SendMedia { video, audio: true },
+        sinks: RemoteSinks {
+            streams: Some(StreamSinks {
+                video: video_tx,
+                audio: audio_tx,
+                screen: Some(screen_tx),
+            }),
+            ..RemoteSinks::default()
+        },
+    };
+    let remote = RemoteMedia {
+        video: video_rx,
+        screen: screen_rx,
+        audio: audio_rx,
+    };
+    (options, remote)
+}
+
+/// Leaves the room or closes what is left of it, and returns why the call
+/// ended for the end screen.
+async fn close_room(call: RoomCall, end: RoomEnd) -> (EndReason, Option<String>) {
+    match end {
+        RoomEnd::Left => {
+            call.leave().await;
+            (EndReason::LocalHangUp, None)
+        }
+        other => {
+            // The room's task already ended, so `leave` would wait on it
+            // again; only the media session needs closing.
+            call.peer.close().await;
+            match other {
+                RoomEnd::Removed(reason) => (EndReason::Failed, Some(reason)),
+                RoomEnd::SignalLost => (EndReason::ConnectionLost, None),
+                _ => (EndReason::Failed, None),
+            }
+        }
     }
 }
 

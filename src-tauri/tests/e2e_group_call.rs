@@ -222,15 +222,15 @@ fn assert_remote_tiles_move(page: &Session) {
 }
 
 /// Checks that a sample is neither black nor one flat colour.
-fn assert_lit(sample: &VideoSample, user: &str, which: &str) {
+fn assert_lit(sample: &VideoSample, user: &str, label: &str) {
     assert!(
         sample.mean() > 20.0,
-        "the {which} sample of {user}'s tile is black: mean luma {:.1}",
+        "the {label} sample of {user}'s tile is black: mean luma {:.1}",
         sample.mean()
     );
     assert!(
         sample.spread() > 8.0,
-        "the {which} sample of {user}'s tile is one flat colour: luma deviation {:.1}",
+        "the {label} sample of {user}'s tile is one flat colour: luma deviation {:.1}",
         sample.spread()
     );
 }
@@ -293,33 +293,33 @@ fn finish(process: &mut Process) -> Value {
 }
 
 /// Returns what a CLI participant received from alice, the app.
-fn from_alice<'a>(report: &'a Value, who: &str) -> &'a Value {
+fn from_alice<'a>(report: &'a Value, receiver: &str) -> &'a Value {
     report["received"]
         .as_object()
         .and_then(|received| received.values().find(|from| from["user"] == "alice"))
-        .unwrap_or_else(|| panic!("{who} received nothing from alice: {report}"))
+        .unwrap_or_else(|| panic!("{receiver} received nothing from alice: {report}"))
 }
 
 /// Checks that a CLI participant decoded alice's camera; `log` is its
 /// stderr, for the failure message.
-fn assert_received_video(report: &Value, who: &str, log: &str) {
-    let from = from_alice(report, who);
+fn assert_received_video(report: &Value, receiver: &str, log: &str) {
+    let from = from_alice(report, receiver);
     let frames = from["video_frames"].as_u64().unwrap_or_default();
-    eprintln!("{who} decoded {frames} video frames from alice");
+    eprintln!("{receiver} decoded {frames} video frames from alice");
     assert!(
         frames > 30,
-        "{who} decoded {frames} video frames from alice: {from}\n--- {who}'s log\n{log}"
+        "{receiver} decoded {frames} video frames from alice: {from}\n--- {receiver}'s log\n{log}"
     );
 }
 
 /// Checks that a CLI participant decoded alice's camera and her screen
 /// share at the Xvfb screen's size.
-fn assert_received_share(report: &Value, who: &str, log: &str) {
-    assert_received_video(report, who, log);
-    let from = from_alice(report, who);
+fn assert_received_share(report: &Value, receiver: &str, log: &str) {
+    assert_received_video(report, receiver, log);
+    let from = from_alice(report, receiver);
     let frames = from["screen_frames"].as_u64().unwrap_or_default();
     eprintln!(
-        "{who} decoded {frames} screen share frames from alice, last {}x{}",
+        "{receiver} decoded {frames} screen share frames from alice, last {}x{}",
         from["screen_width"], from["screen_height"]
     );
     // NOTE: the share runs at 10 frames per second, but a CLI receiver
@@ -330,7 +330,7 @@ fn assert_received_share(report: &Value, who: &str, log: &str) {
     // this checks delivery, not rate.
     assert!(
         frames >= 1,
-        "{who} decoded no screen share frames from alice: {from}\n--- {who}'s log\n{log}"
+        "{receiver} decoded no screen share frames from alice: {from}\n--- {receiver}'s log\n{log}"
     );
     assert_eq!(
         (
