@@ -325,9 +325,9 @@ fn assert_received_share(report: &Value, receiver: &str, log: &str) {
     // NOTE: the share runs at 10 frames per second, but a CLI receiver
     // decoded between 2 and 55 of them in 6 s on a loaded 2-core machine.
     // Two CLI participants show the same below the app: a share of a still
-    // screen arrived at about 5 pictures a second, one of a playing video
-    // as 1 picture in 12 s, and the sender's camera stalled with it. So
-    // this checks delivery, not rate.
+    // screen arrived at about 5 pictures a second, but one of a playing
+    // video arrived as 1 to 33 pictures in 12 s over five runs. So this
+    // checks delivery, not rate.
     assert!(
         frames >= 1,
         "{receiver} decoded no screen share frames from alice: {from}\n--- {receiver}'s log\n{log}"
