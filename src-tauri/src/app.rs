@@ -14,7 +14,7 @@ use hearth_proto::oauth::TokenResponse;
 use tauri::AppHandle;
 
 use crate::error::{ErrorCode, UiError, UiResult, is_certificate_error};
-use crate::events::Forwarder;
+use crate::events::{Forwarder, RoomDirectory};
 use crate::phone::Phone;
 use crate::profile::{EmbeddedConfig, Profile, SavedAccount, Settings};
 use crate::video::VideoHub;
@@ -30,6 +30,8 @@ pub struct App {
     settings: Mutex<Settings>,
     pub phone: Phone,
     pub video: Arc<VideoHub>,
+    /// The group calls in progress in the user's conversations.
+    pub rooms: RoomDirectory,
 }
 
 #[derive(Default)]
@@ -55,6 +57,7 @@ impl App {
             handle,
             dir,
             video,
+            rooms: RoomDirectory::default(),
         }
     }
 
@@ -237,7 +240,12 @@ impl App {
         if let Some(recovery) = session.recovery() {
             tracing::warn!(reason = %recovery.reason, "the local database was corrupt and was rebuilt");
         }
-        inner.forwarder = Some(Forwarder::start(self.handle.clone(), session.clone()));
+        self.rooms.clear();
+        inner.forwarder = Some(Forwarder::start(
+            self.handle.clone(),
+            session.clone(),
+            self.rooms.clone(),
+        ));
         self.phone.attach(session.clone());
         inner.session = Some(session);
         Ok(())

@@ -12,10 +12,10 @@ use crate::app::App;
 use crate::error::{ErrorCode, UiError, UiResult};
 use crate::media::{CallMediaSettings, check_video_file};
 use crate::profile::Settings;
-use crate::video::{FrameBytes, VideoStream};
+use crate::video::{FrameBytes, StreamKey, VideoStream};
 use crate::views::{
     Account, AppStatus, CallState, ChatMessage, ConversationSummary, DeviceView, Devices,
-    EmbeddedServer, HistoryView, ServerCheck, UserView,
+    EmbeddedServer, HistoryView, RoomSummary, ScreenSourceView, ServerCheck, UserView,
 };
 
 type AppState<'a> = State<'a, Arc<App>>;
@@ -224,7 +224,7 @@ pub async fn start_call(app: AppState<'_>, conversation_id: String, video: bool)
     let peer = summary.peer.ok_or_else(|| {
         UiError::new(
             ErrorCode::InvalidInput,
-            "group calls are not available yet; call one member from a direct conversation",
+            "a group conversation has no one person to call; join its group call instead",
         )
     })?;
     app.phone.set_media_settings(call_media(&app.settings()));
@@ -400,4 +400,95 @@ pub fn unwatch_video(app: AppState<'_>, stream: VideoStream) {
     if stream == VideoStream::SelfView {
         app.phone.hide_preview();
     }
+}
+
+/// Joins the group call of a conversation with the camera on or off, and
+/// returns once the server's SFU sent its SDP answer.
+#[tauri::command]
+#[specta::specta]
+pub async fn join_room(app: AppState<'_>, conversation_id: String, video: bool) -> UiResult<()> {
+    let session = app.session().await?;
+    let id = parse_conversation_id(&conversation_id)?;
+    let conversation = session.conversation(id)?;
+    let me = session.user().to_owned();
+    let title = ConversationSummary::new(&conversation, &me, |_| None).title;
+    app.phone.set_media_settings(call_media(&app.settings()));
+    app.phone.join_room(id, title, video).await
+}
+
+/// Returns the group calls in progress in the user's conversations.
+#[tauri::command]
+#[specta::specta]
+pub fn list_rooms(app: AppState<'_>) -> Vec<RoomSummary> {
+    app.rooms.list()
+}
+
+/// Lists the screens and windows that can be shared, with thumbnails.
+#[tauri::command]
+#[specta::specta]
+pub async fn list_screen_sources() -> UiResult<Vec<ScreenSourceView>> {
+    // Listing grabs a thumbnail of every window, which blocks for a while.
+    let sources = tokio::task::spawn_blocking(hearth_media::list_sources)
+        .await
+        .map_err(UiError::internal)??;
+    Ok(sources.iter().map(ScreenSourceView::from).collect())
+}
+
+/// Shares a screen or window, by its id from `list_screen_sources`, in the
+/// group call.
+#[tauri::command]
+#[specta::specta]
+pub async fn start_screen_share(app: AppState<'_>, source_id: String) -> UiResult<()> {
+    let source = source_id.parse().map_err(UiError::from)?;
+    app.phone.share_screen(source).await
+}
+
+#[tauri::command]
+#[specta::specta]
+pub fn stop_screen_share(app: AppState<'_>) -> UiResult<()> {
+    app.phone.stop_screen_share()
+}
+
+fn parse_participant_id(id: &str) -> UiResult<u64> {
+    id.parse()
+        .map_err(|_| UiError::new(ErrorCode::InvalidInput, format!("participant id {id:?}")))
+}
+
+/// Streams a group call participant's camera, or with `screen` their
+/// screen share, into `channel`, scaled to `width` x `height`. The camera's
+/// size also tells the SFU which simulcast layer to send.
+#[tauri::command]
+#[specta::specta]
+pub fn watch_room_video(
+    app: AppState<'_>,
+    channel: Channel<FrameBytes>,
+    participant_id: String,
+    screen: bool,
+    width: u32,
+    height: u32,
+) -> UiResult<()> {
+    let id = parse_participant_id(&participant_id)?;
+    let key = if screen {
+        StreamKey::Screen(participant_id)
+    } else {
+        app.phone.report_view(id, width, height);
+        StreamKey::Participant(participant_id)
+    };
+    app.video
+        .watch(key, channel, width, height, app.settings().renderer);
+    Ok(())
+}
+
+#[tauri::command]
+#[specta::specta]
+pub fn unwatch_room_video(app: AppState<'_>, participant_id: String, screen: bool) -> UiResult<()> {
+    let id = parse_participant_id(&participant_id)?;
+    let key = if screen {
+        StreamKey::Screen(participant_id)
+    } else {
+        app.phone.report_view(id, 0, 0);
+        StreamKey::Participant(participant_id)
+    };
+    app.video.unwatch(key);
+    Ok(())
 }

@@ -28,6 +28,13 @@ pub enum ErrorCode {
     NotFound,
     InvalidInput,
     KeyringUnavailable,
+    /// Not a member of the conversation, so its group call rejects a join.
+    NotMember,
+    /// The media connection to the server's SFU did not come up.
+    MediaUnreachable,
+    /// Screens and windows cannot be captured, as in a Wayland session
+    /// without XWayland.
+    ScreenCaptureUnavailable,
     Internal,
 }
 
@@ -95,6 +102,9 @@ impl From<ClientError> for UiError {
                 ServerCode::InvalidText | ServerCode::InvalidRequest | ServerCode::SelfCall => {
                     Self::new(ErrorCode::InvalidInput, message)
                 }
+                ServerCode::NotMember | ServerCode::Forbidden => {
+                    Self::new(ErrorCode::NotMember, message)
+                }
                 _ => Self::new(ErrorCode::ServerFailed, message),
             },
             ClientError::Media(err) => err.into(),
@@ -103,8 +113,60 @@ impl From<ClientError> for UiError {
     }
 }
 
+impl From<hearth_media::ScreenError> for UiError {
+    fn from(err: hearth_media::ScreenError) -> Self {
+        use hearth_media::ScreenError;
+        tracing::warn!(error = %err, "screen capture error");
+        match err {
+            // The translated message explains these; the English reason is logged.
+            ScreenError::NoDisplay | ScreenError::Unsupported { .. } => {
+                Self::code(ErrorCode::ScreenCaptureUnavailable)
+            }
+            ScreenError::Connect { display, .. } => {
+                Self::new(ErrorCode::ScreenCaptureUnavailable, display)
+            }
+            ScreenError::Capture { id, .. } => Self::new(ErrorCode::ScreenCaptureUnavailable, id),
+            ScreenError::InvalidSourceId { id } | ScreenError::SourceNotFound { id } => {
+                Self::new(ErrorCode::NotFound, id)
+            }
+            other => Self::new(ErrorCode::ScreenCaptureUnavailable, other.to_string()),
+        }
+    }
+}
+
 impl From<MediaError> for UiError {
     fn from(err: MediaError) -> Self {
         Self::new(ErrorCode::CallFailed, err.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use hearth_media::ScreenError;
+
+    use super::*;
+
+    #[test]
+    fn wayland_without_capture_is_unavailable() {
+        let err = UiError::from(ScreenError::Unsupported {
+            reason: "native Wayland capture is not implemented".into(),
+        });
+        assert_eq!(err.code, ErrorCode::ScreenCaptureUnavailable);
+        assert_eq!(err.detail, None);
+    }
+
+    #[test]
+    fn missing_display_is_unavailable() {
+        let err = UiError::from(ScreenError::NoDisplay);
+        assert_eq!(err.code, ErrorCode::ScreenCaptureUnavailable);
+    }
+
+    #[test]
+    fn unknown_source_is_not_found() {
+        let err = UiError::from(ScreenError::SourceNotFound {
+            id: "window:0x42".into(),
+        });
+        assert_eq!(err.code, ErrorCode::NotFound);
+        assert_eq!(err.detail.as_deref(), Some("window:0x42"));
     }
 }

@@ -1,5 +1,8 @@
 //! Events the UI listens to, and the task that turns session updates into them.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
 use hearth_client::session::{ChatUpdate, Session};
 use hearth_proto::chat::EventBody;
 use serde::{Deserialize, Serialize};
@@ -8,7 +11,7 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio::task::JoinHandle;
 
 use crate::app::connection_view;
-use crate::views::{CallState, ChatMessage, Connection};
+use crate::views::{CallState, ChatMessage, Connection, RoomSummary};
 
 #[derive(Debug, Clone, Serialize, Deserialize, specta::Type, tauri_specta::Event)]
 pub struct ConnectionChanged(pub Connection);
@@ -36,6 +39,49 @@ pub struct ConversationUpdated {
 #[derive(Debug, Clone, Serialize, Deserialize, specta::Type, tauri_specta::Event)]
 pub struct CallChanged(pub CallState);
 
+/// A change of the people in a conversation's group call. Empty `users`
+/// means the call ended.
+#[derive(Debug, Clone, Serialize, Deserialize, specta::Type, tauri_specta::Event)]
+pub struct RoomChanged(pub RoomSummary);
+
+/// The group calls in progress in the user's conversations, as the server
+/// last reported them, by conversation id.
+///
+/// NOTE: the server reports a room when someone joins, leaves or changes
+/// media, so a call that started before this session connected and has not
+/// changed since is missing until its next change.
+#[derive(Debug, Clone, Default)]
+pub struct RoomDirectory(Arc<Mutex<HashMap<String, RoomSummary>>>);
+
+impl RoomDirectory {
+    pub fn list(&self) -> Vec<RoomSummary> {
+        let rooms = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        rooms.values().cloned().collect()
+    }
+
+    fn update(&self, summary: &RoomSummary) {
+        let mut rooms = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if summary.users.is_empty() {
+            rooms.remove(&summary.conversation_id);
+        } else {
+            rooms.insert(summary.conversation_id.clone(), summary.clone());
+        }
+    }
+
+    pub fn clear(&self) {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clear();
+    }
+}
+
 /// Forwards one session's updates to the UI until dropped.
 pub struct Forwarder {
     tasks: Vec<JoinHandle<()>>,
@@ -50,8 +96,8 @@ impl Drop for Forwarder {
 }
 
 impl Forwarder {
-    pub fn start(handle: AppHandle, session: Session) -> Self {
-        let updates = tokio::spawn(forward_updates(handle.clone(), session.clone()));
+    pub fn start(handle: AppHandle, session: Session, rooms: RoomDirectory) -> Self {
+        let updates = tokio::spawn(forward_updates(handle.clone(), session.clone(), rooms));
         let state = tokio::spawn(forward_state(handle, session));
         Self {
             tasks: vec![updates, state],
@@ -74,7 +120,7 @@ async fn forward_state(handle: AppHandle, session: Session) {
     }
 }
 
-async fn forward_updates(handle: AppHandle, session: Session) {
+async fn forward_updates(handle: AppHandle, session: Session, rooms: RoomDirectory) {
     let mut updates = session.subscribe();
     loop {
         match updates.recv().await {
@@ -105,6 +151,18 @@ async fn forward_updates(handle: AppHandle, session: Session) {
                     }
                 }
                 emit(&handle, ConversationsChanged);
+            }
+            Ok(ChatUpdate::RoomChanged {
+                conversation_id,
+                participants,
+                ..
+            }) => {
+                let summary = RoomSummary {
+                    conversation_id: conversation_id.to_string(),
+                    users: participants.into_iter().map(|p| p.user).collect(),
+                };
+                rooms.update(&summary);
+                emit(&handle, RoomChanged(summary));
             }
             Ok(_) => emit(&handle, ConversationsChanged),
             // Missed updates: the UI reloads what it shows.

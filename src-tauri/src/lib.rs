@@ -10,6 +10,7 @@ mod media;
 mod notify;
 mod phone;
 mod profile;
+mod room;
 mod video;
 mod views;
 
@@ -52,6 +53,13 @@ pub fn bindings() -> tauri_specta::Builder<tauri::Wry> {
             commands::test_speaker,
             commands::watch_video,
             commands::unwatch_video,
+            commands::join_room,
+            commands::list_rooms,
+            commands::list_screen_sources,
+            commands::start_screen_share,
+            commands::stop_screen_share,
+            commands::watch_room_video,
+            commands::unwatch_room_video,
         ])
         .events(collect_events![
             events::ConnectionChanged,
@@ -59,6 +67,7 @@ pub fn bindings() -> tauri_specta::Builder<tauri::Wry> {
             events::MessageReceived,
             events::ConversationUpdated,
             events::CallChanged,
+            events::RoomChanged,
         ])
 }
 

@@ -5,8 +5,6 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use hearth_client::call::ActiveCall;
-use hearth_media::MediaError;
 use hearth_media::audio::{
     AudioError, CallDevices, DeviceKind, InputLevel, Microphone, NoiseSuppression,
     ProcessingConfig, Speaker,
@@ -14,12 +12,13 @@ use hearth_media::audio::{
 use hearth_media::live::{LiveControls, LiveSend, LocalVideo, VideoFeed, VideoSource as Source};
 use hearth_media::receive::{DecodedAudio, DecodedVideo};
 use hearth_media::stats::CallStats;
+use hearth_media::{MediaError, MediaPeer};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::error::{ErrorCode, UiError, UiResult};
 use crate::profile::{NoiseSuppressionMode, VideoSource};
-use crate::video::{VideoHub, VideoStream};
+use crate::video::{StreamKey, VideoHub, VideoStream};
 use crate::views::Quality;
 
 /// Video bitrate of a call, in bit/s.
@@ -158,7 +157,7 @@ pub fn check_video_file(path: &str) -> UiResult<()> {
 }
 
 /// Copies a source's frames into a view of the page until aborted.
-pub fn mirror(mut feed: VideoFeed, hub: &VideoHub, stream: VideoStream) -> JoinHandle<()> {
+pub fn mirror(mut feed: VideoFeed, hub: &VideoHub, stream: impl Into<StreamKey>) -> JoinHandle<()> {
     let sender = hub.sender(stream);
     tokio::spawn(async move {
         loop {
@@ -190,51 +189,71 @@ impl MediaSession {
     /// Opens the sources before the call starts, so a missing camera or an
     /// unreadable file is reported before anyone is called. A missing
     /// microphone or speaker does not stop the call; it becomes a warning.
-    pub fn open(
-        settings: &CallMediaSettings,
-        video: bool,
-        mut remote_video: mpsc::Receiver<DecodedVideo>,
-        mut remote_audio: mpsc::Receiver<DecodedAudio>,
-        hub: Arc<VideoHub>,
-    ) -> UiResult<Self> {
+    /// Remote media plays once [`play_call`](Self::play_call) or the group
+    /// call's forwarding hands it over.
+    pub fn open(settings: &CallMediaSettings, video: bool, hub: Arc<VideoHub>) -> UiResult<Self> {
         let local_video = if video {
             open_video(&settings.video_source)?
         } else {
             None
         };
-        let remote = hub.sender(VideoStream::Remote);
-        let forward_video = tokio::spawn(async move {
-            while let Some(decoded) = remote_video.recv().await {
-                remote.send_replace(Some(Arc::new(decoded.frame)));
-            }
-        });
         let mut session = Self {
             settings: settings.clone(),
             video: local_video,
             devices: None,
             hub,
             self_view: None,
-            tasks: vec![forward_video],
+            tasks: Vec::new(),
             controls: None,
             camera_on: video,
             last_stats: None,
             warning: None,
         };
         match CallDevices::start(settings.microphone.as_deref(), settings.speaker.as_deref()) {
-            Ok(devices) => {
-                let speaker = devices.speaker_input();
-                session.tasks.push(tokio::spawn(async move {
-                    while let Some(decoded) = remote_audio.recv().await {
-                        // A full speaker queue drops audio rather than delay it.
-                        let _ = speaker.try_send(decoded);
-                    }
-                }));
-                session.devices = Some(devices);
-            }
+            Ok(devices) => session.devices = Some(devices),
             Err(err) => session.warning = Some(err.into()),
         }
         session.show_self_view();
         Ok(session)
+    }
+
+    /// Shows the remote video of a one-to-one call and plays its audio.
+    pub fn play_call(
+        &mut self,
+        mut remote_video: mpsc::Receiver<DecodedVideo>,
+        mut remote_audio: mpsc::Receiver<DecodedAudio>,
+    ) {
+        let remote = self.hub.sender(VideoStream::Remote);
+        self.tasks.push(tokio::spawn(async move {
+            while let Some(decoded) = remote_video.recv().await {
+                remote.send_replace(Some(Arc::new(decoded.frame)));
+            }
+        }));
+        if let Some(speaker) = self.speaker_input() {
+            self.tasks.push(tokio::spawn(async move {
+                while let Some(decoded) = remote_audio.recv().await {
+                    // A full speaker queue drops audio rather than delay it.
+                    let _ = speaker.try_send(decoded);
+                }
+            }));
+        }
+    }
+
+    /// Returns the sender of audio to play, while a speaker is open.
+    pub fn speaker_input(&self) -> Option<mpsc::Sender<DecodedAudio>> {
+        self.devices.as_ref().map(CallDevices::speaker_input)
+    }
+
+    /// Keeps a task that belongs to the call; [`stop`](Self::stop) aborts it.
+    pub fn add_task(&mut self, task: JoinHandle<()>) {
+        self.tasks.push(task);
+    }
+
+    /// Returns the size of the local camera's or video file's pictures,
+    /// once the first one arrived.
+    pub fn local_size(&self) -> Option<(u32, u32)> {
+        let frame = self.video.as_ref()?.latest()?;
+        Some((frame.width as u32, frame.height as u32))
     }
 
     /// Returns a warning when no microphone or speaker is open at the moment.
@@ -292,10 +311,9 @@ impl MediaSession {
     }
 
     /// Starts sending on the connected call.
-    pub async fn start(&mut self, call: &mut ActiveCall) -> UiResult<()> {
+    pub async fn start(&mut self, peer: &mut MediaPeer) -> UiResult<()> {
         let audio = self.devices.as_mut().and_then(CallDevices::take_frames);
-        let controls = call
-            .peer
+        let controls = peer
             .start_live(LiveSend {
                 video: self.video.as_ref().map(LocalVideo::frames),
                 audio,
@@ -355,8 +373,8 @@ impl MediaSession {
     }
 
     /// Rates the connection from what arrived since the last call.
-    pub fn quality(&mut self, call: &ActiveCall) -> Quality {
-        let now = call.peer.stats();
+    pub fn quality(&mut self, peer: &MediaPeer) -> Quality {
+        let now = peer.stats();
         let quality = match &self.last_stats {
             None => Quality::Good,
             Some(before) => rate(before, &now),

@@ -9,9 +9,11 @@ use hearth_client::call::{self, ActiveCall, CallEnd, CallOptions, IncomingCall};
 use hearth_client::session::{ConnectionState, Session};
 use hearth_client::signal::SignalConnection;
 use hearth_media::audio::InputLevel;
+use hearth_media::screen::SourceId;
 use hearth_media::{RemoteSinks, SendMedia};
-use hearth_proto::ServerMessage;
+use hearth_proto::chat::ConversationId;
 use hearth_proto::signal::CallMedia;
+use hearth_proto::{RoomParticipantId, ServerMessage};
 use tauri::AppHandle;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -25,7 +27,7 @@ use crate::views::{CallState, EndReason, Quality};
 /// How long after a call ends its end screen stays before the state goes idle.
 const ENDED_LINGER: Duration = Duration::from_secs(3);
 
-enum Command {
+pub(crate) enum Command {
     Place {
         peer: String,
         video: bool,
@@ -42,6 +44,40 @@ enum Command {
     /// The user picked other devices or noise suppression during a call.
     Switch(CallMediaSettings),
     TestSpeaker,
+    JoinRoom {
+        conversation_id: ConversationId,
+        title: String,
+        video: bool,
+        done: oneshot::Sender<UiResult<()>>,
+    },
+    ShareScreen {
+        source: SourceId,
+        done: oneshot::Sender<UiResult<()>>,
+    },
+    StopScreenShare,
+    /// The page shows a group call participant's video at this size in
+    /// device pixels; a zero size means it no longer shows it.
+    View {
+        participant_id: RoomParticipantId,
+        width: u32,
+        height: u32,
+    },
+}
+
+impl Command {
+    /// Rejects a command that cannot run in the current state with `err`.
+    /// Commands without an answer are dropped.
+    pub(crate) fn reject(self, err: UiError) {
+        match self {
+            Command::Place { done, .. }
+            | Command::Accept { done, .. }
+            | Command::JoinRoom { done, .. }
+            | Command::ShareScreen { done, .. } => {
+                let _ = done.send(Err(err));
+            }
+            _ => {}
+        }
+    }
 }
 
 /// The app's phone: attached to the signed-in session.
@@ -199,23 +235,66 @@ impl Phone {
     pub fn set_camera(&self, on: bool) -> UiResult<()> {
         self.send(Command::SetCamera(on))
     }
+
+    /// Joins a conversation's group call and returns once the SFU sent its
+    /// SDP answer.
+    pub async fn join_room(
+        &self,
+        conversation_id: ConversationId,
+        title: String,
+        video: bool,
+    ) -> UiResult<()> {
+        let (done, result) = oneshot::channel();
+        self.send(Command::JoinRoom {
+            conversation_id,
+            title,
+            video,
+            done,
+        })?;
+        result
+            .await
+            .map_err(|_| UiError::code(ErrorCode::CallFailed))?
+    }
+
+    /// Shares a screen or window in the group call.
+    pub async fn share_screen(&self, source: SourceId) -> UiResult<()> {
+        let (done, result) = oneshot::channel();
+        self.send(Command::ShareScreen { source, done })?;
+        result
+            .await
+            .map_err(|_| UiError::code(ErrorCode::CallFailed))?
+    }
+
+    pub fn stop_screen_share(&self) -> UiResult<()> {
+        self.send(Command::StopScreenShare)
+    }
+
+    /// Records the size at which the page shows a participant, which the
+    /// SFU uses to pick a simulcast layer. Outside a group call it does nothing.
+    pub fn report_view(&self, participant_id: RoomParticipantId, width: u32, height: u32) {
+        let _ = self.send(Command::View {
+            participant_id,
+            width,
+            height,
+        });
+    }
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-struct Actor {
+pub(crate) struct Actor {
     handle: AppHandle,
     session: Session,
-    video: Arc<VideoHub>,
-    media_settings: Arc<Mutex<CallMediaSettings>>,
-    commands: mpsc::UnboundedReceiver<Command>,
+    pub(crate) video: Arc<VideoHub>,
+    pub(crate) media_settings: Arc<Mutex<CallMediaSettings>>,
+    pub(crate) commands: mpsc::UnboundedReceiver<Command>,
     state: Arc<Mutex<CallState>>,
-    preview: Arc<Mutex<Preview>>,
-    call_level: Arc<Mutex<Option<InputLevel>>>,
+    pub(crate) preview: Arc<Mutex<Preview>>,
+    pub(crate) call_level: Arc<Mutex<Option<InputLevel>>>,
 }
 
 /// What ended a wait for the next call.
@@ -227,12 +306,19 @@ enum Idle {
         bool,
         oneshot::Sender<UiResult<()>>,
     ),
+    Room {
+        signal: SignalConnection,
+        conversation_id: ConversationId,
+        title: String,
+        video: bool,
+        done: oneshot::Sender<UiResult<()>>,
+    },
     Lost,
     Stopped,
 }
 
 impl Actor {
-    fn set(&self, state: CallState) {
+    pub(crate) fn set(&self, state: CallState) {
         *lock(&self.state) = state.clone();
         emit(&self.handle, CallChanged(state));
     }
@@ -247,6 +333,15 @@ impl Actor {
                 Idle::Incoming(signal, incoming) => self.ring(signal, incoming).await,
                 Idle::Place(signal, peer, video, done) => {
                     self.call(signal, peer, video, done).await;
+                }
+                Idle::Room {
+                    signal,
+                    conversation_id,
+                    title,
+                    video,
+                    done,
+                } => {
+                    self.room(signal, conversation_id, title, video, done).await;
                 }
                 Idle::Lost => {}
                 Idle::Stopped => return,
@@ -286,8 +381,14 @@ impl Actor {
                     Some(Command::Place { peer, video, done }) => {
                         return Idle::Place(signal, peer, video, done);
                     }
+                    Some(Command::JoinRoom { conversation_id, title, video, done }) => {
+                        return Idle::Room { signal, conversation_id, title, video, done };
+                    }
                     Some(Command::Accept { done, .. }) => {
                         let _ = done.send(Err(UiError::new(ErrorCode::CallFailed, "no call is ringing")));
+                    }
+                    Some(command @ Command::ShareScreen { .. }) => {
+                        command.reject(UiError::new(ErrorCode::CallFailed, "no group call is running"));
                     }
                     Some(_) => {}
                 },
@@ -355,8 +456,8 @@ impl Actor {
                         self.end(&caller, EndReason::Declined, None).await;
                         return;
                     }
-                    Some(Command::Place { done, .. }) => {
-                        let _ = done.send(Err(UiError::code(ErrorCode::Busy)));
+                    Some(command @ (Command::Place { .. } | Command::JoinRoom { .. } | Command::ShareScreen { .. })) => {
+                        command.reject(UiError::code(ErrorCode::Busy));
                     }
                     Some(_) => {}
                 },
@@ -409,13 +510,16 @@ impl Actor {
 
     /// Resolves when the user hangs up while the call rings. Dropping the
     /// ringing call closes its signalling, which the server records as missed.
-    async fn wait_for_cancel(&mut self) {
+    pub(crate) async fn wait_for_cancel(&mut self) {
         loop {
             match self.commands.recv().await {
                 Some(Command::HangUp) | None => return,
-                Some(Command::Place { done, .. } | Command::Accept { done, .. }) => {
-                    let _ = done.send(Err(UiError::code(ErrorCode::Busy)));
-                }
+                Some(
+                    command @ (Command::Place { .. }
+                    | Command::Accept { .. }
+                    | Command::JoinRoom { .. }
+                    | Command::ShareScreen { .. }),
+                ) => command.reject(UiError::code(ErrorCode::Busy)),
                 Some(_) => {}
             }
         }
@@ -435,19 +539,17 @@ impl Actor {
             },
             ..CallOptions::default()
         };
-        let media = MediaSession::open(
-            &settings,
-            video,
-            remote_frames,
-            remote_samples,
-            Arc::clone(&self.video),
-        );
+        let media =
+            MediaSession::open(&settings, video, Arc::clone(&self.video)).map(|mut media| {
+                media.play_call(remote_frames, remote_samples);
+                media
+            });
         (options, media)
     }
 
     async fn in_call(&mut self, mut call: ActiveCall, mut media: MediaSession, video: bool) {
         let peer = call.remote_user.clone();
-        if let Err(err) = media.start(&mut call).await {
+        if let Err(err) = media.start(&mut call.peer).await {
             tracing::warn!(error = %err, "cannot start sending media");
             media.warning = Some(err);
         }
@@ -495,8 +597,8 @@ impl Actor {
                         view.camera_on = value && video;
                         media.set_camera(view.camera_on);
                     }
-                    Some(Command::Place { done, .. } | Command::Accept { done, .. }) => {
-                        let _ = done.send(Err(UiError::code(ErrorCode::Busy)));
+                    Some(command @ (Command::Place { .. } | Command::Accept { .. } | Command::JoinRoom { .. } | Command::ShareScreen { .. })) => {
+                        command.reject(UiError::code(ErrorCode::Busy));
                         continue;
                     }
                     Some(Command::Switch(settings)) => {
@@ -506,7 +608,7 @@ impl Actor {
                         media.test_speaker();
                         continue;
                     }
-                    Some(Command::Decline) => continue,
+                    Some(Command::Decline | Command::StopScreenShare | Command::View { .. }) => continue,
                 },
                 changed = talking.changed() => {
                     if changed.is_err() {
@@ -515,7 +617,7 @@ impl Actor {
                     }
                     view.talking_while_muted = *talking.borrow_and_update();
                 }
-                _ = quality_tick.tick() => view.quality = media.quality(&call),
+                _ = quality_tick.tick() => view.quality = media.quality(&call.peer),
             }
             self.set(connected(&view, &media));
         };
@@ -531,7 +633,7 @@ impl Actor {
         self.end(&peer, reason, None).await;
     }
 
-    async fn end(&mut self, peer: &str, reason: EndReason, detail: Option<String>) {
+    pub(crate) async fn end(&mut self, peer: &str, reason: EndReason, detail: Option<String>) {
         self.video.clear(VideoStream::Remote);
         self.set(CallState::Ended {
             peer: peer.to_owned(),
@@ -554,11 +656,5 @@ struct ConnectedView {
 }
 
 fn reject_offline(command: Command) {
-    let offline = || Err(UiError::code(ErrorCode::Unreachable));
-    match command {
-        Command::Place { done, .. } | Command::Accept { done, .. } => {
-            let _ = done.send(offline());
-        }
-        _ => {}
-    }
+    command.reject(UiError::code(ErrorCode::Unreachable));
 }

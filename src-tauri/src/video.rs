@@ -32,6 +32,21 @@ pub enum VideoStream {
     SelfView,
 }
 
+/// A stream in the hub: the one-to-one call's views, or the camera or
+/// screen share of one group call participant, by participant id.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum StreamKey {
+    Call(VideoStream),
+    Participant(String),
+    Screen(String),
+}
+
+impl From<VideoStream> for StreamKey {
+    fn from(stream: VideoStream) -> Self {
+        Self::Call(stream)
+    }
+}
+
 /// The bytes of one frame, sent to the page as an `ArrayBuffer`.
 #[derive(Debug, Clone, specta::Type)]
 pub struct FrameBytes(#[specta(type = Vec<u8>)] Vec<u8>);
@@ -54,8 +69,8 @@ struct View {
 /// The latest frame of each stream and the page's views of them.
 #[derive(Default)]
 pub struct VideoHub {
-    views: Mutex<HashMap<VideoStream, View>>,
-    feeds: Mutex<HashMap<VideoStream, watch::Sender<Option<Arc<VideoFrame>>>>>,
+    views: Mutex<HashMap<StreamKey, View>>,
+    feeds: Mutex<HashMap<StreamKey, watch::Sender<Option<Arc<VideoFrame>>>>>,
     generation: AtomicU64,
 }
 
@@ -63,12 +78,13 @@ impl VideoHub {
     /// Starts sending `stream` to the page at `width` x `height` or less.
     pub fn watch(
         self: &Arc<Self>,
-        stream: VideoStream,
+        stream: impl Into<StreamKey>,
         channel: Channel<FrameBytes>,
         width: u32,
         height: u32,
         renderer: Renderer,
     ) {
+        let stream = stream.into();
         let generation = self.generation.fetch_add(1, Ordering::Relaxed) + 1;
         let view = View {
             channel,
@@ -77,8 +93,8 @@ impl VideoHub {
             renderer,
             generation,
         };
-        lock(&self.views).insert(stream, view);
-        let feed = self.feed(stream);
+        lock(&self.views).insert(stream.clone(), view);
+        let feed = self.feed(stream.clone());
         let hub = Arc::clone(self);
         std::thread::Builder::new()
             .name(format!("video-{stream:?}"))
@@ -86,31 +102,31 @@ impl VideoHub {
             .expect("a thread can be spawned");
     }
 
-    pub fn unwatch(&self, stream: VideoStream) {
-        lock(&self.views).remove(&stream);
+    pub fn unwatch(&self, stream: impl Into<StreamKey>) {
+        lock(&self.views).remove(&stream.into());
     }
 
     /// Returns the sender that publishes frames of `stream`.
-    pub fn sender(&self, stream: VideoStream) -> watch::Sender<Option<Arc<VideoFrame>>> {
+    pub fn sender(&self, stream: impl Into<StreamKey>) -> watch::Sender<Option<Arc<VideoFrame>>> {
         lock(&self.feeds)
-            .entry(stream)
+            .entry(stream.into())
             .or_insert_with(|| watch::channel(None).0)
             .clone()
     }
 
     /// Clears a stream, as when a call ends or the camera goes off.
-    pub fn clear(&self, stream: VideoStream) {
+    pub fn clear(&self, stream: impl Into<StreamKey>) {
         self.sender(stream).send_replace(None);
     }
 
-    fn feed(&self, stream: VideoStream) -> watch::Receiver<Option<Arc<VideoFrame>>> {
+    fn feed(&self, stream: StreamKey) -> watch::Receiver<Option<Arc<VideoFrame>>> {
         self.sender(stream).subscribe()
     }
 
     /// Sends each new frame to the view until the view is replaced or removed.
     fn deliver(
         &self,
-        stream: VideoStream,
+        stream: StreamKey,
         generation: u64,
         mut feed: watch::Receiver<Option<Arc<VideoFrame>>>,
     ) {

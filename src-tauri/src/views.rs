@@ -309,10 +309,131 @@ pub enum CallState {
         /// A device that failed; the call goes on without it.
         warning: Option<crate::error::UiError>,
     },
+    /// Joining a conversation's group call, until the SFU sends its SDP answer.
+    #[serde(rename_all = "camelCase")]
+    Joining {
+        conversation_id: String,
+        title: String,
+        video: bool,
+    },
+    /// In a conversation's group call.
+    #[serde(rename_all = "camelCase")]
+    InRoom(RoomCallView),
+    /// A call ended; for a group call `peer` is the conversation's title.
     #[serde(rename_all = "camelCase")]
     Ended {
         peer: String,
         reason: EndReason,
         detail: Option<String>,
     },
+}
+
+/// A group call this device takes part in, as the call view shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, specta::Type)]
+#[serde(rename_all = "camelCase")]
+pub struct RoomCallView {
+    pub conversation_id: String,
+    pub title: String,
+    pub video: bool,
+    pub started_at_ms: f64,
+    /// This device's participant id.
+    pub self_id: String,
+    /// Everyone in the call, this device included, in the order they joined.
+    pub participants: Vec<RoomMemberView>,
+    /// The participant who speaks loudest at the moment, by the SFU's
+    /// reading of the audio levels.
+    pub active_speaker: Option<String>,
+    pub muted: bool,
+    pub camera_on: bool,
+    /// The screen or window this device shares, by source id.
+    pub sharing: Option<String>,
+    pub quality: Quality,
+    pub talking_while_muted: bool,
+    /// A device or a screen share that failed; the call goes on without it.
+    pub warning: Option<crate::error::UiError>,
+}
+
+/// One participant of a group call.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, specta::Type)]
+#[serde(rename_all = "camelCase")]
+pub struct RoomMemberView {
+    /// The device's id in the call, which its video streams carry.
+    pub id: String,
+    pub user: String,
+    pub audio_muted: bool,
+    pub video_off: bool,
+    pub screen_sharing: bool,
+}
+
+impl From<&hearth_proto::RoomParticipant> for RoomMemberView {
+    fn from(participant: &hearth_proto::RoomParticipant) -> Self {
+        Self {
+            id: participant.id.to_string(),
+            user: participant.user.clone(),
+            audio_muted: participant.audio_muted,
+            video_off: participant.video_off,
+            screen_sharing: participant.screen_sharing,
+        }
+    }
+}
+
+/// Who is in a conversation's group call, for the conversation's banner.
+/// An empty `users` means the call ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, specta::Type)]
+#[serde(rename_all = "camelCase")]
+pub struct RoomSummary {
+    pub conversation_id: String,
+    /// The users in the call, one entry per device.
+    pub users: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, specta::Type)]
+#[serde(rename_all = "camelCase")]
+pub enum ScreenSourceKind {
+    Screen,
+    Window,
+}
+
+/// A screen or window the share picker offers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, specta::Type)]
+#[serde(rename_all = "camelCase")]
+pub struct ScreenSourceView {
+    /// The id to pass to `start_screen_share`, such as `screen:0`.
+    pub id: String,
+    pub kind: ScreenSourceKind,
+    /// The monitor's name or the window's title; may be empty.
+    pub title: String,
+    pub width: u32,
+    pub height: u32,
+    pub thumbnail: Option<ThumbnailView>,
+}
+
+/// A source's picture for the picker: packed 8-bit RGB in base64.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, specta::Type)]
+#[serde(rename_all = "camelCase")]
+pub struct ThumbnailView {
+    pub width: u32,
+    pub height: u32,
+    pub rgb_base64: String,
+}
+
+impl From<&hearth_media::ScreenSource> for ScreenSourceView {
+    fn from(source: &hearth_media::ScreenSource) -> Self {
+        use base64::Engine as _;
+        Self {
+            id: source.id.to_string(),
+            kind: match source.kind {
+                hearth_media::screen::SourceKind::Screen => ScreenSourceKind::Screen,
+                hearth_media::screen::SourceKind::Window => ScreenSourceKind::Window,
+            },
+            title: source.title.clone(),
+            width: source.width,
+            height: source.height,
+            thumbnail: source.thumbnail.as_ref().map(|thumbnail| ThumbnailView {
+                width: thumbnail.width as u32,
+                height: thumbnail.height as u32,
+                rgb_base64: base64::engine::general_purpose::STANDARD.encode(&thumbnail.rgb),
+            }),
+        }
+    }
 }

@@ -10,6 +10,10 @@ type MockHooks = {
   ring: (caller?: string, video?: boolean) => void;
   setConnection: (connection: string) => void;
   receive: (conversationId?: number, text?: string) => void;
+  setRoom: (conversationId?: string, users?: string[]) => void;
+  shareFrom: (participantId?: string, sharing?: boolean) => void;
+  leaveRoom: (participantId?: string) => void;
+  failNextJoin: (code?: string, detail?: string | null) => void;
 };
 
 let root: HTMLElement;
@@ -220,5 +224,100 @@ describe("calls", () => {
     await act(() => mock().ring("bob", false));
     await click("incoming-decline");
     await waitFor(() => byTestId("incoming-call") === null);
+  });
+});
+
+describe("group calls", () => {
+  async function openGroup(): Promise<void> {
+    await mount("?demo");
+    const items = await waitFor(() => allByTestId("conversation-item").length > 2 && allByTestId("conversation-item"));
+    await act(() => items.find((item) => item.dataset.conversationId === "2")!.click());
+    await waitFor(() => byTestId("conversation-title")?.textContent === "Release team");
+  }
+
+  it("shows a call in progress and follows its changes", async () => {
+    await openGroup();
+    const banner = await waitFor(() => byTestId("room-banner"));
+    expect(banner.dataset.count).toBe("2");
+    expect(byTestId("room-banner-text")?.textContent).toBe("Call in progress, 2 people");
+    expect(byTestId("call-video")).toBeNull();
+
+    await act(() => mock().setRoom("2", ["bob", "carol", "dave"]));
+    expect(byTestId("room-banner")?.dataset.count).toBe("3");
+    await act(() => mock().setRoom("2", []));
+    expect(byTestId("room-banner")).toBeNull();
+  });
+
+  it("joins, shows a tile per participant and highlights the speaker", async () => {
+    await openGroup();
+    await click("room-join");
+    await waitFor(() => byTestId("group-call")?.dataset.callState === "inRoom");
+    const tiles = allByTestId("room-tile");
+    expect(tiles.map((tile) => tile.dataset.user)).toEqual(["me", "bob", "carol"]);
+    expect(tiles[0].dataset.self).toBe("true");
+    expect(byTestId("self-video")?.tagName).toBe("CANVAS");
+    expect(allByTestId("tile-video")).toHaveLength(2);
+    expect(byTestId("room-grid")?.dataset.columns).toBe("2");
+    expect(tiles.filter((tile) => tile.dataset.speaking === "true").map((tile) => tile.dataset.user)).toEqual(["bob"]);
+    expect(tiles[2].querySelector("[data-testid=tile-muted]")).not.toBeNull();
+
+    await act(() => mock().leaveRoom("2"));
+    expect(allByTestId("room-tile").map((tile) => tile.dataset.user)).toEqual(["me", "bob"]);
+
+    await click("call-mute");
+    await waitFor(() => allByTestId("room-tile")[0].querySelector("[data-testid=tile-muted]"));
+    await click("room-leave");
+    await waitFor(() => byTestId("in-call")?.dataset.callState === "ended");
+  });
+
+  it("shares a screen from the picker and shows it large", async () => {
+    await openGroup();
+    await click("room-join");
+    await waitFor(() => byTestId("group-call")?.dataset.callState === "inRoom");
+    await click("room-share");
+    const sources = await waitFor(() => allByTestId("share-source").length === 3 && allByTestId("share-source"));
+    expect(sources.map((source) => source.dataset.kind)).toEqual(["screen", "window", "window"]);
+    expect(allByTestId("share-thumbnail").map((thumbnail) => thumbnail.tagName)).toEqual(["CANVAS", "CANVAS", "DIV"]);
+    await act(() => sources[0].click());
+
+    const screen = await waitFor(() => byTestId("room-screen"));
+    expect(screen.dataset.own).toBe("true");
+    expect(byTestId("room-screen-label")?.textContent).toBe("You are sharing your screen");
+    expect(byTestId("room-side")?.querySelectorAll("[data-testid=room-tile]")).toHaveLength(3);
+    expect(byTestId("room-grid")).toBeNull();
+
+    await click("room-stop-share");
+    await waitFor(() => byTestId("room-grid"));
+    expect(byTestId("room-screen")).toBeNull();
+  });
+
+  it("explains a failed join and stays usable", async () => {
+    await openGroup();
+    await act(() => mock().failNextJoin("notMember"));
+    await click("room-join");
+    const error = await waitFor(() => byTestId("call-error"));
+    expect(error.textContent).toContain("You're not a member of this conversation");
+    expect(byTestId("group-call")).toBeNull();
+
+    await act(() => mock().failNextJoin("mediaUnreachable", "the media connection to the server"));
+    await click("room-join");
+    await waitFor(() => byTestId("call-error")?.textContent?.includes("UDP"));
+    expect(byTestId("group-call")).toBeNull();
+
+    await click("room-join");
+    await waitFor(() => byTestId("group-call")?.dataset.callState === "inRoom");
+  });
+
+  it("returns to the grid when the sharer leaves mid-share", async () => {
+    await openGroup();
+    await click("room-join");
+    await waitFor(() => byTestId("group-call")?.dataset.callState === "inRoom");
+    await act(() => mock().shareFrom("1"));
+    expect(byTestId("room-screen")?.dataset.participant).toBe("1");
+    expect(byTestId("room-screen-label")?.textContent).toBe("bob is sharing their screen");
+
+    await act(() => mock().leaveRoom("1"));
+    expect(byTestId("room-screen")).toBeNull();
+    expect(allByTestId("room-tile").map((tile) => tile.dataset.user)).toEqual(["me", "carol"]);
   });
 });

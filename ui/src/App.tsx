@@ -7,10 +7,19 @@ import { FirstRun } from "./screens/FirstRun";
 import { Main } from "./screens/Main";
 import { Settings } from "./screens/Settings";
 import { InCall, IncomingCall } from "./screens/Call";
-import type { AppStatus, CallState, ConversationSummary, Settings as SettingsValue } from "./types";
+import { GroupCall } from "./screens/Room";
+import type { AppStatus, CallState, ConversationSummary, RoomSummary, Settings as SettingsValue } from "./types";
 
 /** How long the "call ended" view stays before returning to the chat. */
 const ENDED_CALL_VISIBLE_MS = 4000;
+
+/** Returns `rooms` with `room` added or replaced, or removed when its call has no users. */
+export function withRoom(rooms: Map<string, RoomSummary>, room: RoomSummary): Map<string, RoomSummary> {
+  const next = new Map(rooms);
+  if (room.users.length === 0) next.delete(room.conversationId);
+  else next.set(room.conversationId, room);
+  return next;
+}
 
 export function App() {
   const [status, setStatus] = useState<AppStatus | null>(null);
@@ -20,6 +29,7 @@ export function App() {
   const [call, setCall] = useState<CallState>({ state: "idle" });
   const [callError, setCallError] = useState<unknown>(null);
   const [settingsOpen, setSettingsOpen] = useState(false);
+  const [rooms, setRooms] = useState<Map<string, RoomSummary>>(new Map());
 
   // Connection changes counted, and the last one, so that a status loaded
   // while a change arrived does not bring back the older connection state.
@@ -69,6 +79,17 @@ export function App() {
     },
   );
   useEvent("onCallChanged", setCall);
+  useEvent("onRoomChanged", (room) => setRooms((current) => withRoom(current, room)));
+
+  // Calls that started before this window loaded are known to the backend only.
+  const signedIn = status?.account != null;
+  useEffect(() => {
+    if (!signedIn) return;
+    api
+      .listRooms()
+      .then((list) => setRooms((current) => list.reduce(withRoom, current)))
+      .catch((err) => console.warn("listRooms failed", err));
+  }, [signedIn]);
 
   useEffect(() => {
     if (call.state !== "ended") return;
@@ -94,6 +115,17 @@ export function App() {
       await api.startCall(conversation.id, video);
     } catch (err) {
       setCall((current) => (current.state === "outgoing" ? { state: "idle" } : current));
+      setCallError(err);
+    }
+  };
+
+  const joinRoom = async (conversation: ConversationSummary, video: boolean) => {
+    setCallError(null);
+    setCall((current) => (current.state === "idle" ? { state: "joining", conversationId: conversation.id, title: conversation.title, video } : current));
+    try {
+      await api.joinRoom(conversation.id, video);
+    } catch (err) {
+      setCall((current) => (current.state === "joining" ? { state: "idle" } : current));
       setCallError(err);
     }
   };
@@ -124,10 +156,17 @@ export function App() {
         account={status.account}
         connection={status.connection}
         callActive={callActive}
+        rooms={rooms}
         onOpenSettings={() => setSettingsOpen(true)}
         onCall={startCall}
+        onJoinRoom={joinRoom}
       />
-      {call.state !== "idle" && call.state !== "incoming" && (
+      {(call.state === "joining" || call.state === "inRoom") && (
+        <div class="call-layer">
+          <GroupCall call={call} settings={status.settings} onApplySettings={applySettings} />
+        </div>
+      )}
+      {call.state !== "idle" && call.state !== "incoming" && call.state !== "joining" && call.state !== "inRoom" && (
         <div class="call-layer">
           <InCall call={call} settings={status.settings} onApplySettings={applySettings} onDismiss={() => setCall({ state: "idle" })} />
         </div>

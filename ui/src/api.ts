@@ -5,6 +5,7 @@
 import { Channel } from "@tauri-apps/api/core";
 
 import { commands, events } from "./bindings";
+import type { VideoStream } from "./bindings";
 import type {
   Account,
   AppStatus,
@@ -17,11 +18,13 @@ import type {
   ErrorCode,
   HistoryView,
   MessageReceived,
+  RoomSummary,
+  ScreenSourceView,
   ServerCheck,
   Settings,
+  StreamKey,
   UiError,
   UserView,
-  VideoStream,
 } from "./types";
 
 export const ERROR_CODES = [
@@ -43,6 +46,9 @@ export const ERROR_CODES = [
   "notFound",
   "invalidInput",
   "keyringUnavailable",
+  "notMember",
+  "mediaUnreachable",
+  "screenCaptureUnavailable",
   "internal",
 ] as const satisfies readonly ErrorCode[];
 
@@ -118,9 +124,19 @@ export interface HearthApi {
   micLevel(): Promise<number>;
   /** Plays a short sound on the chosen speaker and resolves when it ends. */
   testSpeaker(): Promise<void>;
-  /** Streams frames of `stream`, scaled to `width`x`height` device pixels, to `onFrame`. */
-  watchVideo(stream: VideoStream, width: number, height: number, onFrame: (frame: ArrayBuffer) => void): Promise<void>;
-  unwatchVideo(stream: VideoStream): Promise<void>;
+  /**
+   * Streams frames of `stream`, scaled to `width`x`height` device pixels, to `onFrame`.
+   * For a group call participant's camera the size also picks the layer the server sends.
+   */
+  watchVideo(stream: StreamKey, width: number, height: number, onFrame: (frame: ArrayBuffer) => void): Promise<void>;
+  unwatchVideo(stream: StreamKey): Promise<void>;
+  /** Joins a conversation's group call and resolves once the server's SFU accepted the join. */
+  joinRoom(conversationId: string, video: boolean): Promise<void>;
+  /** Returns the group calls in progress in the user's conversations. */
+  listRooms(): Promise<RoomSummary[]>;
+  listScreenSources(): Promise<ScreenSourceView[]>;
+  startScreenShare(sourceId: string): Promise<void>;
+  stopScreenShare(): Promise<void>;
 
   onConnectionChanged(handler: (connection: Connection) => void): Promise<Unlisten>;
   onConversationsChanged(handler: () => void): Promise<Unlisten>;
@@ -128,6 +144,17 @@ export interface HearthApi {
   /** A message was edited or deleted after it was shown, so the conversation needs a reload. */
   onConversationUpdated(handler: (event: ConversationUpdated) => void): Promise<Unlisten>;
   onCallChanged(handler: (call: CallState) => void): Promise<Unlisten>;
+  /** Reports each change of the people in a conversation's group call; no users means it ended. */
+  onRoomChanged(handler: (room: RoomSummary) => void): Promise<Unlisten>;
+}
+
+/** Splits a group call stream key into its participant id and whether it is the screen share. */
+export function parseRoomStream(stream: StreamKey): { participantId: string; screen: boolean } | null {
+  const [kind, participantId] = stream.split(":", 2);
+  if (participantId === undefined) return null;
+  if (kind === "participant") return { participantId, screen: false };
+  if (kind === "screen") return { participantId, screen: true };
+  return null;
 }
 
 // NOTE: until ui/src/bindings.ts is generated, these calls use raw `invoke` and
@@ -197,20 +224,45 @@ export const tauriApi: HearthApi = {
   testSpeaker: async () => {
     await result(() => commands.testSpeaker());
   },
-  watchVideo: (stream, width, height, onFrame) => {
+  watchVideo: async (stream, width, height, onFrame) => {
     // Rust sends each frame as a raw ArrayBuffer, though the generated type says
     // number[] because FrameBytes is declared to specta as Vec<u8>.
     const channel = new Channel<ArrayBuffer>();
     channel.onmessage = onFrame;
-    return call(() => commands.watchVideo(channel as unknown as Parameters<typeof commands.watchVideo>[0], stream, width, height));
+    const frames = channel as unknown as Parameters<typeof commands.watchVideo>[0];
+    const room = parseRoomStream(stream);
+    if (room) {
+      await result(() => commands.watchRoomVideo(frames, room.participantId, room.screen, width, height));
+      return;
+    }
+    return call(() => commands.watchVideo(frames, stream as VideoStream, width, height));
   },
-  unwatchVideo: (stream) => call(() => commands.unwatchVideo(stream)),
+  unwatchVideo: async (stream) => {
+    const room = parseRoomStream(stream);
+    if (room) {
+      await result(() => commands.unwatchRoomVideo(room.participantId, room.screen));
+      return;
+    }
+    return call(() => commands.unwatchVideo(stream as VideoStream));
+  },
+  joinRoom: async (conversationId, video) => {
+    await result(() => commands.joinRoom(conversationId, video));
+  },
+  listRooms: () => call(() => commands.listRooms()),
+  listScreenSources: () => result(() => commands.listScreenSources()),
+  startScreenShare: async (sourceId) => {
+    await result(() => commands.startScreenShare(sourceId));
+  },
+  stopScreenShare: async () => {
+    await result(() => commands.stopScreenShare());
+  },
 
   onConnectionChanged: (handler) => listenTo(events.connectionChanged, handler),
   onConversationsChanged: (handler) => listenTo(events.conversationsChanged, () => handler()),
   onMessageReceived: (handler) => listenTo(events.messageReceived, handler),
   onConversationUpdated: (handler) => listenTo(events.conversationUpdated, handler),
   onCallChanged: (handler) => listenTo(events.callChanged, handler),
+  onRoomChanged: (handler) => listenTo(events.roomChanged, handler),
 };
 
 export let api: HearthApi = tauriApi;

@@ -232,6 +232,76 @@ async watchVideo(channel: TAURI_CHANNEL<FrameBytes>, stream: VideoStream, width:
 },
 async unwatchVideo(stream: VideoStream) : Promise<void> {
     await TAURI_INVOKE("unwatch_video", { stream });
+},
+/**
+ * Joins the group call of a conversation with the camera on or off, and
+ * returns once the server's SFU sent its SDP answer.
+ */
+async joinRoom(conversationId: string, video: boolean) : Promise<Result<null, UiError>> {
+    try {
+    return { status: "ok", data: await TAURI_INVOKE("join_room", { conversationId, video }) };
+} catch (e) {
+    if(e instanceof Error) throw e;
+    else return { status: "error", error: e  as any };
+}
+},
+/**
+ * Returns the group calls in progress in the user's conversations.
+ */
+async listRooms() : Promise<RoomSummary[]> {
+    return await TAURI_INVOKE("list_rooms");
+},
+/**
+ * Lists the screens and windows that can be shared, with thumbnails.
+ */
+async listScreenSources() : Promise<Result<ScreenSourceView[], UiError>> {
+    try {
+    return { status: "ok", data: await TAURI_INVOKE("list_screen_sources") };
+} catch (e) {
+    if(e instanceof Error) throw e;
+    else return { status: "error", error: e  as any };
+}
+},
+/**
+ * Shares a screen or window, by its id from `list_screen_sources`, in the
+ * group call.
+ */
+async startScreenShare(sourceId: string) : Promise<Result<null, UiError>> {
+    try {
+    return { status: "ok", data: await TAURI_INVOKE("start_screen_share", { sourceId }) };
+} catch (e) {
+    if(e instanceof Error) throw e;
+    else return { status: "error", error: e  as any };
+}
+},
+async stopScreenShare() : Promise<Result<null, UiError>> {
+    try {
+    return { status: "ok", data: await TAURI_INVOKE("stop_screen_share") };
+} catch (e) {
+    if(e instanceof Error) throw e;
+    else return { status: "error", error: e  as any };
+}
+},
+/**
+ * Streams a group call participant's camera, or with `screen` their
+ * screen share, into `channel`, scaled to `width` x `height`. The camera's
+ * size also tells the SFU which simulcast layer to send.
+ */
+async watchRoomVideo(channel: TAURI_CHANNEL<FrameBytes>, participantId: string, screen: boolean, width: number, height: number) : Promise<Result<null, UiError>> {
+    try {
+    return { status: "ok", data: await TAURI_INVOKE("watch_room_video", { channel, participantId, screen, width, height }) };
+} catch (e) {
+    if(e instanceof Error) throw e;
+    else return { status: "error", error: e  as any };
+}
+},
+async unwatchRoomVideo(participantId: string, screen: boolean) : Promise<Result<null, UiError>> {
+    try {
+    return { status: "ok", data: await TAURI_INVOKE("unwatch_room_video", { participantId, screen }) };
+} catch (e) {
+    if(e instanceof Error) throw e;
+    else return { status: "error", error: e  as any };
+}
 }
 }
 
@@ -243,13 +313,15 @@ callChanged: CallChanged,
 connectionChanged: ConnectionChanged,
 conversationUpdated: ConversationUpdated,
 conversationsChanged: ConversationsChanged,
-messageReceived: MessageReceived
+messageReceived: MessageReceived,
+roomChanged: RoomChanged
 }>({
 callChanged: "call-changed",
 connectionChanged: "connection-changed",
 conversationUpdated: "conversation-updated",
 conversationsChanged: "conversations-changed",
-messageReceived: "message-received"
+messageReceived: "message-received",
+roomChanged: "room-changed"
 })
 
 /** user-defined constants **/
@@ -266,7 +338,19 @@ export type CallRecord = { outcome: CallOutcomeView; video: boolean; durationSec
 /**
  * The call as the UI shows it.
  */
-export type CallState = { state: "idle" } | { state: "outgoing"; peer: string; video: boolean } | { state: "incoming"; caller: string; video: boolean } | { state: "connecting"; peer: string; video: boolean } | { state: "connected"; peer: string; video: boolean; startedAtMs: number; muted: boolean; cameraOn: boolean; quality: Quality; talkingWhileMuted: boolean; warning: UiError | null } | { state: "ended"; peer: string; reason: EndReason; detail: string | null }
+export type CallState = { state: "idle" } | { state: "outgoing"; peer: string; video: boolean } | { state: "incoming"; caller: string; video: boolean } | { state: "connecting"; peer: string; video: boolean } | { state: "connected"; peer: string; video: boolean; startedAtMs: number; muted: boolean; cameraOn: boolean; quality: Quality; talkingWhileMuted: boolean; warning: UiError | null } | 
+/**
+ * Joining a conversation's group call, until the SFU sends its SDP answer.
+ */
+{ state: "joining"; conversationId: string; title: string; video: boolean } | 
+/**
+ * In a conversation's group call.
+ */
+({ state: "inRoom" } & RoomCallView) | 
+/**
+ * A call ended; for a group call `peer` is the conversation's title.
+ */
+{ state: "ended"; peer: string; reason: EndReason; detail: string | null }
 /**
  * One line of a conversation: a message, a call record or a membership change.
  */
@@ -315,7 +399,20 @@ export type EndReason = "remoteHangUp" | "localHangUp" | "declined" | "missed" |
 /**
  * What went wrong, as the UI matches on it. Never match on `detail`.
  */
-export type ErrorCode = "invalidAddress" | "unreachable" | "untrustedCertificate" | "wrongPassword" | "notSignedIn" | "serverFailed" | "cameraMissing" | "cameraBusy" | "noMicrophone" | "audioDeviceFailed" | "videoFileUnreadable" | "callFailed" | "declined" | "noAnswer" | "busy" | "notFound" | "invalidInput" | "keyringUnavailable" | "internal"
+export type ErrorCode = "invalidAddress" | "unreachable" | "untrustedCertificate" | "wrongPassword" | "notSignedIn" | "serverFailed" | "cameraMissing" | "cameraBusy" | "noMicrophone" | "audioDeviceFailed" | "videoFileUnreadable" | "callFailed" | "declined" | "noAnswer" | "busy" | "notFound" | "invalidInput" | "keyringUnavailable" | 
+/**
+ * Not a member of the conversation, so its group call rejects a join.
+ */
+"notMember" | 
+/**
+ * The media connection to the server's SFU did not come up.
+ */
+"mediaUnreachable" | 
+/**
+ * Screens and windows cannot be captured, as in a Wayland session
+ * without XWayland.
+ */
+"screenCaptureUnavailable" | "internal"
 /**
  * The bytes of one frame, sent to the page as an `ArrayBuffer`.
  */
@@ -353,6 +450,66 @@ export type Renderer =
  * I420 planes converted to RGB by a WebGL shader: 3/8 of the bytes.
  */
 "i420"
+/**
+ * A group call this device takes part in, as the call view shows it.
+ */
+export type RoomCallView = { conversationId: string; title: string; video: boolean; startedAtMs: number; 
+/**
+ * This device's participant id.
+ */
+selfId: string; 
+/**
+ * Everyone in the call, this device included, in the order they joined.
+ */
+participants: RoomMemberView[]; 
+/**
+ * The participant who speaks loudest at the moment, by the SFU's
+ * reading of the audio levels.
+ */
+activeSpeaker: string | null; muted: boolean; cameraOn: boolean; 
+/**
+ * The screen or window this device shares, by source id.
+ */
+sharing: string | null; quality: Quality; talkingWhileMuted: boolean; 
+/**
+ * A device or a screen share that failed; the call goes on without it.
+ */
+warning: UiError | null }
+/**
+ * A change of the people in a conversation's group call. Empty `users`
+ * means the call ended.
+ */
+export type RoomChanged = RoomSummary
+/**
+ * One participant of a group call.
+ */
+export type RoomMemberView = { 
+/**
+ * The device's id in the call, which its video streams carry.
+ */
+id: string; user: string; audioMuted: boolean; videoOff: boolean; screenSharing: boolean }
+/**
+ * Who is in a conversation's group call, for the conversation's banner.
+ * An empty `users` means the call ended.
+ */
+export type RoomSummary = { conversationId: string; 
+/**
+ * The users in the call, one entry per device.
+ */
+users: string[] }
+export type ScreenSourceKind = "screen" | "window"
+/**
+ * A screen or window the share picker offers.
+ */
+export type ScreenSourceView = { 
+/**
+ * The id to pass to `start_screen_share`, such as `screen:0`.
+ */
+id: string; kind: ScreenSourceKind; 
+/**
+ * The monitor's name or the window's title; may be empty.
+ */
+title: string; width: number; height: number; thumbnail: ThumbnailView | null }
 export type ServerCheck = { url: string; trusted: boolean; fingerprint: string }
 /**
  * User settings.
@@ -362,6 +519,10 @@ export type Settings = {
  * `zh-CN` or `en`; `None` follows the system locale.
  */
 language: string | null; startAtLogin: boolean; videoSource: VideoSource; microphone: string | null; speaker: string | null; renderer: Renderer; noiseSuppression: NoiseSuppressionMode }
+/**
+ * A source's picture for the picker: packed 8-bit RGB in base64.
+ */
+export type ThumbnailView = { width: number; height: number; rgbBase64: string }
 /**
  * A command's error.
  */

@@ -1,7 +1,7 @@
 import { useEffect, useRef, useState } from "preact/hooks";
 import { api, type HearthApi, type Unlisten } from "./api";
 
-type EventName = "onConnectionChanged" | "onConversationsChanged" | "onMessageReceived" | "onConversationUpdated" | "onCallChanged";
+type EventName = "onConnectionChanged" | "onConversationsChanged" | "onMessageReceived" | "onConversationUpdated" | "onCallChanged" | "onRoomChanged";
 type Payload<E extends EventName> = Parameters<Parameters<HearthApi[E]>[0]>[0];
 
 /** Subscribes to a backend event for the component's lifetime. */

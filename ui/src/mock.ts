@@ -10,9 +10,13 @@ import type {
   Connection,
   ConversationSummary,
   ConversationUpdated,
+  ErrorCode,
   MessageReceived,
+  RoomCallView,
+  RoomSummary,
+  ScreenSourceView,
+  StreamKey,
   UserView,
-  VideoStream,
 } from "./types";
 
 type Handlers = {
@@ -21,6 +25,7 @@ type Handlers = {
   message: Set<(m: MessageReceived) => void>;
   updated: Set<(m: ConversationUpdated) => void>;
   call: Set<(c: CallState) => void>;
+  room: Set<(r: RoomSummary) => void>;
 };
 
 const PAGE_SIZE = 30;
@@ -106,9 +111,27 @@ function testFrame(format: "rgba" | "i420", width: number, height: number, tick:
   return buffer;
 }
 
+/** Returns a screen and two windows with gradient thumbnails. */
+function demoScreenSources(): ScreenSourceView[] {
+  const thumbnail = (width: number, height: number, hue: number) => {
+    let binary = "";
+    for (let y = 0; y < height; y++) {
+      for (let x = 0; x < width; x++) {
+        binary += String.fromCharCode(hue, Math.round((y * 255) / height), Math.round((x * 255) / width));
+      }
+    }
+    return { width, height, rgbBase64: btoa(binary) };
+  };
+  return [
+    { id: "screen:0", kind: "screen", title: "", width: 1920, height: 1080, thumbnail: thumbnail(160, 90, 40) },
+    { id: "window:0x1a00003", kind: "window", title: "Release notes - Editor", width: 1280, height: 800, thumbnail: thumbnail(144, 90, 200) },
+    { id: "window:0x1c00007", kind: "window", title: "Terminal", width: 800, height: 600, thumbnail: null },
+  ];
+}
+
 export function createMockApi(): HearthApi {
   const now = Date.now();
-  const handlers: Handlers = { connection: new Set(), conversations: new Set(), message: new Set(), updated: new Set(), call: new Set() };
+  const handlers: Handlers = { connection: new Set(), conversations: new Set(), message: new Set(), updated: new Set(), call: new Set(), room: new Set() };
   const signedIn = typeof location !== "undefined" && new URLSearchParams(location.search).has("demo");
   const status: AppStatus = {
     account: signedIn ? { server: "https://chat.example.org", user: "me" } : null,
@@ -128,7 +151,11 @@ export function createMockApi(): HearthApi {
   ];
   const history = demoHistory(now);
   let call: CallState = { state: "idle" };
-  const videoTimers = new Map<VideoStream, ReturnType<typeof setInterval>>();
+  const videoTimers = new Map<StreamKey, ReturnType<typeof setInterval>>();
+  // The "Release team" conversation has a group call in progress.
+  let rooms: RoomSummary[] = [{ conversationId: "2", users: ["bob", "carol"] }];
+  let speakerTimer: ReturnType<typeof setInterval> | undefined;
+  let joinFailure: AppError | null = null;
 
   const setCall = (next: CallState) => {
     call = next;
@@ -234,16 +261,17 @@ export function createMockApi(): HearthApi {
     },
     hangUp: async () => {
       if (call.state !== "idle" && call.state !== "ended") {
-        const peer = call.state === "incoming" ? call.caller : call.peer;
+        clearInterval(speakerTimer);
+        const peer = call.state === "incoming" ? call.caller : call.state === "joining" || call.state === "inRoom" ? call.title : call.peer;
         setCall({ state: "ended", peer, reason: "localHangUp", detail: null });
       }
     },
     setMuted: async (muted) => {
       // The demo talks into a muted microphone, so the hint shows.
-      if (call.state === "connected") setCall({ ...call, muted, talkingWhileMuted: muted });
+      if (call.state === "connected" || call.state === "inRoom") setCall({ ...call, muted, talkingWhileMuted: muted });
     },
     setCameraOn: async (cameraOn) => {
-      if (call.state === "connected") setCall({ ...call, cameraOn });
+      if (call.state === "connected" || call.state === "inRoom") setCall({ ...call, cameraOn });
     },
     getCallState: async () => call,
     listDevices: async () => ({
@@ -269,9 +297,10 @@ export function createMockApi(): HearthApi {
       let tick = 0;
       const w = Math.min(width, 640);
       const h = Math.min(height, 480);
+      const hue = stream === "selfView" ? 40 : stream.startsWith("screen:") ? 220 : 160 + (stream.length % 3) * 30;
       videoTimers.set(
         stream,
-        setInterval(() => onFrame(testFrame(status.settings.renderer, w, h, tick++, stream === "selfView" ? 40 : 160)), FRAME_INTERVAL_MS),
+        setInterval(() => onFrame(testFrame(status.settings.renderer, w, h, tick++, hue)), FRAME_INTERVAL_MS),
       );
     },
     unwatchVideo: async (stream) => {
@@ -279,11 +308,61 @@ export function createMockApi(): HearthApi {
       videoTimers.delete(stream);
     },
 
+    joinRoom: async (id, video) => {
+      const group = conversation(id);
+      if (group.kind !== "group") throw new AppError("invalidInput", `conversation ${id} is not a group`);
+      if (joinFailure) {
+        const failure = joinFailure;
+        joinFailure = null;
+        throw failure;
+      }
+      const users = rooms.find((r) => r.conversationId === id)?.users ?? [];
+      const participants = [...users, status.account?.user ?? "me"].map((user, i) => ({ id: String(i + 1), user, audioMuted: i === 1, videoOff: false, screenSharing: false }));
+      const room: RoomCallView = {
+        conversationId: id,
+        title: group.title,
+        video,
+        startedAtMs: Date.now(),
+        selfId: String(participants.length),
+        participants,
+        activeSpeaker: "1",
+        muted: false,
+        cameraOn: video,
+        sharing: null,
+        quality: "good",
+        talkingWhileMuted: false,
+        warning: null,
+      };
+      setCall({ state: "inRoom", ...room });
+      // The demo's speakers take turns.
+      let turn = 0;
+      clearInterval(speakerTimer);
+      speakerTimer = setInterval(() => {
+        if (call.state !== "inRoom") return;
+        turn += 1;
+        setCall({ ...call, activeSpeaker: call.participants[turn % call.participants.length].id });
+      }, 2000);
+    },
+    listRooms: async () => structuredClone(rooms),
+    listScreenSources: async () => demoScreenSources(),
+    startScreenShare: async (sourceId) => {
+      if (call.state !== "inRoom") throw new AppError("callFailed", "no group call is running");
+      if (!demoScreenSources().some((s) => s.id === sourceId)) throw new AppError("notFound", sourceId);
+      const selfId = call.selfId;
+      setCall({ ...call, sharing: sourceId, participants: call.participants.map((p) => (p.id === selfId ? { ...p, screenSharing: true } : p)) });
+    },
+    stopScreenShare: async () => {
+      if (call.state !== "inRoom") return;
+      const selfId = call.selfId;
+      setCall({ ...call, sharing: null, participants: call.participants.map((p) => (p.id === selfId ? { ...p, screenSharing: false } : p)) });
+    },
+
     onConnectionChanged: (h) => addListener(handlers.connection, h),
     onConversationsChanged: (h) => addListener(handlers.conversations, h),
     onMessageReceived: (h) => addListener(handlers.message, h),
     onConversationUpdated: (h) => addListener(handlers.updated, h),
     onCallChanged: (h) => addListener(handlers.call, h),
+    onRoomChanged: (h) => addListener(handlers.room, h),
   };
 
   if (typeof window !== "undefined") {
@@ -293,6 +372,22 @@ export function createMockApi(): HearthApi {
       receive: (id = "1", text = "Hello from the mock") =>
         deliver(id, { seq: nextSeq(id), sender: conversation(id).peer ?? "bob", atMs: Date.now(), text, edited: false, deleted: false, call: null, notice: null }),
       remoteHangUp: () => call.state === "connected" && setCall({ state: "ended", peer: call.peer, reason: "remoteHangUp", detail: null }),
+      setRoom: (conversationId = "2", users: string[] = []) => {
+        rooms = rooms.filter((r) => r.conversationId !== conversationId);
+        if (users.length > 0) rooms.push({ conversationId, users });
+        handlers.room.forEach((h) => h({ conversationId, users }));
+      },
+      shareFrom: (participantId = "1", sharing = true) => {
+        if (call.state !== "inRoom") return;
+        setCall({ ...call, participants: call.participants.map((p) => (p.id === participantId ? { ...p, screenSharing: sharing } : p)) });
+      },
+      failNextJoin: (code: ErrorCode = "notMember", detail: string | null = null) => {
+        joinFailure = new AppError(code, detail);
+      },
+      leaveRoom: (participantId = "1") => {
+        if (call.state !== "inRoom") return;
+        setCall({ ...call, participants: call.participants.filter((p) => p.id !== participantId) });
+      },
     };
   }
   return api;

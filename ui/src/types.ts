@@ -25,5 +25,17 @@ export type {
   MessageReceived,
   ConversationUpdated,
   VideoStream,
+  RoomCallView,
+  RoomMemberView,
+  RoomSummary,
+  ScreenSourceKind,
+  ScreenSourceView,
+  ThumbnailView,
 } from "./bindings";
 export type { PresenceView as Presence, Quality as CallQuality, EndReason as CallEndReason } from "./bindings";
+
+/**
+ * A video stream the page can show: the one-to-one call's views, or a group call
+ * participant's camera or screen share by participant id.
+ */
+export type StreamKey = import("./bindings").VideoStream | `participant:${string}` | `screen:${string}`;

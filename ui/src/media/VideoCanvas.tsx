@@ -2,10 +2,10 @@ import { useEffect, useRef, useState } from "preact/hooks";
 import { FrameScheduler, parseFrame } from "./frames";
 import { createRenderer } from "./renderers";
 import { subscribe } from "./hub";
-import type { Renderer, VideoStream } from "../types";
+import type { Renderer, StreamKey } from "../types";
 
 type Props = {
-  stream: VideoStream;
+  stream: StreamKey;
   renderer: Renderer;
   testId: string;
   class?: string;

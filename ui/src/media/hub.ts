@@ -3,7 +3,7 @@
 // the size requested, so the hub requests the largest size any canvas needs.
 
 import { api } from "../api";
-import type { VideoStream } from "../types";
+import type { StreamKey } from "../types";
 
 type Size = { width: number; height: number };
 
@@ -15,7 +15,7 @@ export type Subscriber = {
 
 type StreamState = { subscribers: Set<Subscriber>; requested: Size | null };
 
-const streams = new Map<VideoStream, StreamState>();
+const streams = new Map<StreamKey, StreamState>();
 
 function largestSize(subscribers: Set<Subscriber>): Size | null {
   let width = 0;
@@ -27,7 +27,7 @@ function largestSize(subscribers: Set<Subscriber>): Size | null {
   return width > 0 && height > 0 ? { width, height } : null;
 }
 
-function dispatch(stream: VideoStream, buffer: ArrayBuffer): void {
+function dispatch(stream: StreamKey, buffer: ArrayBuffer): void {
   streams.get(stream)?.subscribers.forEach((s) => s.onFrame(buffer));
 }
 
@@ -35,7 +35,7 @@ function reportError(state: StreamState, error: unknown): void {
   state.subscribers.forEach((s) => s.onError?.(error));
 }
 
-async function refresh(stream: VideoStream): Promise<void> {
+async function refresh(stream: StreamKey): Promise<void> {
   const state = streams.get(stream);
   if (!state) return;
 
@@ -58,7 +58,7 @@ async function refresh(stream: VideoStream): Promise<void> {
 }
 
 /** Adds a canvas to `stream`; returns functions to resize and remove it. */
-export function subscribe(stream: VideoStream, subscriber: Subscriber) {
+export function subscribe(stream: StreamKey, subscriber: Subscriber) {
   let state = streams.get(stream);
   if (!state) {
     state = { subscribers: new Set(), requested: null };

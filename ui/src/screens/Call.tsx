@@ -58,7 +58,7 @@ export function IncomingCall({ caller, video }: { caller: string; video: boolean
   );
 }
 
-type ActiveCall = Exclude<CallState, { state: "idle" } | { state: "incoming" }>;
+type ActiveCall = Exclude<CallState, { state: "idle" } | { state: "incoming" } | { state: "joining" } | { state: "inRoom" }>;
 
 type InCallProps = {
   call: ActiveCall;

@@ -4,7 +4,8 @@ import { t } from "../i18n";
 import { useEvent } from "../hooks";
 import { describeCall, describeNotice, formatMessageTime } from "../format";
 import { Avatar, ErrorNote, PresenceDot } from "../components/common";
-import type { ChatMessage, ConversationSummary } from "../types";
+import { peopleInCall } from "../room";
+import type { ChatMessage, ConversationSummary, RoomSummary } from "../types";
 
 /** Scrolling this close to the top loads the previous page of history. */
 const LOAD_OLDER_THRESHOLD_PX = 80;
@@ -15,7 +16,10 @@ type Props = {
   conversation: ConversationSummary;
   me: string;
   callActive: boolean;
+  /** The group call in progress in this conversation, if any. */
+  room: RoomSummary | null;
   onCall: (video: boolean) => void;
+  onJoinRoom: (video: boolean) => void;
 };
 
 /** Merges `incoming` into `messages`, keeping seq order and dropping duplicates. */
@@ -26,7 +30,7 @@ export function mergeMessages(messages: ChatMessage[], incoming: ChatMessage[]):
   return [...bySeq.values()].sort((a, b) => a.seq - b.seq);
 }
 
-export function ConversationView({ conversation, me, callActive, onCall }: Props) {
+export function ConversationView({ conversation, me, callActive, room, onCall, onJoinRoom }: Props) {
   const [messages, setMessages] = useState<ChatMessage[]>([]);
   const [loading, setLoading] = useState<"initial" | "older" | null>("initial");
   const [reachedStart, setReachedStart] = useState(false);
@@ -119,12 +123,10 @@ export function ConversationView({ conversation, me, callActive, onCall }: Props
     }
   };
 
-  // The desktop crate places calls to the peer of a direct conversation only.
-  const canCall = !callActive && conversation.kind === "direct";
-  const callTitle = (video: boolean) => {
-    if (conversation.kind === "group") return t("conversation.groupCallUnavailable");
-    return video ? t("conversation.videoCall") : t("conversation.voiceCall");
-  };
+  // A direct conversation rings its peer; a group conversation has a call to join.
+  const isGroup = conversation.kind === "group";
+  const canCall = !callActive && !isGroup;
+  const people = room ? peopleInCall(room.users) : 0;
 
   // A first page shorter than the view cannot be scrolled, so keep loading until it
   // overflows or the history starts.
@@ -150,14 +152,34 @@ export function ConversationView({ conversation, me, callActive, onCall }: Props
           )}
         </div>
         <div class="header-actions">
-          <button type="button" class="icon-button labelled" data-testid="call-voice" disabled={!canCall} title={callTitle(false)} onClick={() => onCall(false)}>
-            <PhoneIcon /> <span>{t("conversation.voiceCall")}</span>
-          </button>
-          <button type="button" class="icon-button labelled" data-testid="call-video" disabled={!canCall} title={callTitle(true)} onClick={() => onCall(true)}>
-            <CameraIcon /> <span>{t("conversation.videoCall")}</span>
-          </button>
+          {isGroup ? (
+            <>
+              <button type="button" class="icon-button labelled" data-testid="room-join-voice" disabled={callActive} title={t("room.joinVoice")} onClick={() => onJoinRoom(false)}>
+                <PhoneIcon /> <span>{t("room.joinVoice")}</span>
+              </button>
+              <button type="button" class="icon-button labelled primary-action" data-testid="room-join" disabled={callActive} title={t("room.join")} onClick={() => onJoinRoom(true)}>
+                <CameraIcon /> <span>{t("room.join")}</span>
+              </button>
+            </>
+          ) : (
+            <>
+              <button type="button" class="icon-button labelled" data-testid="call-voice" disabled={!canCall} title={t("conversation.voiceCall")} onClick={() => onCall(false)}>
+                <PhoneIcon /> <span>{t("conversation.voiceCall")}</span>
+              </button>
+              <button type="button" class="icon-button labelled" data-testid="call-video" disabled={!canCall} title={t("conversation.videoCall")} onClick={() => onCall(true)}>
+                <CameraIcon /> <span>{t("conversation.videoCall")}</span>
+              </button>
+            </>
+          )}
         </div>
       </header>
+      {room && people > 0 && (
+        <div class="room-banner" role="status" data-testid="room-banner" data-count={people}>
+          <span class="room-banner-dot" />
+          <span data-testid="room-banner-text">{people === 1 ? t("room.inProgressOne") : t("room.inProgress", { count: people })}</span>
+          <span class="muted small">{[...new Set(room.users)].join(", ")}</span>
+        </div>
+      )}
 
       <div class="message-list" ref={list} onScroll={onScroll} data-testid="message-list">
         {loading === "older" && <p class="list-note">{t("conversation.loadingOlder")}</p>}

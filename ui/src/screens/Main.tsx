@@ -3,9 +3,9 @@ import { api } from "../api";
 import { t } from "../i18n";
 import { useEvent } from "../hooks";
 import { Avatar, ErrorNote, PresenceDot } from "../components/common";
-import { ConversationView } from "./Conversation";
+import { CameraIcon, ConversationView } from "./Conversation";
 import { NewConversation } from "./NewConversation";
-import type { Account, Connection, ConversationSummary } from "../types";
+import type { Account, Connection, ConversationSummary, RoomSummary } from "../types";
 
 /** How long "Reconnected" stays up after the connection returns. */
 const RECONNECTED_NOTICE_MS = 3000;
@@ -14,12 +14,15 @@ type Props = {
   account: Account;
   connection: Connection;
   callActive: boolean;
+  /** The group calls in progress, by conversation id. */
+  rooms: Map<string, RoomSummary>;
   onOpenSettings: () => void;
   onCall: (conversation: ConversationSummary, video: boolean) => void;
+  onJoinRoom: (conversation: ConversationSummary, video: boolean) => void;
 };
 
 /** The main window: account, connection and conversations on the left, chat on the right. */
-export function Main({ account, connection, callActive, onOpenSettings, onCall }: Props) {
+export function Main({ account, connection, callActive, rooms, onOpenSettings, onCall, onJoinRoom }: Props) {
   const [conversations, setConversations] = useState<ConversationSummary[] | null>(null);
   const [selectedId, setSelectedId] = useState<string | null>(null);
   const [creating, setCreating] = useState(false);
@@ -89,6 +92,7 @@ export function Main({ account, connection, callActive, onOpenSettings, onCall }
                 // The open conversation is read as messages arrive, even before the list reloads.
                 conversation={c.id === selectedId ? { ...c, unread: 0 } : c}
                 selected={c.id === selectedId}
+                roomPeople={rooms.get(c.id)?.users.length ?? 0}
                 onSelect={() => open(c)}
               />
             </li>
@@ -100,7 +104,15 @@ export function Main({ account, connection, callActive, onOpenSettings, onCall }
       <div class="content">
         <StatusBanner connection={connection} />
         {selected ? (
-          <ConversationView key={selected.id} conversation={selected} me={account.user} callActive={callActive} onCall={(video) => onCall(selected, video)} />
+          <ConversationView
+            key={selected.id}
+            conversation={selected}
+            me={account.user}
+            callActive={callActive}
+            room={rooms.get(selected.id) ?? null}
+            onCall={(video) => onCall(selected, video)}
+            onJoinRoom={(video) => onJoinRoom(selected, video)}
+          />
         ) : (
           <div class="placeholder" data-testid="no-conversation">
             <p class="muted">{t("conversation.placeholder")}</p>
@@ -122,7 +134,9 @@ export function Main({ account, connection, callActive, onOpenSettings, onCall }
   );
 }
 
-function ConversationItem({ conversation: c, selected, onSelect }: { conversation: ConversationSummary; selected: boolean; onSelect: () => void }) {
+type ItemProps = { conversation: ConversationSummary; selected: boolean; roomPeople: number; onSelect: () => void };
+
+function ConversationItem({ conversation: c, selected, roomPeople, onSelect }: ItemProps) {
   return (
     <button
       type="button"
@@ -139,6 +153,11 @@ function ConversationItem({ conversation: c, selected, onSelect }: { conversatio
       <span class="conversation-text">
         <span class="conversation-line">
           <span class="conversation-name">{c.title}</span>
+          {roomPeople > 0 && (
+            <span class="room-live" data-testid="room-live" title={roomPeople === 1 ? t("room.inProgressOne") : t("room.inProgress", { count: roomPeople })}>
+              <CameraIcon /> {roomPeople}
+            </span>
+          )}
         </span>
         <span class="conversation-line">
           <span class="muted small preview">{conversationSubtitle(c)}</span>

@@ -13,6 +13,7 @@ mod apm;
 mod error;
 mod follow;
 mod microphone;
+mod mix;
 mod processing;
 mod resample;
 mod speaker;
@@ -24,6 +25,7 @@ use cpal::traits::{DeviceTrait, HostTrait};
 pub use error::{AudioError, DeviceKind};
 pub use follow::{CallDevices, CurrentDevices, DEVICE_POLL_INTERVAL, choose_device};
 pub use microphone::{InputLevel, Microphone, SILENCE_DBFS};
+pub use mix::{MAX_QUEUED_SAMPLES, StreamMixer};
 pub use processing::{
     AudioProcessor, CHUNK_SAMPLES, EchoSuppression, MutedTalkDetector, NoiseSuppression,
     ProcessingConfig, ProcessingError,
