@@ -484,25 +484,8 @@ impl Participant {
 
     /// Returns the layers of a published stream, highest bitrate first.
     pub fn layers(&self, now: Instant, mid: Mid) -> Vec<Layer> {
-        let Some(track) = self.tracks_in.iter().find(|t| t.mid == mid) else {
-            return Vec::new();
-        };
-        // A stream that started within the current measuring window has no
-        // rates yet; the bytes counted so far give them.
-        let rates = if track.layer_rates.is_empty() {
-            let seconds = now
-                .duration_since(self.window_started)
-                .as_secs_f64()
-                .max(0.001);
-            track
-                .layer_bytes
-                .iter()
-                .map(|(rid, bytes)| (*rid, (*bytes as f64 * 8.0 / seconds) as u64))
-                .collect()
-        } else {
-            track.layer_rates.clone()
-        };
-        let mut layers: Vec<Layer> = rates
+        let mut layers: Vec<Layer> = self
+            .layer_rates(now, mid)
             .into_iter()
             .filter_map(|(rid, bitrate_bps)| {
                 Some(Layer {
@@ -515,6 +498,34 @@ impl Participant {
         layers
     }
 
+    /// Returns the bitrate of the stream on `mid`, all layers together, in
+    /// bit/s: what a receiver of a stream without simulcast gets.
+    pub fn stream_bitrate(&self, now: Instant, mid: Mid) -> u64 {
+        self.layer_rates(now, mid).values().sum()
+    }
+
+    /// Returns the bitrate of each layer of the stream on `mid`, keyed by
+    /// rid, with `None` for a stream without simulcast.
+    fn layer_rates(&self, now: Instant, mid: Mid) -> HashMap<Option<Rid>, u64> {
+        let Some(track) = self.tracks_in.iter().find(|t| t.mid == mid) else {
+            return HashMap::new();
+        };
+        if !track.layer_rates.is_empty() {
+            return track.layer_rates.clone();
+        }
+        // A stream that started within the current measuring window has no
+        // rates yet; the bytes counted so far give them.
+        let seconds = now
+            .duration_since(self.window_started)
+            .as_secs_f64()
+            .max(0.001);
+        track
+            .layer_bytes
+            .iter()
+            .map(|(rid, bytes)| (*rid, (*bytes as f64 * 8.0 / seconds) as u64))
+            .collect()
+    }
+
     /// Returns whether the layer bitrates of the stream on `mid` come from a
     /// whole measuring window rather than from the bytes counted so far.
     pub fn layers_measured(&self, mid: Mid) -> bool {
@@ -524,13 +535,21 @@ impl Participant {
     }
 
     /// The camera streams this participant receives, with their sources, for
-    /// choosing layers. Screen shares are left out: they have no layers, so
-    /// they take no part of the estimate's split.
+    /// choosing layers. Screen shares are left out: they have no layers.
     pub fn received_video(&self) -> Vec<(RoomParticipantId, Mid)> {
+        self.received(false)
+    }
+
+    /// Returns the screen shares this participant receives, with their sources.
+    pub fn received_screens(&self) -> Vec<(RoomParticipantId, Mid)> {
+        self.received(true)
+    }
+
+    fn received(&self, screen: bool) -> Vec<(RoomParticipantId, Mid)> {
         self.tracks_out
             .iter()
             .filter(|t| t.kind == MediaKind::Video && matches!(t.state, TrackOutState::Open(_)))
-            .filter(|t| !t.screen)
+            .filter(|t| t.screen == screen)
             .map(|t| (t.source, t.source_mid))
             .collect()
     }

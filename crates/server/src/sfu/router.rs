@@ -609,11 +609,12 @@ fn room_video_codec<'a>(
 }
 
 /// Returns the bitrate a receiver's bandwidth estimator probes up to, given
-/// the sum of the top layers it could get. The estimator does not estimate
-/// beyond what it probes for, so the target leaves room for the estimate's
-/// headroom, the up-switch margin and audio.
-fn desired_bitrate(top_layers_bps: u64) -> u64 {
-    top_layers_bps * 2 + 200_000
+/// the video it would get at the top layers, streams without layers
+/// included. The estimator does not estimate beyond what it probes for, so
+/// the target leaves room for the estimate's headroom, the up-switch margin
+/// and audio.
+fn desired_bitrate(full_video_bps: u64) -> u64 {
+    full_video_bps * 2 + 200_000
 }
 
 /// Picks the layer every receiver gets of every simulcast stream.
@@ -625,13 +626,28 @@ fn choose_layers(now: Instant, room: &mut Room) {
         let mut sources = Vec::new();
         let mut ladders = Vec::new();
         let mut all_measured = true;
+        // Streams without layers to choose from: screen shares and cameras
+        // sent without simulcast. They are forwarded whole, so their bitrate
+        // comes off the budget before the layers are chosen.
+        let mut fixed_bps = 0;
         for (source, mid) in &received {
             let Some(sender) = room.participants.iter().find(|p| p.id == *source) else {
                 continue;
             };
+            let ladder = sender.layers(now, *mid);
+            if ladder.is_empty() {
+                fixed_bps += sender.stream_bitrate(now, *mid);
+            }
             sources.push((*source, *mid, sender.video_size));
-            ladders.push(sender.layers(now, *mid));
+            ladders.push(ladder);
             all_measured &= sender.layers_measured(*mid);
+        }
+        for (source, mid) in receiver.received_screens() {
+            let Some(sender) = room.participants.iter().find(|p| p.id == source) else {
+                continue;
+            };
+            fixed_bps += sender.stream_bitrate(now, mid);
+            all_measured &= sender.layers_measured(mid);
         }
         let streams: Vec<layers::Stream<'_>> = sources
             .iter()
@@ -643,7 +659,9 @@ fn choose_layers(now: Instant, room: &mut Room) {
                 current: receiver.target_layer(*source, *mid),
             })
             .collect();
-        let budget = receiver.video_budget();
+        let budget = receiver
+            .video_budget()
+            .map(|budget| budget.saturating_sub(fixed_bps));
         tracing::trace!(receiver = receiver.id, ?budget, ?streams, "choosing layers");
         let chosen = layers::allocate(&streams, budget);
         for ((source, mid, _), rid) in sources.iter().zip(chosen) {
@@ -659,7 +677,7 @@ fn choose_layers(now: Instant, room: &mut Room) {
                 .iter()
                 .map(|ladder| ladder.first().map_or(0, |top| top.bitrate_bps))
                 .sum();
-            desired.push((receiver.id, top_layers_bps));
+            desired.push((receiver.id, top_layers_bps + fixed_bps));
         }
     }
     for (receiver, source, mid, rid) in decisions {
