@@ -9,7 +9,6 @@ use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtp::extension::HeaderExtension;
 use rtc::rtp::extension::audio_level_extension::AudioLevelExtension;
-use rtc::rtp::packetizer::Payloader;
 use rtc::shared::marshal::{Marshal, MarshalSize};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -27,7 +26,7 @@ use crate::frame::{AUDIO_FRAME_SAMPLES, AUDIO_RATE};
 use crate::source::VideoClip;
 use crate::source::wav::AudioClip;
 use crate::stats::{StatsCounters, add};
-use crate::video_payload;
+use crate::video_payload::FramePayloader;
 
 /// RTP payload size limit, leaving room for SRTP, header extensions and a
 /// TURN or VPN envelope within a 1500-byte MTU.
@@ -230,7 +229,7 @@ pub(crate) async fn encode_off_thread(
 pub(crate) struct RtpVideoWriter {
     video: VideoTrack,
     stats: Arc<StatsCounters>,
-    payloader: Box<dyn Payloader>,
+    payloader: FramePayloader,
     sequence_number: u16,
     /// The mid and rid that every packet of a simulcast layer carries in
     /// header extensions, so that the receiver can tell the layers apart.
@@ -240,7 +239,7 @@ pub(crate) struct RtpVideoWriter {
 impl RtpVideoWriter {
     pub(crate) fn new(video: VideoTrack, stats: Arc<StatsCounters>) -> Self {
         Self {
-            payloader: video_payload::payloader(video.codec),
+            payloader: FramePayloader::new(video.codec),
             video,
             stats,
             sequence_number: rand::random(),
@@ -274,7 +273,7 @@ impl RtpVideoWriter {
         );
         self.video.codec = codec;
         self.video.payload_type = payload_type;
-        self.payloader = video_payload::payloader(codec);
+        self.payloader = FramePayloader::new(codec);
         true
     }
 
@@ -284,9 +283,7 @@ impl RtpVideoWriter {
         timestamp: u32,
         encoded: EncodedFrame,
     ) -> Result<()> {
-        let payloads = self
-            .payloader
-            .payload(RTP_PAYLOAD_MTU, &Bytes::from(encoded.data))?;
+        let payloads = self.payloader.payload(RTP_PAYLOAD_MTU, &encoded)?;
         let last = payloads.len().saturating_sub(1);
         for (position, payload) in payloads.into_iter().enumerate() {
             add(&self.stats.video_bytes_sent, payload.len() as u64);

@@ -13,8 +13,7 @@ use hearth_media::jitter::AssembledFrame;
 use hearth_media::receive::{FrameOutcome, VideoReceiver};
 use hearth_media::source::load_video;
 use hearth_media::video_payload;
-use rtc::rtp::codec::vp8::Vp8Payloader;
-use rtc::rtp::packetizer::Payloader;
+use hearth_media::video_payload::FramePayloader;
 
 /// xorshift64*: small, deterministic and good enough to spread test input.
 struct Random(u64);
@@ -76,10 +75,8 @@ fn foreman_vp8(count: usize, keyframes: &[usize]) -> Vec<EncodedFrame> {
 }
 
 fn packetize(frame: &EncodedFrame) -> Vec<Bytes> {
-    let mut payloader = Vp8Payloader::default();
-    payloader.enable_picture_id = true;
-    payloader
-        .payload(1150, &Bytes::from(frame.data.clone()))
+    FramePayloader::new(VideoCodec::Vp8)
+        .payload(1150, frame)
         .unwrap()
 }
 
@@ -209,6 +206,7 @@ fn corrupt_frame_concealed_until_keyframe() {
             payloads = packetize(&EncodedFrame {
                 data: frame.data[..half].to_vec(),
                 keyframe: false,
+                temporal: None,
             });
         }
         let outcome = receiver.handle_frame(&assembled(index as u32 * 3600, payloads));

@@ -81,6 +81,7 @@ impl H264Encoder {
         Ok(Some(EncodedFrame {
             data: bitstream.to_vec(),
             keyframe: frame_type == FrameType::IDR,
+            temporal: None,
         }))
     }
 }

@@ -102,6 +102,11 @@ pub struct VideoEncoderConfig {
     /// against 47 dB without it for a 2.5 Mbit/s target (it spends only
     /// about 0.7 Mbit/s), and libvpx's mode made no difference.
     pub screen_content: bool,
+    /// Number of temporal layers, 1 or 2; only the VP8 encoder makes more
+    /// than one. With 2, every other frame is a base-layer frame and the
+    /// frames between are referenced by no other frame, so an SFU can halve
+    /// the frame rate for a receiver by dropping them.
+    pub temporal_layers: u8,
 }
 
 impl Default for VideoEncoderConfig {
@@ -112,6 +117,7 @@ impl Default for VideoEncoderConfig {
             keyframe_interval: 0,
             threads: 0,
             screen_content: false,
+            temporal_layers: 1,
         }
     }
 }
@@ -121,6 +127,24 @@ impl Default for VideoEncoderConfig {
 pub struct EncodedFrame {
     pub data: Vec<u8>,
     pub keyframe: bool,
+    /// The frame's temporal layer when the encoder makes more than one.
+    pub temporal: Option<TemporalLayer>,
+}
+
+/// Where one frame sits in a stream with temporal layers (RFC 7741
+/// section 4.2): its layer, and the base-layer frame index it depends on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TemporalLayer {
+    /// Temporal layer id (TID); 0 is the base layer.
+    pub id: u8,
+    /// Layer sync (Y): the frame refers to base-layer frames only, so a
+    /// receiver can start taking this layer at it.
+    pub sync: bool,
+    /// Whether no other frame refers to this one (N).
+    pub discardable: bool,
+    /// Index of the latest base-layer frame, counted from the stream's
+    /// start and wrapping at 256 (TL0PICIDX).
+    pub base_index: u8,
 }
 
 /// A real-time video encoder. The first frame, and the first after a size

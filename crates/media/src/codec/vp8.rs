@@ -6,7 +6,8 @@
 
 use super::vpx::{self, EncoderSettings};
 use super::{
-    EncodedFrame, VideoCodec, VideoDecoder, VideoEncoder, VideoEncoderConfig, threads_per_core,
+    EncodedFrame, TemporalLayer, VideoCodec, VideoDecoder, VideoEncoder, VideoEncoderConfig,
+    threads_per_core,
 };
 use crate::error::{MediaError, Result};
 use crate::frame::VideoFrame;
@@ -33,6 +34,10 @@ pub struct Vp8Encoder {
     cpu_used: i32,
     encoder: Option<vpx::Encoder>,
     force_keyframe: bool,
+    /// Frames since the last keyframe, which picks each frame's temporal layer.
+    frames_since_keyframe: u64,
+    /// Base-layer frames since the stream started, wrapping (TL0PICIDX).
+    base_index: u8,
 }
 
 impl Vp8Encoder {
@@ -52,6 +57,8 @@ impl Vp8Encoder {
             cpu_used,
             encoder: None,
             force_keyframe: true,
+            frames_since_keyframe: 0,
+            base_index: 0,
         })
     }
 
@@ -82,16 +89,42 @@ impl Vp8Encoder {
             self.force_keyframe = true;
         }
         let force_keyframe = std::mem::take(&mut self.force_keyframe);
+        if force_keyframe {
+            self.frames_since_keyframe = 0;
+        }
         let encoder = self
             .encoder
             .as_mut()
             .expect("the encoder was created above");
+        let layers = encoder.temporal_layers();
+        let layer = (self.frames_since_keyframe % u64::from(layers)) as u32;
         let encoded = encoder
-            .encode(frame, force_keyframe)
+            .encode(frame, force_keyframe, layer)
             .map_err(|err| MediaError::Vp8Encode(err.to_string()))?;
-        Ok(encoded.map(|encoded| EncodedFrame {
+        let Some(encoded) = encoded else {
+            return Ok(None);
+        };
+        // A keyframe the encoder chose itself also restarts the pattern.
+        if encoded.keyframe {
+            self.frames_since_keyframe = 0;
+        }
+        let temporal = (layers > 1).then(|| {
+            let base = self.frames_since_keyframe.is_multiple_of(2);
+            if base {
+                self.base_index = self.base_index.wrapping_add(1);
+            }
+            TemporalLayer {
+                id: u8::from(!base),
+                sync: true,
+                discardable: !base,
+                base_index: self.base_index,
+            }
+        });
+        self.frames_since_keyframe += 1;
+        Ok(Some(EncodedFrame {
             data: encoded.data,
             keyframe: encoded.keyframe,
+            temporal,
         }))
     }
 
@@ -109,6 +142,7 @@ impl Vp8Encoder {
             keyframe_interval: self.config.keyframe_interval,
             cpu_used: self.cpu_used,
             screen_content: self.config.screen_content,
+            temporal_layers: u32::from(self.config.temporal_layers.clamp(1, 2)),
         }
     }
 }
@@ -215,6 +249,8 @@ pub struct PayloadDescriptor {
     /// Partition index (PID).
     pub partition_index: u8,
     pub picture_id: Option<u16>,
+    /// The temporal layer fields, when the descriptor has TL0PICIDX and TID.
+    pub temporal: Option<TemporalLayer>,
 }
 
 impl PayloadDescriptor {
@@ -230,6 +266,7 @@ pub fn parse_payload_descriptor(payload: &[u8]) -> Option<PayloadDescriptor> {
     let first = *payload.first()?;
     let mut len = 1;
     let mut picture_id = None;
+    let mut temporal = None;
     if first & 0x80 != 0 {
         let extension = *payload.get(len)?;
         len += 1;
@@ -245,11 +282,22 @@ pub fn parse_payload_descriptor(payload: &[u8]) -> Option<PayloadDescriptor> {
             }
         }
         // L: TL0PICIDX, then one byte shared by T and K.
+        let mut base_index = None;
         if extension & 0x40 != 0 {
+            base_index = Some(*payload.get(len)?);
             len += 1;
         }
         if extension & 0x30 != 0 {
+            let layer = *payload.get(len)?;
             len += 1;
+            if extension & 0x20 != 0 {
+                temporal = Some(TemporalLayer {
+                    id: layer >> 6,
+                    sync: layer & 0x20 != 0,
+                    discardable: first & 0x20 != 0,
+                    base_index: base_index.unwrap_or(0),
+                });
+            }
         }
     }
     (payload.len() > len).then_some(PayloadDescriptor {
@@ -257,6 +305,7 @@ pub fn parse_payload_descriptor(payload: &[u8]) -> Option<PayloadDescriptor> {
         start_of_partition: first & 0x10 != 0,
         partition_index: first & 0x07,
         picture_id,
+        temporal,
     })
 }
 

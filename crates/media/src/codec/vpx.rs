@@ -82,7 +82,32 @@ pub(crate) struct EncoderSettings {
     pub cpu_used: i32,
     /// Turns on libvpx's screen content mode, for shared screens.
     pub screen_content: bool,
+    /// 1, or 2 for a base layer at half the frame rate and one layer above.
+    pub temporal_layers: u32,
 }
+
+/// The share of the bitrate that the base layer gets with two temporal
+/// layers. The base layer's frames are each coded against the previous base
+/// frame, twice as far apart as consecutive frames, so they need more than
+/// half of the bits.
+const BASE_LAYER_BITRATE_SHARE: f64 = 0.6;
+
+/// Reference flags of a base-layer frame: it refers to and updates only the
+/// last frame buffer, which holds the previous base-layer frame.
+const BASE_LAYER_FLAGS: u32 = sys::VP8_EFLAG_NO_REF_GF
+    | sys::VP8_EFLAG_NO_REF_ARF
+    | sys::VP8_EFLAG_NO_UPD_GF
+    | sys::VP8_EFLAG_NO_UPD_ARF;
+
+/// Reference flags of an upper-layer frame: it refers to the last base-layer
+/// frame and updates no buffer and no probabilities, so dropping it leaves
+/// the frames after it decodable.
+const UPPER_LAYER_FLAGS: u32 = sys::VP8_EFLAG_NO_REF_GF
+    | sys::VP8_EFLAG_NO_REF_ARF
+    | sys::VP8_EFLAG_NO_UPD_LAST
+    | sys::VP8_EFLAG_NO_UPD_GF
+    | sys::VP8_EFLAG_NO_UPD_ARF
+    | sys::VP8_EFLAG_NO_UPD_ENTROPY;
 
 /// One VP8 frame from the encoder.
 pub(crate) struct EncodedVp8 {
@@ -98,6 +123,7 @@ pub(crate) struct Encoder {
     /// Presentation time of the next frame, in 90 kHz ticks.
     pts: i64,
     frame_duration: c_ulong,
+    temporal_layers: u32,
 }
 
 // SAFETY: the context is only used through `&mut self` and keeps no
@@ -145,6 +171,7 @@ impl Encoder {
             height: settings.height,
             pts: 0,
             frame_duration: (90_000.0 / fps).round() as c_ulong,
+            temporal_layers: settings.temporal_layers.clamp(1, 2),
         };
 
         // Camera video controls: the speed preset, skipping unchanged blocks
@@ -181,6 +208,11 @@ impl Encoder {
         (self.width, self.height)
     }
 
+    /// Returns the number of temporal layers the encoder was created with.
+    pub fn temporal_layers(&self) -> u32 {
+        self.temporal_layers
+    }
+
     fn control(&mut self, id: c_int, value: c_int) -> Result<(), VpxError> {
         // SAFETY: the context is initialised, and every control used here
         // takes one `int` argument, which is what the variadic call passes.
@@ -188,23 +220,37 @@ impl Encoder {
         check(&mut self.ctx, code)
     }
 
-    /// Encodes one I420 frame of the encoder's size. Returns `None` when the
+    /// Encodes one I420 frame of the encoder's size, in temporal layer
+    /// `layer` (0 or 1) when the encoder has two. Returns `None` when the
     /// encoder dropped the frame.
     pub fn encode(
         &mut self,
         frame: &VideoFrame,
         force_keyframe: bool,
+        layer: u32,
     ) -> Result<Option<EncodedVp8>, VpxError> {
         let size_matches = (frame.width as u32, frame.height as u32) == (self.width, self.height);
         if !size_matches || frame.data.len() < VideoFrame::i420_len(frame.width, frame.height) {
             return Err(plain_error(sys::vpx_codec_err_t::VPX_CODEC_INVALID_PARAM));
         }
         let image = wrap_i420(frame);
-        let flags = if force_keyframe {
+        let mut flags = if force_keyframe {
             sys::VPX_EFLAG_FORCE_KF as sys::vpx_enc_frame_flags_t
         } else {
             0
         };
+        if self.temporal_layers > 1 {
+            let layer = layer.min(self.temporal_layers - 1);
+            flags |= sys::vpx_enc_frame_flags_t::from(if layer == 0 {
+                BASE_LAYER_FLAGS
+            } else {
+                UPPER_LAYER_FLAGS
+            });
+            self.control(
+                sys::vp8e_enc_control_id::VP8E_SET_TEMPORAL_LAYER_ID as c_int,
+                layer as c_int,
+            )?;
+        }
         // SAFETY: `image` points into `frame.data`, a complete I420 picture of
         // the configured size (checked above) that outlives the call. libvpx
         // copies the picture before it returns, because it runs with no lag.
@@ -303,6 +349,22 @@ fn configure_real_time(config: &mut sys::vpx_codec_enc_cfg_t, settings: &Encoder
     config.rc_buf_initial_sz = 500;
     config.rc_buf_optimal_sz = 600;
     config.rc_buf_sz = 1000;
+
+    if settings.temporal_layers > 1 {
+        // Two layers in the pattern base, upper, base, upper: the base layer
+        // runs at half the frame rate with its share of the bitrate, and
+        // the targets are cumulative.
+        let total = config.rc_target_bitrate;
+        config.ts_number_layers = 2;
+        config.ts_target_bitrate[0] =
+            ((f64::from(total) * BASE_LAYER_BITRATE_SHARE) as c_uint).max(1);
+        config.ts_target_bitrate[1] = total;
+        config.ts_rate_decimator[0] = 2;
+        config.ts_rate_decimator[1] = 1;
+        config.ts_periodicity = 2;
+        config.ts_layer_id[0] = 0;
+        config.ts_layer_id[1] = 1;
+    }
 
     if settings.keyframe_interval == 0 {
         config.kf_mode = sys::vpx_kf_mode::VPX_KF_DISABLED;
