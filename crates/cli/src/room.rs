@@ -52,6 +52,11 @@ pub struct RoomArgs {
     /// server then forwards no larger simulcast layer.
     #[arg(long, value_parser = parse_size)]
     view: Option<(u32, u32)>,
+    /// Maximum video bitrate to receive, all participants together, in
+    /// kbit/s, as on a metered link; the server then forwards lower layers
+    /// or frame rates.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=4_000_000))]
+    max_video_kbps: Option<u32>,
     /// Share this screen or window while sending, by its id from `hearth
     /// screens`, such as screen:0 or window:0x1a00003.
     #[arg(long, value_name = "SOURCE")]
@@ -218,6 +223,9 @@ async fn take_part(
             })
             .collect();
         call.set_views(views);
+    }
+    if let Some(kbps) = args.max_video_kbps {
+        call.set_video_limit(Some(kbps * 1000));
     }
     let size = (media.video.width() as u32, media.video.height() as u32);
     call.set_media(false, false, Some(size));

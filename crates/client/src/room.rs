@@ -76,6 +76,9 @@ pub struct RoomCall {
     task: JoinHandle<RoomEnd>,
     /// The screen share's controls once it was first started.
     screen: Option<ScreenControls>,
+    /// The last views and video limit sent, which `set_room_views` carries
+    /// together.
+    receiving: std::sync::Mutex<(Vec<RoomView>, Option<u32>)>,
 }
 
 /// Joins the group call of a conversation. Only members may join; the
@@ -129,6 +132,7 @@ pub async fn join_room(
         outgoing,
         task,
         screen: None,
+        receiving: std::sync::Mutex::new((Vec::new(), None)),
     })
 }
 
@@ -153,9 +157,31 @@ impl RoomCall {
 
     /// Tells the SFU at which size this device shows each participant.
     pub fn set_views(&self, views: Vec<RoomView>) {
+        let mut receiving = self.lock_receiving();
+        receiving.0 = views;
+        self.send_views(&receiving);
+    }
+
+    /// Caps the video this device receives, all streams together, at
+    /// `max_video_bps` bit/s, or lifts the cap with `None`. The SFU then
+    /// forwards lower layers or frame rates, as on a slow link.
+    pub fn set_video_limit(&self, max_video_bps: Option<u32>) {
+        let mut receiving = self.lock_receiving();
+        receiving.1 = max_video_bps;
+        self.send_views(&receiving);
+    }
+
+    fn lock_receiving(&self) -> std::sync::MutexGuard<'_, (Vec<RoomView>, Option<u32>)> {
+        self.receiving
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn send_views(&self, (views, max_video_bps): &(Vec<RoomView>, Option<u32>)) {
         self.send(ClientMessage::SetRoomViews {
             conversation_id: self.conversation_id,
-            views,
+            views: views.clone(),
+            max_video_bps: *max_video_bps,
         });
     }
 

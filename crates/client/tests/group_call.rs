@@ -30,6 +30,9 @@ static ONE_CALL_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_ne
 #[derive(Debug, Default)]
 struct Received {
     video_frames: HashMap<String, usize>,
+    /// When each frame from each participant was decoded, in seconds since
+    /// this participant started sending.
+    video_times: HashMap<String, Vec<f64>>,
     /// The codecs of the decoded frames from each participant, in order,
     /// each run of frames in one codec listed once.
     video_codecs: HashMap<String, Vec<VideoCodec>>,
@@ -53,6 +56,10 @@ struct Part {
     linger: f64,
     /// The size at which this participant shows everyone else.
     view: Option<(u32, u32)>,
+    /// The maximum video bitrate this participant accepts, in bit/s.
+    max_video_bps: Option<u32>,
+    /// Whether this participant sends its camera.
+    send_video: bool,
     peer: PeerConfig,
 }
 
@@ -64,6 +71,8 @@ impl Part {
             seconds: SECONDS,
             linger: 2.0,
             view: None,
+            max_video_bps: None,
+            send_video: true,
             peer,
         }
     }
@@ -84,6 +93,8 @@ async fn take_part(
         seconds,
         linger,
         view,
+        max_video_bps,
+        send_video,
         peer,
     } = part;
     tokio::time::sleep(join_after).await;
@@ -92,7 +103,7 @@ async fn take_part(
     let options = RoomOptions {
         peer,
         send: SendMedia {
-            video: true,
+            video: send_video,
             audio: true,
         },
         sinks: RemoteSinks {
@@ -133,13 +144,19 @@ async fn take_part(
             .collect();
         call.set_views(views);
     }
+    if max_video_bps.is_some() {
+        call.set_video_limit(max_video_bps);
+    }
     call.set_media(
         false,
         false,
         Some((clip.width() as u32, clip.height() as u32)),
     );
-    call.peer.start_video(clip, seconds, 300_000).await.unwrap();
+    if send_video {
+        call.peer.start_video(clip, seconds, 300_000).await.unwrap();
+    }
     call.peer.start_audio(speech, seconds).await.unwrap();
+    let started = tokio::time::Instant::now();
 
     let mut received = Received::default();
     let deadline = tokio::time::Instant::now() + Duration::from_secs_f64(seconds + linger);
@@ -153,6 +170,11 @@ async fn take_part(
                 if codecs.last() != Some(&video.codec) {
                     codecs.push(video.codec);
                 }
+                received
+                    .video_times
+                    .entry(stream.clone())
+                    .or_default()
+                    .push(started.elapsed().as_secs_f64());
                 *received.video_frames.entry(stream).or_default() += 1;
             }
             Some((stream, audio)) = audio_rx.recv() => {
@@ -366,6 +388,76 @@ async fn vp8_simulcast_decodes_every_layer_switch() {
             "participant {first} showing {sender} at 160x120 got {size:?}"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vp8_video_limit_halves_frame_rate() {
+    // One participant sends 300 kbit/s as VP8 simulcast with two temporal
+    // layers: about 195 kbit/s in the top layer, of which the base temporal
+    // layer has about 60 %. A receiver that takes at most 160 kbit/s of
+    // video gets the top layer's base: full size at half the frame rate,
+    // which beats the half-size layer at the full rate. Another receiver
+    // without a limit gets the whole top layer. The receivers send no
+    // video, which leaves the CPU to the sender's three encoders.
+    let _alone = ONE_CALL_AT_A_TIME.lock().await;
+    let (_server, sessions, group, _folder) = group_of(3).await;
+    let peer = PeerConfig {
+        simulcast: true,
+        video_codecs: vp8_only(),
+        ..common::loopback_peer()
+    };
+    let seconds = 7.0;
+    let sender = Part {
+        seconds,
+        ..Part::new(2, peer.clone())
+    };
+    let limited = Part {
+        max_video_bps: Some(160_000),
+        send_video: false,
+        ..sender.clone()
+    };
+    let unlimited = Part {
+        send_video: false,
+        ..sender.clone()
+    };
+    let results = run_parts(sessions, group, vec![sender, limited, unlimited]).await;
+    // The SFU measures a layer's bitrate over 2 s and the encoder starts
+    // below its target, so the choice settles within 4 s. Frames count from
+    // then to the end of sending, which is 75 frames at 25 fps.
+    let window = 4.0..seconds;
+    let window_frames = (window.end - window.start) * 25.0;
+    let sender_id = results[0].0.to_string();
+    let decoded = |index: usize| {
+        let received = &results[index].1;
+        let frames = received.video_times.get(&sender_id).map_or(0, |times| {
+            times.iter().filter(|time| window.contains(time)).count()
+        });
+        (frames, received.video_sizes.get(&sender_id).copied())
+    };
+
+    let (frames, size) = decoded(1);
+    println!(
+        "the limited receiver decoded {frames} of {window_frames} frames between 4 s and \
+         {seconds} s, the last at {size:?}"
+    );
+    assert_eq!(
+        size,
+        Some((352, 288)),
+        "the limited receiver got {results:?}"
+    );
+    assert!(
+        (window_frames * 0.35..=window_frames * 0.65).contains(&(frames as f64)),
+        "the limited receiver decoded {frames} of {window_frames} frames, not about half: \
+         {results:?}"
+    );
+    // The other receiver's layer follows its bandwidth estimate, which may
+    // dip on a busy machine, so only its frame rate is checked: well above
+    // half, so that frames lost on the way cannot pass for the base layer.
+    let (frames, _) = decoded(2);
+    assert!(
+        frames as f64 >= window_frames * 0.75,
+        "the receiver without a limit decoded only {frames} of {window_frames} frames"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -401,11 +401,14 @@ pub(crate) fn spawn_simulcast_video(
             .get(index)
             .copied()
             .unwrap_or(SIMULCAST_BITRATE_SHARES[2]);
+        // Two temporal layers let the SFU halve a layer's frame rate for a
+        // receiver whose bandwidth falls between two layers. Only VP8 uses them.
         let config = VideoEncoderConfig {
             bitrate_bps: (f64::from(bitrate_bps) * share) as u32,
             max_fps: clip.fps as f32,
             keyframe_interval: 0,
             threads: 0,
+            temporal_layers: 2,
             ..VideoEncoderConfig::default()
         };
         let encoder = new_video_encoder(video.codec, config)?;

@@ -1,6 +1,6 @@
 //! VP8 with two temporal layers on the foreman clip: the frames alternate
 //! between the base layer and the upper layer, the RTP payload descriptors
-//! say so, and the base layer alone decodes without corruption at half the
+//! carry each frame's layer, and the base layer alone decodes without corruption at half the
 //! frame rate, as a receiver gets it from an SFU that drops the upper layer.
 
 mod common;
@@ -61,7 +61,7 @@ fn decode_kept(
 }
 
 #[test]
-fn base_layer_alone_decodes_at_half_the_frame_rate() {
+fn vp8_base_layer_decodes_alone() {
     let clip = load_video(&common::media("video/BA1_FT_C.264")).unwrap();
     let frames = encode(&clip.frames, 2);
 

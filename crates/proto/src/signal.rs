@@ -226,6 +226,12 @@ pub enum ClientMessage {
     SetRoomViews {
         conversation_id: ConversationId,
         views: Vec<RoomView>,
+        /// The maximum video bitrate this device accepts, all streams
+        /// together, in bit/s, as on a metered link. The SFU then forwards
+        /// lower layers or frame rates, as when the bandwidth estimate is
+        /// low. Missing or 0: no limit but the estimate.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        max_video_bps: Option<u32>,
     },
     /// Tells the other participants that this device started or stopped
     /// sharing its screen on the section named by `join_room`'s

@@ -93,7 +93,7 @@ pub(crate) struct EncoderSettings {
 const BASE_LAYER_BITRATE_SHARE: f64 = 0.6;
 
 /// Reference flags of a base-layer frame: it refers to and updates only the
-/// last frame buffer, which holds the previous base-layer frame.
+/// last frame buffer, which contains the previous base-layer frame.
 const BASE_LAYER_FLAGS: u32 = sys::VP8_EFLAG_NO_REF_GF
     | sys::VP8_EFLAG_NO_REF_ARF
     | sys::VP8_EFLAG_NO_UPD_GF

@@ -10,11 +10,12 @@ use hearth_proto::RoomParticipantId;
 use str0m::bwe::{Bitrate, BweKind};
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::config::CryptoProvider;
+use str0m::format::CodecExtra;
 use str0m::media::{Direction, KeyframeRequestKind, MediaData, MediaKind, Mid, Rid};
 use str0m::net::Transmit;
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc, RtcError};
 
-use super::layers::{self, Forward, Layer, LayerState};
+use super::layers::{self, Choice, Forward, FrameLayer, Layer, LayerState};
 use crate::signal::machine::ConnId;
 
 /// The bitrate the bandwidth estimate of a new receiver starts from.
@@ -40,14 +41,39 @@ pub enum Propagated {
     Offer(Box<SdpOffer>),
 }
 
+/// How many measuring windows a layer's bitrate is the mean of. One window
+/// of half a second swings by a third around a CBR encoder's target, which
+/// would move receivers up and down between layers. The mean over 2 s keeps
+/// them where the layer fits.
+const RATE_WINDOWS: usize = 4;
+
+/// The bytes of one layer counted in the current measuring window.
+#[derive(Debug, Clone, Copy, Default)]
+struct WindowBytes {
+    /// Frames other than keyframes.
+    delta: u64,
+    /// Of those, frames above the base temporal layer.
+    upper: u64,
+    keyframes: u64,
+}
+
+/// The bitrate of one layer, in bit/s.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct LayerRate {
+    total_bps: u64,
+    /// The base temporal layer alone, when frames above it arrived.
+    base_bps: Option<u64>,
+}
+
 /// A stream this participant publishes.
 struct TrackIn {
     mid: Mid,
     kind: MediaKind,
-    /// Bytes received per layer in the current measuring second.
-    layer_bytes: HashMap<Option<Rid>, u64>,
-    /// Bitrates per layer measured over the last full second.
-    layer_rates: HashMap<Option<Rid>, u64>,
+    /// Bytes received per layer in the current measuring window.
+    counted: HashMap<Option<Rid>, WindowBytes>,
+    /// The rates per layer over the last whole measuring windows, newest
+    /// last, at most [`RATE_WINDOWS`].
+    windows: VecDeque<HashMap<Option<Rid>, LayerRate>>,
     last_keyframe_request: HashMap<Option<Rid>, Instant>,
 }
 
@@ -107,6 +133,8 @@ pub struct Participant {
     tracks_out: Vec<TrackOut>,
     pending: Option<SdpPendingOffer>,
     views: HashMap<RoomParticipantId, (u32, u32)>,
+    /// The maximum video bitrate the device accepts, in bit/s.
+    max_video_bps: Option<u64>,
     estimate: Option<Bitrate>,
     /// Addresses this session received from, for routing datagrams.
     pub remote_addrs: Vec<SocketAddr>,
@@ -162,6 +190,7 @@ impl Participant {
             tracks_out: Vec::new(),
             pending: None,
             views: HashMap::new(),
+            max_video_bps: None,
             estimate: None,
             remote_addrs: Vec::new(),
             queued: VecDeque::new(),
@@ -244,8 +273,8 @@ impl Participant {
                 self.tracks_in.push(TrackIn {
                     mid: added.mid,
                     kind: added.kind,
-                    layer_bytes: HashMap::new(),
-                    layer_rates: HashMap::new(),
+                    counted: HashMap::new(),
+                    windows: VecDeque::new(),
                     last_keyframe_request: HashMap::new(),
                 });
                 Some(Propagated::TrackOpened {
@@ -255,7 +284,16 @@ impl Participant {
             }
             Event::MediaData(data) => {
                 if let Some(track) = self.tracks_in.iter_mut().find(|t| t.mid == data.mid) {
-                    *track.layer_bytes.entry(data.rid).or_default() += data.data.len() as u64;
+                    let bytes = data.data.len() as u64;
+                    let counted = track.counted.entry(data.rid).or_default();
+                    if data.is_keyframe() {
+                        counted.keyframes += bytes;
+                    } else {
+                        counted.delta += bytes;
+                        if frame_layer(&data).id > 0 {
+                            counted.upper += bytes;
+                        }
+                    }
                 }
                 Some(Propagated::Media(Box::new(data)))
             }
@@ -385,8 +423,18 @@ impl Participant {
         self.tracks_in.iter().map(|t| (t.mid, t.kind)).collect()
     }
 
-    pub fn set_views(&mut self, views: HashMap<RoomParticipantId, (u32, u32)>) {
+    pub fn set_views(
+        &mut self,
+        views: HashMap<RoomParticipantId, (u32, u32)>,
+        max_video_bps: Option<u64>,
+    ) {
         self.views = views;
+        self.max_video_bps = max_video_bps;
+    }
+
+    /// Returns the maximum video bitrate the device set, if it set one.
+    pub fn max_video_bps(&self) -> Option<u64> {
+        self.max_video_bps
     }
 
     /// Forwards one frame of `source` on the matching stream. Returns the rid
@@ -414,7 +462,8 @@ impl Participant {
                 keyframe_wanted = Some(Some(wanted));
             }
             let was = track.layer.current;
-            if track.layer.on_frame(rid, data.is_keyframe()) == Forward::Drop {
+            let layer = frame_layer(data);
+            if track.layer.on_frame(rid, data.is_keyframe(), layer) == Forward::Drop {
                 return keyframe_wanted;
             }
             if was != track.layer.current {
@@ -465,7 +514,7 @@ impl Participant {
         ))
     }
 
-    /// Ends the measuring second: turns the bytes counted per layer into
+    /// Ends the measuring window: turns the bytes counted per layer into
     /// bitrates.
     pub fn roll_rates(&mut self, now: Instant) {
         let seconds = now
@@ -474,11 +523,12 @@ impl Participant {
             .max(0.001);
         self.window_started = now;
         for track in &mut self.tracks_in {
-            track.layer_rates = track
-                .layer_bytes
-                .drain()
-                .map(|(rid, bytes)| (rid, (bytes as f64 * 8.0 / seconds) as u64))
-                .collect();
+            let window = window_rates(&track.counted, seconds);
+            track.counted.clear();
+            if track.windows.len() == RATE_WINDOWS {
+                track.windows.pop_front();
+            }
+            track.windows.push_back(window);
         }
     }
 
@@ -487,10 +537,11 @@ impl Participant {
         let mut layers: Vec<Layer> = self
             .layer_rates(now, mid)
             .into_iter()
-            .filter_map(|(rid, bitrate_bps)| {
+            .filter_map(|(rid, rate)| {
                 Some(Layer {
                     rid: rid?,
-                    bitrate_bps,
+                    bitrate_bps: rate.total_bps,
+                    base_bitrate_bps: rate.base_bps,
                 })
             })
             .collect();
@@ -501,28 +552,61 @@ impl Participant {
     /// Returns the bitrate of the stream on `mid`, all layers together, in
     /// bit/s: what a receiver of a stream without simulcast gets.
     pub fn stream_bitrate(&self, now: Instant, mid: Mid) -> u64 {
-        self.layer_rates(now, mid).values().sum()
+        self.layer_rates(now, mid)
+            .values()
+            .map(|rate| rate.total_bps)
+            .sum()
     }
 
     /// Returns the bitrate of each layer of the stream on `mid`, keyed by
-    /// rid, with `None` for a stream without simulcast.
-    fn layer_rates(&self, now: Instant, mid: Mid) -> HashMap<Option<Rid>, u64> {
+    /// rid, with `None` for a stream without simulcast: the mean over the last
+    /// whole measuring windows.
+    fn layer_rates(&self, now: Instant, mid: Mid) -> HashMap<Option<Rid>, LayerRate> {
         let Some(track) = self.tracks_in.iter().find(|t| t.mid == mid) else {
             return HashMap::new();
         };
-        if !track.layer_rates.is_empty() {
-            return track.layer_rates.clone();
+        if track.windows.is_empty() {
+            // A stream that started within the current measuring window has
+            // no rates yet; the bytes counted so far give them.
+            let seconds = now
+                .duration_since(self.window_started)
+                .as_secs_f64()
+                .max(0.001);
+            return window_rates(&track.counted, seconds);
         }
-        // A stream that started within the current measuring window has no
-        // rates yet; the bytes counted so far give them.
-        let seconds = now
-            .duration_since(self.window_started)
-            .as_secs_f64()
-            .max(0.001);
-        track
-            .layer_bytes
-            .iter()
-            .map(|(rid, bytes)| (*rid, (*bytes as f64 * 8.0 / seconds) as u64))
+        // A window without frames of a layer counts as 0 for it, and a
+        // window without upper-layer frames as all base layer.
+        let count = track.windows.len() as u64;
+        let mut sums: HashMap<Option<Rid>, LayerRate> = HashMap::new();
+        for window in &track.windows {
+            for (rid, rate) in window {
+                let sum = sums.entry(*rid).or_default();
+                sum.total_bps += rate.total_bps;
+                sum.base_bps =
+                    Some(sum.base_bps.unwrap_or(0) + rate.base_bps.unwrap_or(rate.total_bps));
+            }
+        }
+        let layered: Vec<Option<Rid>> = sums
+            .keys()
+            .filter(|rid| {
+                track
+                    .windows
+                    .iter()
+                    .any(|w| w.get(rid).is_some_and(|rate| rate.base_bps.is_some()))
+            })
+            .copied()
+            .collect();
+        sums.into_iter()
+            .map(|(rid, sum)| {
+                let mean = LayerRate {
+                    total_bps: sum.total_bps / count,
+                    base_bps: sum
+                        .base_bps
+                        .filter(|_| layered.contains(&rid))
+                        .map(|base| base / count),
+                };
+                (rid, mean)
+            })
             .collect()
     }
 
@@ -531,7 +615,7 @@ impl Participant {
     pub fn layers_measured(&self, mid: Mid) -> bool {
         self.tracks_in
             .iter()
-            .any(|t| t.mid == mid && !t.layer_rates.is_empty())
+            .any(|t| t.mid == mid && t.windows.iter().any(|w| !w.is_empty()))
     }
 
     /// The camera streams this participant receives, with their sources, for
@@ -560,13 +644,28 @@ impl Participant {
         self.views.get(&source).copied()
     }
 
-    /// Returns the part of the bandwidth estimate that video may use, or
-    /// `None` before the first estimate. Without an estimate a receiver gets
-    /// the top layers, because the estimator measures the link only from the
-    /// traffic it carries.
+    /// Returns the part of the bandwidth estimate that video may use, capped
+    /// by the device's own limit, or `None` before the first estimate when
+    /// the device set no limit. Without either a receiver gets the top
+    /// layers, because the estimator measures the link only from the traffic
+    /// it carries.
     pub fn video_budget(&self) -> Option<u64> {
-        self.estimate
-            .map(|estimate| (estimate.as_f64() * VIDEO_SHARE_OF_ESTIMATE) as u64)
+        let estimated = self
+            .estimate
+            .map(|estimate| (estimate.as_f64() * VIDEO_SHARE_OF_ESTIMATE) as u64);
+        match (estimated, self.max_video_bps) {
+            (Some(estimated), Some(limit)) => Some(estimated.min(limit)),
+            (estimated, limit) => estimated.or(limit),
+        }
+    }
+
+    /// Returns the choice forwarded of one received stream, or the one a
+    /// pending switch goes to.
+    pub fn target_choice(&self, source: RoomParticipantId, source_mid: Mid) -> Option<Choice> {
+        self.tracks_out
+            .iter()
+            .find(|t| t.source == source && t.source_mid == source_mid)
+            .and_then(|t| t.layer.choice())
     }
 
     /// The layer being forwarded of one received stream, or the one a
@@ -578,16 +677,22 @@ impl Participant {
             .and_then(|t| t.layer.target.or(t.layer.current))
     }
 
-    /// Sets the layer to forward of one received stream.
-    pub fn set_layer(&mut self, source: RoomParticipantId, source_mid: Mid, rid: Rid) {
+    /// Sets what to forward of one received stream.
+    pub fn set_layer(&mut self, source: RoomParticipantId, source_mid: Mid, choice: Choice) {
         if let Some(track) = self
             .tracks_out
             .iter_mut()
             .find(|t| t.source == source && t.source_mid == source_mid)
-            && track.layer.target != Some(rid)
+            && track.layer.choice() != Some(choice)
         {
-            tracing::debug!(participant = self.id, source, rid = ?rid, "switching layer");
-            track.layer.set_target(rid);
+            tracing::debug!(
+                participant = self.id,
+                source,
+                rid = ?choice.rid,
+                base_only = choice.base_only,
+                "switching layer"
+            );
+            track.layer.set_target(choice);
         }
     }
 
@@ -597,6 +702,45 @@ impl Participant {
         self.rtc
             .bwe()
             .set_desired_bitrate(Bitrate::bps(desired_bps));
+    }
+}
+
+/// Turns the bytes of one measuring window of `seconds` into bitrates per
+/// layer. Keyframes count only for a layer that sent nothing else in the
+/// window: a keyframe is a one-off cost of a switch or a loss, and counting
+/// it would make the layer look dearer for seconds, move receivers down and
+/// ask for more keyframes.
+fn window_rates(
+    counted: &HashMap<Option<Rid>, WindowBytes>,
+    seconds: f64,
+) -> HashMap<Option<Rid>, LayerRate> {
+    let bps = |bytes: u64| (bytes as f64 * 8.0 / seconds) as u64;
+    counted
+        .iter()
+        .map(|(rid, bytes)| {
+            let total = if bytes.delta > 0 {
+                bytes.delta
+            } else {
+                bytes.keyframes
+            };
+            let rate = LayerRate {
+                total_bps: bps(total),
+                base_bps: (bytes.upper > 0).then(|| bps(total.saturating_sub(bytes.upper))),
+            };
+            (*rid, rate)
+        })
+        .collect()
+}
+
+/// Returns the temporal layer of a received frame: from the VP8 payload
+/// descriptor, and 0 for other codecs.
+fn frame_layer(data: &MediaData) -> FrameLayer {
+    match data.codec_extra {
+        CodecExtra::Vp8(extra) => FrameLayer {
+            id: extra.layer_index,
+            sync: extra.sync,
+        },
+        _ => FrameLayer::default(),
     }
 }
 

@@ -152,8 +152,9 @@ impl Router {
                 conn,
                 conversation_id,
                 views,
+                max_video_bps,
             } => match self.participant_mut(conversation_id, conn) {
-                Some(participant) => participant.set_views(views),
+                Some(participant) => participant.set_views(views, max_video_bps),
                 None => self.not_in_room(conn, conversation_id),
             },
             Command::Screen {
@@ -656,7 +657,7 @@ fn choose_layers(now: Instant, room: &mut Room) {
                 layers: ladder,
                 top_size: *top_size,
                 view: receiver.view(*source),
-                current: receiver.target_layer(*source, *mid),
+                current: receiver.target_choice(*source, *mid),
             })
             .collect();
         let budget = receiver
@@ -664,9 +665,9 @@ fn choose_layers(now: Instant, room: &mut Room) {
             .map(|budget| budget.saturating_sub(fixed_bps));
         tracing::trace!(receiver = receiver.id, ?budget, ?streams, "choosing layers");
         let chosen = layers::allocate(&streams, budget);
-        for ((source, mid, _), rid) in sources.iter().zip(chosen) {
-            if let Some(rid) = rid {
-                decisions.push((receiver.id, *source, *mid, rid));
+        for ((source, mid, _), choice) in sources.iter().zip(chosen) {
+            if let Some(choice) = choice {
+                decisions.push((receiver.id, *source, *mid, choice));
             }
         }
         // The estimator's first probes go up to twice the first desired
@@ -677,12 +678,17 @@ fn choose_layers(now: Instant, room: &mut Room) {
                 .iter()
                 .map(|ladder| ladder.first().map_or(0, |top| top.bitrate_bps))
                 .sum();
-            desired.push((receiver.id, top_layers_bps + fixed_bps));
+            let receivable_bps = receiver
+                .max_video_bps()
+                .map_or(top_layers_bps + fixed_bps, |limit| {
+                    limit.min(top_layers_bps + fixed_bps)
+                });
+            desired.push((receiver.id, receivable_bps));
         }
     }
-    for (receiver, source, mid, rid) in decisions {
+    for (receiver, source, mid, choice) in decisions {
         if let Some(p) = room.participants.iter_mut().find(|p| p.id == receiver) {
-            p.set_layer(source, mid, rid);
+            p.set_layer(source, mid, choice);
         }
     }
     for (receiver, top_layers_bps) in desired {

@@ -376,6 +376,7 @@ fn room_update_command(conn: ConnId, message: ClientMessage) -> Result<SfuComman
         ClientMessage::SetRoomViews {
             conversation_id,
             views,
+            max_video_bps,
         } => SfuCommand::Views {
             conn,
             conversation_id,
@@ -383,6 +384,7 @@ fn room_update_command(conn: ConnId, message: ClientMessage) -> Result<SfuComman
                 .iter()
                 .map(|view| (view.participant_id, (view.width, view.height)))
                 .collect(),
+            max_video_bps: max_video_bps.filter(|bps| *bps > 0).map(u64::from),
         },
         ClientMessage::SetRoomScreen {
             conversation_id,
