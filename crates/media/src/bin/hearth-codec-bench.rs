@@ -2,7 +2,8 @@
 //! same bitrates, one encoder thread each: OpenH264 against libx264, and
 //! Hearth's libvpx VP8 against ffmpeg's libvpx at the same real-time settings.
 //! Prints markdown tables of encode and decode speed, achieved bitrate and
-//! luma PSNR, and with `--vp8-speeds` one row per libvpx speed preset.
+//! luma PSNR, with `--vp8-speeds` one row per libvpx speed preset, and with
+//! `--vp8-temporal` Hearth's VP8 with two temporal layers beside one.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -54,13 +55,27 @@ struct Args {
         value_parser = clap::value_parser!(i32).range(-16..=16)
     )]
     vp8_speeds: Vec<i32>,
+
+    /// Also measure Hearth's VP8 encoder with two temporal layers at each
+    /// bitrate: all frames, and the base layer alone at half the frame rate.
+    #[arg(long)]
+    vp8_temporal: bool,
+}
+
+/// The measurement of one encoding, and with temporal layers the
+/// measurement of its base layer decoded alone.
+struct Layered {
+    whole: Measurement,
+    base: Option<Measurement>,
 }
 
 /// Result of encoding one clip with one encoder and decoding the output.
 struct Measurement {
     encoder: String,
     frames: usize,
-    encode_time: Duration,
+    /// Wall time of the encode calls; `None` for a row that shares another
+    /// row's encoding.
+    encode_time: Option<Duration>,
     /// Wall time of decoding the whole output with Hearth's decoder.
     decode_time: Duration,
     encoded_bytes: usize,
@@ -107,10 +122,26 @@ fn main() -> anyhow::Result<()> {
                 .with_context(|| format!("VP8 measurement failed on {name}"))?;
             rows.push(row(vp8));
             let (libvpx, command) =
-                measure_ffmpeg_libvpx(&clip, frame_count, kbps, DEFAULT_CPU_USED)
+                measure_ffmpeg_libvpx(&clip, frame_count, kbps, DEFAULT_CPU_USED, false)
                     .with_context(|| format!("ffmpeg libvpx measurement failed on {name}"))?;
-            rows.push(row(libvpx));
+            rows.push(row(libvpx.whole));
             ffmpeg_commands.push(command);
+            if args.vp8_temporal {
+                let hearth = measure_vp8_temporal(&clip, frame_count, kbps)
+                    .with_context(|| format!("VP8 temporal layers failed on {name}"))?;
+                let (ffmpeg, command) =
+                    measure_ffmpeg_libvpx(&clip, frame_count, kbps, DEFAULT_CPU_USED, true)
+                        .with_context(|| {
+                            format!("ffmpeg libvpx temporal layers failed on {name}")
+                        })?;
+                ffmpeg_commands.push(command);
+                for layers in [hearth, ffmpeg] {
+                    rows.push(row(layers.whole));
+                    if let Some(base) = layers.base {
+                        rows.push((name.clone(), kbps, clip.fps / 2.0, base));
+                    }
+                }
+            }
         }
         let speed_kbps = args.kbps[0];
         for &cpu_used in &args.vp8_speeds {
@@ -204,7 +235,7 @@ fn measure_openh264(
     Ok(Measurement {
         encoder: "Hearth OpenH264".into(),
         frames: frame_count,
-        encode_time,
+        encode_time: Some(encode_time),
         decode_time,
         encoded_bytes,
         mean_psnr_db: mean_psnr(clip, frame_count, &decoded)?,
@@ -236,6 +267,86 @@ fn decode_vp8(frames: &[Vec<u8>]) -> anyhow::Result<(Vec<VideoFrame>, Duration)>
     Ok((decoded, start.elapsed()))
 }
 
+/// Encodes the looped clip with Hearth's VP8 encoder in two temporal layers.
+/// Returns the measurement of all frames, and of the base layer decoded
+/// alone, as an SFU forwards it.
+fn measure_vp8_temporal(
+    clip: &VideoClip,
+    frame_count: usize,
+    kbps: u32,
+) -> anyhow::Result<Layered> {
+    let mut encoder = Vp8Encoder::new(VideoEncoderConfig {
+        bitrate_bps: kbps * 1000,
+        max_fps: clip.fps as f32,
+        keyframe_interval: 0,
+        threads: 1,
+        temporal_layers: 2,
+        ..VideoEncoderConfig::default()
+    })?;
+    let mut encode_time = Duration::ZERO;
+    let mut frames = Vec::with_capacity(frame_count);
+    let mut base_indices = Vec::new();
+    for index in 0..frame_count {
+        let start = Instant::now();
+        let encoded = encoder.encode(looped_frame(clip, index))?;
+        encode_time += start.elapsed();
+        let Some(encoded) = encoded else {
+            bail!("the VP8 encoder dropped frame {index}");
+        };
+        if encoded.temporal.is_none_or(|layer| layer.id == 0) {
+            base_indices.push(index);
+        }
+        frames.push(encoded.data);
+    }
+
+    let (decoded, decode_time) = decode_vp8(&frames)?;
+    let whole = Measurement {
+        encoder: format!("Hearth libvpx VP8, cpu-used {DEFAULT_CPU_USED}, two temporal layers"),
+        frames: frame_count,
+        encode_time: Some(encode_time),
+        decode_time,
+        encoded_bytes: frames.iter().map(Vec::len).sum(),
+        mean_psnr_db: mean_psnr(clip, frame_count, &decoded)?,
+    };
+    Ok(Layered {
+        whole,
+        base: Some(measure_base_layer(clip, &frames, &base_indices)?),
+    })
+}
+
+/// Decodes only the frames at `base_indices`, as a receiver of the base
+/// temporal layer gets them, and compares each with its source frame.
+fn measure_base_layer(
+    clip: &VideoClip,
+    frames: &[Vec<u8>],
+    base_indices: &[usize],
+) -> anyhow::Result<Measurement> {
+    let mut decoder = Vp8Decoder::new()?;
+    let mut decoded = Vec::with_capacity(base_indices.len());
+    let start = Instant::now();
+    for &index in base_indices {
+        let picture = decoder
+            .decode(&frames[index])
+            .with_context(|| format!("base-layer frame {index} does not decode alone"))?
+            .with_context(|| format!("base-layer frame {index} gave no picture"))?;
+        decoded.push((index, picture));
+    }
+    let decode_time = start.elapsed();
+    let mut psnr_total = 0.0;
+    for (index, picture) in &decoded {
+        psnr_total += psnr_luma(looped_frame(clip, *index), picture)
+            .with_context(|| format!("base-layer frame {index} has another size"))?;
+    }
+    Ok(Measurement {
+        encoder: "the same, base layer alone (half the frame rate)".into(),
+        frames: base_indices.len(),
+        encode_time: None,
+        decode_time,
+        encoded_bytes: base_indices.iter().map(|&index| frames[index].len()).sum(),
+        mean_psnr_db: psnr_total / decoded.len().max(1) as f64,
+    })
+}
+
 /// Encodes the looped clip with Hearth's VP8 encoder at speed preset `cpu_used`.
 fn measure_vp8(
     clip: &VideoClip,
@@ -257,7 +368,7 @@ fn measure_vp8(
     Ok(Measurement {
         encoder: format!("Hearth libvpx VP8, cpu-used {cpu_used}"),
         frames: frame_count,
-        encode_time,
+        encode_time: Some(encode_time),
         decode_time,
         encoded_bytes,
         mean_psnr_db: mean_psnr(clip, frame_count, &decoded)?,
@@ -298,7 +409,8 @@ fn measure_ffmpeg_libvpx(
     frame_count: usize,
     kbps: u32,
     cpu_used: i32,
-) -> anyhow::Result<(Measurement, String)> {
+    temporal_layers: bool,
+) -> anyhow::Result<(Layered, String)> {
     let work_dir = TempDir::create()?;
     let raw_path = work_dir.path.join("source.yuv");
     let output_path = work_dir.path.join("libvpx.ivf");
@@ -315,6 +427,19 @@ fn measure_ffmpeg_libvpx(
     let size = format!("{}x{}", clip.width(), clip.height());
     let fps = clip.fps.to_string();
     let keyframe_interval = (frame_count + 1).to_string();
+    // Two layers as Hearth makes them: the base layer at half the frame
+    // rate with 60 % of the bitrate, in the pattern base, upper. Layering
+    // mode 2 sets libvpx's reference flags for that pattern.
+    let temporal = format!(
+        "ts_number_layers=2:ts_target_bitrate={},{kbps}:ts_rate_decimator=2,1:\
+         ts_periodicity=2:ts_layer_id=0,1:ts_layering_mode=2",
+        kbps * 6 / 10
+    );
+    let temporal_args: Vec<&str> = if temporal_layers {
+        vec!["-ts-parameters", &temporal]
+    } else {
+        Vec::new()
+    };
     let raw_input = path_str(&raw_path)?;
     let output = path_str(&output_path)?;
     let ffmpeg_args: Vec<&str> = [
@@ -357,7 +482,9 @@ fn measure_ffmpeg_libvpx(
             "-max-intra-rate",
             &max_intra,
         ],
-        &["-g", &keyframe_interval, "-f", "ivf", output],
+        &["-g", &keyframe_interval],
+        &temporal_args,
+        &["-f", "ivf", output],
     ]
     .concat();
     let command_line = format!("ffmpeg {}", ffmpeg_args.join(" "));
@@ -367,15 +494,27 @@ fn measure_ffmpeg_libvpx(
     let frames = ivf_frames(&ivf).context("ffmpeg wrote an invalid IVF file")?;
     let encoded_bytes = frames.iter().map(Vec::len).sum();
     let (decoded, decode_time) = decode_vp8(&frames)?;
-    let measurement = Measurement {
-        encoder: format!("ffmpeg libvpx, cpu-used {cpu_used}"),
+    let layers = if temporal_layers {
+        ", two temporal layers"
+    } else {
+        ""
+    };
+    let whole = Measurement {
+        encoder: format!("ffmpeg libvpx, cpu-used {cpu_used}{layers}"),
         frames: frame_count,
-        encode_time,
+        encode_time: Some(encode_time),
         decode_time,
         encoded_bytes,
         mean_psnr_db: mean_psnr(clip, frame_count, &decoded)?,
     };
-    Ok((measurement, command_line))
+    // The pattern starts at the only keyframe, frame 0.
+    let base = if temporal_layers {
+        let base_indices: Vec<usize> = (0..frames.len()).step_by(2).collect();
+        Some(measure_base_layer(clip, &frames, &base_indices)?)
+    } else {
+        None
+    };
+    Ok((Layered { whole, base }, command_line))
 }
 
 /// Splits an IVF file into its frames: a 32-byte file header, then per frame
@@ -456,7 +595,7 @@ fn measure_x264(
     let measurement = Measurement {
         encoder: "libx264 ultrafast".into(),
         frames: frame_count,
-        encode_time,
+        encode_time: Some(encode_time),
         decode_time,
         encoded_bytes,
         mean_psnr_db: mean_psnr(clip, frame_count, &decoded)?,
@@ -520,12 +659,15 @@ fn print_table(rows: &[(String, u32, f64, Measurement)]) {
     );
     println!("|---|---:|---|---:|---:|---:|---:|---:|");
     for (clip, target_kbps, clip_fps, measurement) in rows {
-        let encode_fps = measurement.frames as f64 / measurement.encode_time.as_secs_f64();
+        let encode_fps = measurement.encode_time.map_or_else(
+            || "-".to_owned(),
+            |time| format!("{:.0}", measurement.frames as f64 / time.as_secs_f64()),
+        );
         let decode_fps = measurement.frames as f64 / measurement.decode_time.as_secs_f64();
         let duration_seconds = measurement.frames as f64 / clip_fps;
         let kbps = measurement.encoded_bytes as f64 * 8.0 / duration_seconds / 1000.0;
         println!(
-            "| {clip} | {target_kbps} | {} | {} | {encode_fps:.0} | {decode_fps:.0} | {kbps:.0} | {:.2} |",
+            "| {clip} | {target_kbps} | {} | {} | {encode_fps} | {decode_fps:.0} | {kbps:.0} | {:.2} |",
             measurement.encoder, measurement.frames, measurement.mean_psnr_db
         );
     }
