@@ -330,8 +330,11 @@ fn room_options(video: bool) -> (RoomOptions, RemoteMedia) {
     let (screen_tx, screen_rx) = mpsc::channel(16);
     let (audio_tx, audio_rx) = mpsc::channel(512);
     let options = RoomOptions {
+        // Simulcast lets the server send each participant the layer that
+        // fits its tile and its bandwidth.
         peer: PeerConfig {
             screen_track: true,
+            simulcast: true,
             ..PeerConfig::default()
         },
         send: SendMedia { video, audio: true },

@@ -14,13 +14,16 @@ use hearth_media::VideoCodec;
 use hearth_media::receive::{DecodedAudio, DecodedVideo};
 use hearth_media::source::VideoClip;
 use hearth_media::source::wav::AudioClip;
-use hearth_media::{RemoteSinks, SendMedia, StreamSinks};
+use hearth_media::{LiveSend, LocalVideo, RemoteSinks, SendMedia, StreamSinks, VideoSource};
 use hearth_proto::chat::ConversationId;
 use hearth_proto::{ErrorCode, RoomParticipantId, RoomView};
 use tokio::sync::mpsc;
 
 /// How long each participant sends.
 const SECONDS: f64 = 4.0;
+
+/// The camera clip: the foreman sequence, 352x288 at 25 fps.
+const CLIP: &str = "video/BA1_FT_C.264";
 
 /// Calls run one at a time: two at once need more CPU than a 2-core machine
 /// has, and the frames they lose would fail both.
@@ -60,6 +63,10 @@ struct Part {
     max_video_bps: Option<u32>,
     /// Whether this participant sends its camera.
     send_video: bool,
+    /// Whether the camera is the clip's file played live through
+    /// `start_live`, as the desktop app sends it, rather than the clip
+    /// encoded at the clip's pace.
+    live_camera: bool,
     peer: PeerConfig,
 }
 
@@ -73,6 +80,7 @@ impl Part {
             view: None,
             max_video_bps: None,
             send_video: true,
+            live_camera: false,
             peer,
         }
     }
@@ -95,6 +103,7 @@ async fn take_part(
         view,
         max_video_bps,
         send_video,
+        live_camera,
         peer,
     } = part;
     tokio::time::sleep(join_after).await;
@@ -152,7 +161,21 @@ async fn take_part(
         false,
         Some((clip.width() as u32, clip.height() as u32)),
     );
-    if send_video {
+    // A live camera keeps sending until the call ends; it lives as long as
+    // this function.
+    let mut camera = None;
+    if send_video && live_camera {
+        let file = LocalVideo::start(&VideoSource::File(common::media(CLIP))).unwrap();
+        call.peer
+            .start_live(LiveSend {
+                video: Some(file.frames()),
+                video_bitrate_bps: 300_000,
+                ..LiveSend::default()
+            })
+            .await
+            .unwrap();
+        camera = Some(file);
+    } else if send_video {
         call.peer.start_video(clip, seconds, 300_000).await.unwrap();
     }
     call.peer.start_audio(speech, seconds).await.unwrap();
@@ -188,6 +211,7 @@ async fn take_part(
     }
     let end = call.leave().await;
     assert_eq!(end, RoomEnd::Left);
+    drop(camera);
     session.close().await;
     (id, received)
 }
@@ -234,8 +258,7 @@ async fn run_parts(
     conversation_id: ConversationId,
     parts: Vec<Part>,
 ) -> Vec<(RoomParticipantId, Received)> {
-    let clip =
-        Arc::new(hearth_media::source::load_video(&common::media("video/BA1_FT_C.264")).unwrap());
+    let clip = Arc::new(hearth_media::source::load_video(&common::media(CLIP)).unwrap());
     let speech = Arc::new(
         hearth_media::source::wav::load(&common::media(
             "speech/librivox_sense_and_sensibility_0870.wav",
@@ -371,6 +394,52 @@ async fn small_view_gets_the_quarter_layer() {
         for (sender, size) in &received.video_sizes {
             assert!(size.0 > 88, "participant {id} got {sender} at {size:?}");
         }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_camera_sends_simulcast() {
+    // The desktop app sends its camera through `start_live`. With simulcast
+    // a receiver that shows the sender small gets the quarter layer, and one
+    // that shows it whole gets the top layer, from the same live camera.
+    let _alone = ONE_CALL_AT_A_TIME.lock().await;
+    let (_server, sessions, group, _folder) = group_of(3).await;
+    let peer = PeerConfig {
+        simulcast: true,
+        ..common::loopback_peer()
+    };
+    let sender = Part {
+        live_camera: true,
+        ..Part::new(2, peer)
+    };
+    let small = Part {
+        view: Some((80, 60)),
+        send_video: false,
+        ..sender.clone()
+    };
+    let whole = Part {
+        send_video: false,
+        ..sender.clone()
+    };
+    let results = run_parts(sessions, group, vec![sender, small, whole]).await;
+
+    let sender_id = results[0].0.to_string();
+    let window = 1.0..SECONDS;
+    let window_frames = (window.end - window.start) * 25.0;
+    for (index, expected_size) in [(1, (88, 72)), (2, (352, 288))] {
+        let (id, received) = &results[index];
+        let frames = received.video_times.get(&sender_id).map_or(0, |times| {
+            times.iter().filter(|time| window.contains(time)).count()
+        });
+        assert_eq!(
+            received.video_sizes.get(&sender_id),
+            Some(&expected_size),
+            "participant {id} got {received:?}"
+        );
+        assert!(
+            frames as f64 >= window_frames * 0.85,
+            "participant {id} decoded {frames} of {window_frames} frames from the live camera"
+        );
     }
 }
 

@@ -525,7 +525,20 @@ impl MediaPeer {
             }),
             None => None,
         };
-        let (controls, tasks) = live::spawn_live(video, audio, send, Arc::clone(&self.stats))?;
+        let layers = if self.video_layers.is_empty() {
+            None
+        } else {
+            let mid = match &self.video_transceiver {
+                Some(transceiver) => transceiver.mid().await?.unwrap_or_default(),
+                None => String::new(),
+            };
+            Some(send::SimulcastLayers {
+                mid,
+                layers: self.video_layers.clone(),
+            })
+        };
+        let (controls, tasks) =
+            live::spawn_live(video, layers, audio, send, Arc::clone(&self.stats))?;
         self.tasks.extend(tasks);
         self.live_started = true;
         Ok(controls)

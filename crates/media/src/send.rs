@@ -248,7 +248,7 @@ impl RtpVideoWriter {
     }
 
     /// Writes a simulcast layer whose packets carry `mid` and `rid`.
-    fn with_stream_ids(mut self, mid: String, rid: String) -> Self {
+    pub(crate) fn with_stream_ids(mut self, mid: String, rid: String) -> Self {
         self.stream_ids = Some((mid, rid));
         self
     }
@@ -381,7 +381,7 @@ pub(crate) struct SimulcastLayers {
 }
 
 /// The share of the bitrate that each simulcast layer gets, top first.
-const SIMULCAST_BITRATE_SHARES: [f64; 3] = [0.65, 0.25, 0.10];
+pub(crate) const SIMULCAST_BITRATE_SHARES: [f64; 3] = [0.65, 0.25, 0.10];
 
 /// Sends the clip as simulcast: every frame is encoded at full, half and
 /// quarter size, each layer on its own SSRC with its rid. All layers carry
@@ -493,7 +493,7 @@ fn keyframe_request_ssrcs(packet: &dyn std::any::Any) -> Option<Vec<u32>> {
 }
 
 /// Sets the flag of the layer whose SSRC a PLI or FIR names.
-async fn watch_layer_keyframe_requests(
+pub(crate) async fn watch_layer_keyframe_requests(
     track: Arc<TrackLocalStaticRTP>,
     flags: Vec<(u32, Arc<AtomicBool>)>,
     stats: Arc<StatsCounters>,

@@ -20,8 +20,8 @@ use crate::live::{AudioFeed, VideoFeed};
 use crate::send::AudioTrack;
 pub(crate) use crate::send::VideoTrack;
 use crate::send::{
-    RtpAudioWriter, RtpVideoWriter, VIDEO_CLOCK_RATE, audio_level, encode_off_thread,
-    watch_keyframe_requests,
+    RtpAudioWriter, RtpVideoWriter, SIMULCAST_BITRATE_SHARES, SimulcastLayers, VIDEO_CLOCK_RATE,
+    audio_level, encode_off_thread, watch_keyframe_requests, watch_layer_keyframe_requests,
 };
 use crate::stats::StatsCounters;
 
@@ -168,8 +168,11 @@ impl LiveControls {
 }
 
 /// Starts a send task for each track and returns the controls and the tasks.
+/// Starts the live send tasks. With `layers` the camera goes out as
+/// simulcast, each layer half the size of the one above.
 pub(crate) fn spawn_live(
     video: Option<VideoTrack>,
+    layers: Option<SimulcastLayers>,
     audio: Option<AudioTrack>,
     send: LiveSend,
     stats: Arc<StatsCounters>,
@@ -191,6 +194,7 @@ pub(crate) fn spawn_live(
             let (sources, replacements) = mpsc::unbounded_channel();
             let sender = LiveVideoSender::new(
                 track,
+                layers,
                 EncoderTuning {
                     bitrate_bps: send.video_bitrate_bps,
                     max_fps: MAX_FPS,
@@ -244,13 +248,20 @@ struct EncoderTuning {
     max_fps: f64,
 }
 
-struct LiveVideoSender {
+/// One encoding of the live camera: the whole picture, or one simulcast layer.
+struct LiveLayer {
     writer: RtpVideoWriter,
-    tuning: EncoderTuning,
-    switches: Arc<Switches>,
     keyframe_requested: Arc<AtomicBool>,
     /// The encoder and the frame size it was created for.
     encoder: Option<(Box<dyn VideoEncoder>, (usize, usize))>,
+    bitrate_bps: u32,
+}
+
+struct LiveVideoSender {
+    /// The encodings, top layer first; one without simulcast.
+    layers: Vec<LiveLayer>,
+    tuning: EncoderTuning,
+    switches: Arc<Switches>,
     rtp_timestamp_base: u32,
     started_at: Instant,
 }
@@ -258,22 +269,64 @@ struct LiveVideoSender {
 impl LiveVideoSender {
     fn new(
         track: VideoTrack,
+        simulcast: Option<SimulcastLayers>,
         tuning: EncoderTuning,
         switches: Arc<Switches>,
         stats: Arc<StatsCounters>,
     ) -> Self {
-        let keyframe_requested = Arc::new(AtomicBool::new(false));
-        tokio::spawn(watch_keyframe_requests(
-            Arc::clone(&track.track),
-            Arc::clone(&keyframe_requested),
-            Arc::clone(&stats),
-        ));
+        let layers = match simulcast {
+            Some(simulcast) if !simulcast.layers.is_empty() => {
+                let mut flags = Vec::new();
+                let layers = simulcast
+                    .layers
+                    .iter()
+                    .enumerate()
+                    .map(|(index, (rid, ssrc))| {
+                        let share = SIMULCAST_BITRATE_SHARES
+                            .get(index)
+                            .copied()
+                            .unwrap_or(SIMULCAST_BITRATE_SHARES[2]);
+                        let keyframe_requested = Arc::new(AtomicBool::new(false));
+                        flags.push((*ssrc, Arc::clone(&keyframe_requested)));
+                        let layer_track = VideoTrack {
+                            ssrc: *ssrc,
+                            ..track.clone()
+                        };
+                        LiveLayer {
+                            writer: RtpVideoWriter::new(layer_track, Arc::clone(&stats))
+                                .with_stream_ids(simulcast.mid.clone(), rid.clone()),
+                            keyframe_requested,
+                            encoder: None,
+                            bitrate_bps: (f64::from(tuning.bitrate_bps) * share) as u32,
+                        }
+                    })
+                    .collect();
+                tokio::spawn(watch_layer_keyframe_requests(
+                    Arc::clone(&track.track),
+                    flags,
+                    Arc::clone(&stats),
+                ));
+                layers
+            }
+            _ => {
+                let keyframe_requested = Arc::new(AtomicBool::new(false));
+                tokio::spawn(watch_keyframe_requests(
+                    Arc::clone(&track.track),
+                    Arc::clone(&keyframe_requested),
+                    Arc::clone(&stats),
+                ));
+                vec![LiveLayer {
+                    writer: RtpVideoWriter::new(track, stats),
+                    keyframe_requested,
+                    encoder: None,
+                    bitrate_bps: tuning.bitrate_bps,
+                }]
+            }
+        };
         Self {
-            writer: RtpVideoWriter::new(track, stats),
+            layers,
             tuning,
             switches,
-            keyframe_requested,
-            encoder: None,
             rtp_timestamp_base: rand::random(),
             started_at: Instant::now(),
         }
@@ -303,7 +356,9 @@ impl LiveVideoSender {
                                 new_feed.mark_changed();
                             }
                             feed = replacement;
-                            self.keyframe_requested.store(true, Ordering::Relaxed);
+                            for layer in &self.layers {
+                                layer.keyframe_requested.store(true, Ordering::Relaxed);
+                            }
                             tracing::debug!(has_feed = feed.is_some(), "video source replaced");
                         }
                         None => controls_open = false,
@@ -336,7 +391,6 @@ impl LiveVideoSender {
     }
 
     async fn send_frame(&mut self, frame: Arc<VideoFrame>) -> Result<()> {
-        let size = (frame.width, frame.height);
         if frame.width == 0
             || frame.height == 0
             || frame.data.len() < VideoFrame::i420_len(frame.width, frame.height)
@@ -347,11 +401,43 @@ impl LiveVideoSender {
                 frame.height,
                 frame.data.len()
             );
-            return Err(match self.writer.codec() {
+            return Err(match self.layers[0].writer.codec() {
                 VideoCodec::H264 => MediaError::H264Encode(detail),
                 VideoCodec::Vp8 => MediaError::Vp8Encode(detail),
             });
         }
+        // All layers carry the timestamp of the moment the frame was taken.
+        let elapsed = self.started_at.elapsed().as_secs_f64();
+        let timestamp = self
+            .rtp_timestamp_base
+            .wrapping_add((elapsed * f64::from(VIDEO_CLOCK_RATE)) as u64 as u32);
+        // Two temporal layers let the SFU halve a simulcast layer's frame
+        // rate; a single encoding goes to one peer, where they only cost.
+        let temporal_layers = if self.layers.len() > 1 { 2 } else { 1 };
+        let mut frame = frame;
+        for index in 0..self.layers.len() {
+            if index > 0 {
+                frame = Arc::new(frame.half());
+            }
+            let layer = &mut self.layers[index];
+            layer
+                .send(Arc::clone(&frame), self.tuning, temporal_layers, timestamp)
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+impl LiveLayer {
+    /// Encodes one frame of this layer's size and sends it.
+    async fn send(
+        &mut self,
+        frame: Arc<VideoFrame>,
+        tuning: EncoderTuning,
+        temporal_layers: u8,
+        timestamp: u32,
+    ) -> Result<()> {
+        let size = (frame.width, frame.height);
         if self.writer.follow_codec() {
             self.encoder = None;
         }
@@ -369,10 +455,11 @@ impl LiveVideoSender {
                 new_video_encoder(
                     self.writer.codec(),
                     VideoEncoderConfig {
-                        bitrate_bps: self.tuning.bitrate_bps,
-                        max_fps: self.tuning.max_fps as f32,
+                        bitrate_bps: self.bitrate_bps,
+                        max_fps: tuning.max_fps as f32,
                         keyframe_interval: 0,
                         threads: 0,
+                        temporal_layers,
                         ..VideoEncoderConfig::default()
                     },
                 )?
@@ -386,10 +473,6 @@ impl LiveVideoSender {
         let Some(encoded) = encoded? else {
             return Ok(());
         };
-        let elapsed = self.started_at.elapsed().as_secs_f64();
-        let timestamp = self
-            .rtp_timestamp_base
-            .wrapping_add((elapsed * f64::from(VIDEO_CLOCK_RATE)) as u64 as u32);
         self.writer.write_frame(timestamp, encoded).await
     }
 }
@@ -457,8 +540,10 @@ pub(crate) fn spawn_screen(
         muted: AtomicBool::new(false),
         video_enabled: AtomicBool::new(true),
     });
+    // A share has one encoding at full resolution: no simulcast.
     let sender = LiveVideoSender::new(
         track,
+        None,
         EncoderTuning {
             bitrate_bps: config.bitrate_bps,
             max_fps: config.max_fps,
