@@ -429,39 +429,22 @@ mod tests {
 
     #[test]
     fn switch_waits_for_a_keyframe_of_the_target() {
+        // Frames of a stream without temporal layers: rid and keyframe.
+        let frame = |state: &mut LayerState, rid: &str, keyframe: bool| {
+            state.on_frame(rid.into(), keyframe, FrameLayer::default())
+        };
         let mut state = LayerState::default();
         state.set_target(Choice::whole("h".into()));
-        assert_eq!(
-            state.on_frame("h".into(), false, FrameLayer::default()),
-            Forward::Drop
-        );
-        assert_eq!(
-            state.on_frame("h".into(), true, FrameLayer::default()),
-            Forward::Send
-        );
-        assert_eq!(
-            state.on_frame("l".into(), true, FrameLayer::default()),
-            Forward::Drop
-        );
+        assert_eq!(frame(&mut state, "h", false), Forward::Drop);
+        assert_eq!(frame(&mut state, "h", true), Forward::Send);
+        assert_eq!(frame(&mut state, "l", true), Forward::Drop);
 
         state.set_target(Choice::whole("l".into()));
         // The old layer keeps flowing until the new one has a keyframe.
-        assert_eq!(
-            state.on_frame("h".into(), false, FrameLayer::default()),
-            Forward::Send
-        );
-        assert_eq!(
-            state.on_frame("l".into(), false, FrameLayer::default()),
-            Forward::Drop
-        );
-        assert_eq!(
-            state.on_frame("l".into(), true, FrameLayer::default()),
-            Forward::Send
-        );
-        assert_eq!(
-            state.on_frame("h".into(), false, FrameLayer::default()),
-            Forward::Drop
-        );
+        assert_eq!(frame(&mut state, "h", false), Forward::Send);
+        assert_eq!(frame(&mut state, "l", false), Forward::Drop);
+        assert_eq!(frame(&mut state, "l", true), Forward::Send);
+        assert_eq!(frame(&mut state, "h", false), Forward::Drop);
         assert!(!state.switch_pending());
     }
 
@@ -564,73 +547,43 @@ mod tests {
 
     #[test]
     fn upper_temporal_layer_resumes_at_a_sync_frame() {
-        let upper = |sync| FrameLayer { id: 1, sync };
-        let base_frame = FrameLayer { id: 0, sync: true };
-        let mut state = LayerState::default();
-        state.set_target(Choice::whole("h".into()));
-        assert_eq!(state.on_frame("h".into(), true, base_frame), Forward::Send);
-        assert_eq!(
-            state.on_frame("h".into(), false, upper(false)),
-            Forward::Send
-        );
-
-        state.set_target(Choice {
+        // Frames of layer "h": keyframe, temporal layer id and sync bit.
+        let frame = |state: &mut LayerState, keyframe: bool, id: u8, sync: bool| {
+            state.on_frame("h".into(), keyframe, FrameLayer { id, sync })
+        };
+        let base_only = Choice {
             rid: "h".into(),
             base_only: true,
-        });
+        };
+        let mut state = LayerState::default();
+        state.set_target(Choice::whole("h".into()));
+        assert_eq!(frame(&mut state, true, 0, true), Forward::Send);
+        assert_eq!(frame(&mut state, false, 1, false), Forward::Send);
+
+        state.set_target(base_only);
         assert!(!state.switch_pending());
-        assert_eq!(
-            state.on_frame("h".into(), false, upper(true)),
-            Forward::Drop
-        );
-        assert_eq!(state.on_frame("h".into(), false, base_frame), Forward::Send);
+        assert_eq!(frame(&mut state, false, 1, true), Forward::Drop);
+        assert_eq!(frame(&mut state, false, 0, true), Forward::Send);
 
         state.set_target(Choice::whole("h".into()));
         // This frame may refer to the upper frame that was dropped.
-        assert_eq!(
-            state.on_frame("h".into(), false, upper(false)),
-            Forward::Drop
-        );
-        assert_eq!(
-            state.on_frame("h".into(), false, upper(true)),
-            Forward::Send
-        );
-        assert_eq!(
-            state.on_frame("h".into(), false, upper(false)),
-            Forward::Send
-        );
+        assert_eq!(frame(&mut state, false, 1, false), Forward::Drop);
+        assert_eq!(frame(&mut state, false, 1, true), Forward::Send);
+        assert_eq!(frame(&mut state, false, 1, false), Forward::Send);
 
         // With three layers, layer 2 waits until layer 1 is in sync.
-        state.set_target(Choice {
-            rid: "h".into(),
-            base_only: true,
-        });
-        assert_eq!(
-            state.on_frame("h".into(), false, upper(false)),
-            Forward::Drop
-        );
+        state.set_target(base_only);
+        assert_eq!(frame(&mut state, false, 1, false), Forward::Drop);
         state.set_target(Choice::whole("h".into()));
-        let top = FrameLayer { id: 2, sync: true };
-        assert_eq!(state.on_frame("h".into(), false, top), Forward::Drop);
-        assert_eq!(
-            state.on_frame("h".into(), false, upper(true)),
-            Forward::Send
-        );
-        assert_eq!(state.on_frame("h".into(), false, top), Forward::Send);
+        assert_eq!(frame(&mut state, false, 2, true), Forward::Drop);
+        assert_eq!(frame(&mut state, false, 1, true), Forward::Send);
+        assert_eq!(frame(&mut state, false, 2, true), Forward::Send);
+
         // A keyframe brings every layer back in sync.
-        state.set_target(Choice {
-            rid: "h".into(),
-            base_only: true,
-        });
-        assert_eq!(
-            state.on_frame("h".into(), false, upper(true)),
-            Forward::Drop
-        );
+        state.set_target(base_only);
+        assert_eq!(frame(&mut state, false, 1, true), Forward::Drop);
         state.set_target(Choice::whole("h".into()));
-        assert_eq!(state.on_frame("h".into(), true, base_frame), Forward::Send);
-        assert_eq!(
-            state.on_frame("h".into(), false, upper(false)),
-            Forward::Send
-        );
+        assert_eq!(frame(&mut state, true, 0, true), Forward::Send);
+        assert_eq!(frame(&mut state, false, 1, false), Forward::Send);
     }
 }
