@@ -50,11 +50,9 @@ const RATE_WINDOWS: usize = 4;
 /// The bytes of one layer counted in the current measuring window.
 #[derive(Debug, Clone, Copy, Default)]
 struct WindowBytes {
-    /// Frames other than keyframes.
-    delta: u64,
+    total: u64,
     /// Of those, frames above the base temporal layer.
     upper: u64,
-    keyframes: u64,
 }
 
 /// The bitrate of one layer, in bit/s.
@@ -286,13 +284,9 @@ impl Participant {
                 if let Some(track) = self.tracks_in.iter_mut().find(|t| t.mid == data.mid) {
                     let bytes = data.data.len() as u64;
                     let counted = track.counted.entry(data.rid).or_default();
-                    if data.is_keyframe() {
-                        counted.keyframes += bytes;
-                    } else {
-                        counted.delta += bytes;
-                        if frame_layer(&data).id > 0 {
-                            counted.upper += bytes;
-                        }
+                    counted.total += bytes;
+                    if frame_layer(&data).id > 0 {
+                        counted.upper += bytes;
                     }
                 }
                 Some(Propagated::Media(Box::new(data)))
@@ -706,10 +700,9 @@ impl Participant {
 }
 
 /// Turns the bytes of one measuring window of `seconds` into bitrates per
-/// layer. Keyframes count only for a layer that sent nothing else in the
-/// window: a keyframe is a one-off cost of a switch or a loss, and counting
-/// it would make the layer look dearer for seconds, move receivers down and
-/// ask for more keyframes.
+/// layer. Keyframes count, because receivers behind a slow link ask for many
+/// of them, and a rate without them makes their layers look cheaper than
+/// they are.
 fn window_rates(
     counted: &HashMap<Option<Rid>, WindowBytes>,
     seconds: f64,
@@ -718,14 +711,9 @@ fn window_rates(
     counted
         .iter()
         .map(|(rid, bytes)| {
-            let total = if bytes.delta > 0 {
-                bytes.delta
-            } else {
-                bytes.keyframes
-            };
             let rate = LayerRate {
-                total_bps: bps(total),
-                base_bps: (bytes.upper > 0).then(|| bps(total.saturating_sub(bytes.upper))),
+                total_bps: bps(bytes.total),
+                base_bps: (bytes.upper > 0).then(|| bps(bytes.total.saturating_sub(bytes.upper))),
             };
             (*rid, rate)
         })
