@@ -98,6 +98,9 @@ pub struct CallReport {
     pub keyframes_sent: u64,
     pub keyframe_requests: u64,
     pub video_decode_errors: u64,
+    /// The packet loss the caller's Opus encoder sized its in-band FEC for
+    /// at the end, in percent, from the callee's receiver reports.
+    pub audio_fec_expected_loss_percent: u64,
     pub recorded_video: Option<PathBuf>,
     pub recorded_audio: Option<PathBuf>,
 }
@@ -173,6 +176,7 @@ pub fn build(sent: &Sent<'_>, received: &Received) -> anyhow::Result<CallReport>
         keyframes_sent: sent.stats.video_keyframes_sent,
         keyframe_requests: received.stats.keyframe_requests_sent,
         video_decode_errors: received.stats.video_decode_errors,
+        audio_fec_expected_loss_percent: sent.stats.audio_expected_loss_percent,
         recorded_video: received.recording.video_path.clone(),
         recorded_audio: received.recording.audio_path.clone(),
     })

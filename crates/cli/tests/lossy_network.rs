@@ -145,4 +145,11 @@ fn call_over_lossy_network(codec: &str) {
         audio >= 0.8 * 8000.0,
         "received {audio} ms of 8000 ms of speech"
     );
+    // Opus's in-band FEC follows the loss in the receiver reports. On a
+    // clean link it falls to 1 %, so a value near the loss shows it followed.
+    let fec = number("audio_fec_expected_loss_percent");
+    assert!(
+        fec >= f64::from(LOSS_PERCENT) * 0.6,
+        "Opus FEC was sized for {fec} % loss at {LOSS_PERCENT} % loss"
+    );
 }
