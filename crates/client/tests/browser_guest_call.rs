@@ -22,7 +22,7 @@ use hearth_client::session::Session;
 use hearth_media::receive::{DecodedAudio, DecodedVideo};
 use hearth_media::source::VideoClip;
 use hearth_media::source::wav::AudioClip;
-use hearth_media::{PeerConfig, RemoteSinks, SendMedia, StreamSinks};
+use hearth_media::{PeerConfig, RemoteSinks, SendMedia, StreamSinks, VideoCodec};
 use hearth_proto::RoomParticipantId;
 use hearth_proto::chat::ConversationId;
 use serde_json::{Value, json};
@@ -31,6 +31,10 @@ use tokio::sync::mpsc;
 
 /// Native participants besides Chromium.
 const NATIVES: usize = 4;
+
+/// Calls run one at a time: two at once need more CPU than a 2-core machine
+/// has.
+static ONE_CALL_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 /// How long each native participant sends once everyone is in.
 const SECONDS: f64 = 6.0;
 /// The fake camera: small and slow enough for a loaded 2-core machine.
@@ -56,6 +60,20 @@ struct BrowserReceived {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn chromium_guest_call_with_natives() {
+    guest_call_with_natives(VideoCodec::ALL.to_vec()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn chromium_guest_follows_vp8_room() {
+    // Natives that offer only VP8 make the room VP8. Chromium joined first,
+    // sending H.264, and must switch, or they cannot decode its video.
+    guest_call_with_natives(vec![VideoCodec::Vp8]).await;
+}
+
+/// Runs the call with Chromium and the natives, which offer `native_codecs`,
+/// and checks that everyone decodes everyone, in the room's codec.
+async fn guest_call_with_natives(native_codecs: Vec<VideoCodec>) {
+    let _alone = ONE_CALL_AT_A_TIME.lock().await;
     let chromium = program("chromium");
     let chromedriver = program("chromedriver");
     let folder = tempfile::tempdir().unwrap();
@@ -123,7 +141,7 @@ async fn chromium_guest_call_with_natives() {
                 group.id,
                 clip.clone(),
                 speech.clone(),
-                NATIVES,
+                native_codecs.clone(),
             ))
         })
         .collect();
@@ -131,8 +149,15 @@ async fn chromium_guest_call_with_natives() {
     // Chromium's counters are read while the natives are still in the call,
     // because a receiver's statistics go away when its stream is removed.
     let mut from_natives: HashMap<String, BrowserReceived> = HashMap::new();
+    let mut sent_codecs = std::collections::BTreeSet::new();
     while !tasks.iter().all(|task| task.is_finished()) {
-        for entry in browser_stats(&browser).await["inbound"].as_array().unwrap() {
+        let stats = browser_stats(&browser).await;
+        for entry in stats["outbound"].as_array().unwrap() {
+            if entry["kind"] == "video" && entry["framesEncoded"].as_u64().unwrap_or(0) > 0 {
+                sent_codecs.insert(entry["codec"].as_str().unwrap_or_default().to_lowercase());
+            }
+        }
+        for entry in stats["inbound"].as_array().unwrap() {
             let Some(participant) = entry["participant"].as_str() else {
                 continue;
             };
@@ -159,6 +184,11 @@ async fn chromium_guest_call_with_natives() {
         .execute("return window.hearthGuest.state.sdp;", vec![])
         .await
         .unwrap();
+    let codec_switch = browser
+        .execute("return window.hearthGuest.state.codecSwitch;", vec![])
+        .await
+        .unwrap();
+    eprintln!("Chromium's last codec switch: {codec_switch}");
     browser.close().await.unwrap();
     drop(driver);
     eprintln!("Chromium is participant {guest_id}");
@@ -225,6 +255,27 @@ async fn chromium_guest_call_with_natives() {
         assert!(
             frames > 0,
             "Chromium encoded no frames of layer {rid}; outbound: {outbound}"
+        );
+    }
+
+    // Everyone sent the room's codec while the natives were in: H.264 when
+    // every native offers it, which the server prefers, else VP8. Chromium
+    // starts in H.264, alone in the room.
+    let room_codec = if native_codecs.contains(&VideoCodec::H264) {
+        "video/h264"
+    } else {
+        "video/vp8"
+    };
+    assert!(
+        sent_codecs.contains(room_codec),
+        "Chromium sent only {sent_codecs:?} while the natives were in the {room_codec} room"
+    );
+    for (participant, received) in &from_natives {
+        let codec = received.video_codec.clone().unwrap_or_default();
+        assert_eq!(
+            codec.to_lowercase(),
+            room_codec,
+            "Chromium decoded participant {participant} in {codec}"
         );
     }
 
@@ -301,13 +352,14 @@ async fn take_part(
     conversation_id: ConversationId,
     clip: Arc<VideoClip>,
     speech: Arc<AudioClip>,
-    natives: usize,
+    video_codecs: Vec<VideoCodec>,
 ) -> (RoomParticipantId, Received) {
     let (video_tx, mut video_rx) = mpsc::channel::<(String, DecodedVideo)>(512);
     let (audio_tx, mut audio_rx) = mpsc::channel::<(String, DecodedAudio)>(2048);
     let options = RoomOptions {
         peer: PeerConfig {
             simulcast: true,
+            video_codecs,
             ..common::loopback_peer()
         },
         send: SendMedia {
@@ -331,7 +383,7 @@ async fn take_part(
     let mut roster = call.roster();
     tokio::time::timeout(
         Duration::from_secs(30),
-        roster.wait_for(|r| r.participants.len() == natives + 1),
+        roster.wait_for(|r| r.participants.len() == NATIVES + 1),
     )
     .await
     .expect("every native participant joins within 30 s")

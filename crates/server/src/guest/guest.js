@@ -89,6 +89,10 @@
     participantId: null,
     participants: [],
     activeSpeaker: null,
+    // The room's video codec from the last room_state, such as "VP8", and
+    // the outcome of the last switch to it.
+    videoCodec: null,
+    codecSwitch: null,
     // Every SDP exchanged with the SFU: this page's offer and the SFU's
     // answer at join, then the SFU's offers and this page's answers.
     sdp: { offer: null, answer: null, roomOffers: [], roomAnswers: [] },
@@ -223,6 +227,39 @@
     }
     if (state.phase === "joined") setStatus(t.inCall(message.participants.length), false);
     sendViews();
+    state.videoCodec = message.video_codec ?? null;
+    followRoomCodec();
+  }
+
+  // The SFU forwards frames as they are, so the page sends its camera in the
+  // room's codec. Both codecs were negotiated, so switching the encodings'
+  // codec needs no renegotiation.
+  function followRoomCodec() {
+    if (!state.videoCodec || !pc || state.phase !== "joined") return;
+    const sender = pc.getSenders().find((s) => s.track && s.track.kind === "video");
+    if (!sender) return;
+    const params = sender.getParameters();
+    const mimeType = `video/${state.videoCodec}`.toLowerCase();
+    const codec = (params.codecs || []).find((c) => c.mimeType.toLowerCase() === mimeType);
+    if (!codec || !params.encodings || params.encodings.length === 0) {
+      state.codecSwitch = { codec: state.videoCodec, error: `not negotiated: ${JSON.stringify(params.codecs)}` };
+      return;
+    }
+    const current = params.encodings.every((e) => e.codec && e.codec.mimeType.toLowerCase() === mimeType);
+    if (current) return;
+    for (const encoding of params.encodings) {
+      encoding.codec = { mimeType: codec.mimeType, clockRate: codec.clockRate, sdpFmtpLine: codec.sdpFmtpLine };
+    }
+    const requested = state.videoCodec;
+    sender
+      .setParameters(params)
+      .then(() => {
+        state.codecSwitch = { codec: requested, error: null };
+      })
+      .catch((error) => {
+        state.codecSwitch = { codec: requested, error: error.message };
+        console.warn(`switching the camera to ${requested} failed: ${error.message}`);
+      });
   }
 
   async function onRoomOffer(sdp) {
@@ -251,6 +288,7 @@
             setStatus(t.inCall(Math.max(state.participants.length, 1)), false);
             sendMedia();
             sendViews();
+            followRoomCodec();
           })
           .catch((error) => fail(`${t.failed}: ${error.message}`));
         break;
