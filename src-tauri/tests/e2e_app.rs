@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use e2e::processes::{Cli, Server, Xvfb, free_port, media};
 use e2e::webdriver::Session;
-use e2e::{App, FOREMAN, SPEECH, STEP, Translations, VideoSample, pem_fingerprint, serial};
+use e2e::{App, FOREMAN, SPEECH, STEP, Translations, pem_fingerprint, serial};
 
 const ALICE_PASSWORD: &str = "alice-password";
 const BOB_PASSWORD: &str = "bob-password";
@@ -227,7 +227,13 @@ fn take_video_call(app: &App, bob: &Cli<'_>, text: &Translations) {
         FIRST_FRAME_TIMEOUT,
     );
     page.wait_for("[data-testid=self-video][data-has-frame=true]", STEP);
-    assert_remote_video_moves(page);
+    let remote = page.wait_for("[data-testid=remote-video]", STEP);
+    assert_eq!(
+        remote.attribute("data-renderer").as_deref(),
+        Some("native"),
+        "the default renderer on Linux"
+    );
+    assert_remote_video_moves(app);
     app.screenshot("09-in-call");
 
     let mute = page.wait_for("[data-testid=call-mute]", STEP);
@@ -253,13 +259,17 @@ fn take_video_call(app: &App, bob: &Cli<'_>, text: &Translations) {
 
 /// Samples the remote video twice, a second apart: it must be neither black
 /// nor flat, and it must change.
-fn assert_remote_video_moves(page: &Session) {
+fn assert_remote_video_moves(app: &App) {
     let canvas = "[data-testid=remote-video]";
-    let first = page.wait_until("pixels of the remote video", STEP, || {
-        VideoSample::take(page, canvas)
-    });
+    let first = app
+        .session
+        .wait_until("pixels of the remote video", STEP, || {
+            app.sample_video(canvas)
+        });
     std::thread::sleep(Duration::from_secs(1));
-    let second = VideoSample::take(page, canvas).expect("the remote video is still there");
+    let second = app
+        .sample_video(canvas)
+        .expect("the remote video is still there");
 
     for (name, sample) in [("first", &first), ("second", &second)] {
         assert!(
