@@ -44,7 +44,7 @@ pub enum VideoSource {
     None,
 }
 
-/// How decoded video reaches the screen.
+/// The way decoded video reaches the screen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, specta::Type)]
 #[serde(rename_all = "camelCase")]
 pub enum Renderer {

@@ -203,8 +203,9 @@ impl VideoHub {
     }
 }
 
-/// Returns the notice that tells the page how many frames of a stream the app
-/// drew natively, and at what size.
+/// Returns the notice with the number of frames of a stream the app drew
+/// natively so far, and their size.
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 pub fn native_notice(width: usize, height: usize, drawn: u32) -> FrameBytes {
     let mut out = Vec::with_capacity(HEADER_LEN + 4);
     out.push(2);
@@ -326,10 +327,11 @@ pub fn scale_to_rgba(frame: &VideoFrame, width: usize, height: usize, out: &mut 
 }
 
 /// Returns the frame scaled to `width` x `height` as BGRx, the byte order
-/// of cairo's `RGB24` on little-endian machines. Nearest-neighbour scaling of
-/// the I420 planes and then the `yuv` crate's SIMD conversion (BT.601
-/// limited range) take about a fifth of the time of the per-pixel loop of
-/// [`scale_to_rgba`].
+/// of cairo's `RGB24` on little-endian machines. The I420 planes are scaled
+/// by nearest neighbour, then the `yuv` crate converts them with SIMD (BT.601
+/// limited range). For 1280x720 to 1100x618 that took 0.5 ms on a 2-core AMD
+/// EPYC, against 2.7 ms for a per-pixel loop like [`scale_to_rgba`]'s.
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 pub fn scale_to_bgrx(frame: &VideoFrame, width: usize, height: usize) -> Vec<u8> {
     let scaled;
     let source = if (width, height) == (frame.width, frame.height) {
@@ -405,14 +407,16 @@ mod tests {
         );
     }
 
+    /// Limited-range white, black and a saturated red, as YUV and RGB.
+    const BT601_COLOURS: [((u8, u8, u8), [u8; 3]); 3] = [
+        ((235, 128, 128), [255, 255, 255]),
+        ((16, 128, 128), [0, 0, 0]),
+        ((81, 90, 240), [255, 0, 0]),
+    ];
+
     #[test]
     fn rgba_conversion_matches_bt601() {
-        // Limited-range white, black and a saturated red.
-        for ((y, u, v), rgb) in [
-            ((235, 128, 128), [255, 255, 255]),
-            ((16, 128, 128), [0, 0, 0]),
-            ((81, 90, 240), [255, 0, 0]),
-        ] {
+        for ((y, u, v), rgb) in BT601_COLOURS {
             let bytes = encode(&flat(4, 4, y, u, v), 2, 2, Renderer::Rgba);
             assert_eq!(bytes[0], 0);
             let pixel = &bytes[HEADER_LEN..HEADER_LEN + 4];
@@ -425,11 +429,7 @@ mod tests {
 
     #[test]
     fn bgrx_conversion_matches_bt601() {
-        for ((y, u, v), rgb) in [
-            ((235, 128, 128), [255, 255, 255]),
-            ((16, 128, 128), [0, 0, 0]),
-            ((81, 90, 240), [255, 0, 0]),
-        ] {
+        for ((y, u, v), rgb) in BT601_COLOURS {
             let bgrx = scale_to_bgrx(&flat(8, 4, y, u, v), 4, 2);
             assert_eq!(bgrx.len(), 4 * 2 * 4);
             let pixel = [bgrx[2], bgrx[1], bgrx[0]];

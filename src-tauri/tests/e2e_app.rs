@@ -300,6 +300,16 @@ fn open_settings(app: &App, text: &Translations) {
         "the settings dialog lacks its title {:?}",
         text.t("settings.title", &[])
     );
+    let preview = "[data-testid=settings] [data-testid=self-video]";
+    page.wait_for(&format!("{preview}[data-has-frame=true]"), STEP);
+    let sample = page.wait_until("pixels of the camera preview", STEP, || {
+        app.sample_video(preview)
+    });
+    assert!(
+        sample.mean() > 20.0,
+        "the camera preview is black: mean luma {:.1}",
+        sample.mean()
+    );
     app.screenshot("11-settings");
 }
 

@@ -29,7 +29,7 @@ pub struct Picture {
     pub height: usize,
     /// Pixels in cairo's `RGB24` layout: B, G, R and an unused byte.
     pub bgrx: Vec<u8>,
-    /// Where the counts of frames drawn go.
+    /// The channel that receives the counts of frames drawn.
     pub notices: Channel<FrameBytes>,
 }
 
@@ -45,7 +45,7 @@ thread_local! {
 struct Overlay {
     overlay: gtk::Overlay,
     views: HashMap<u32, View>,
-    shown: HashMap<StreamKey, Shown>,
+    pictures: HashMap<StreamKey, StreamPicture>,
 }
 
 struct View {
@@ -53,8 +53,8 @@ struct View {
     placement: Placement,
 }
 
-/// The picture a stream shows, ready for cairo.
-struct Shown {
+/// The latest picture of a stream, ready for cairo.
+struct StreamPicture {
     surface: cairo::ImageSurface,
     width: usize,
     height: usize,
@@ -92,7 +92,7 @@ pub fn install(window: &tauri::WebviewWindow) -> Result<(), String> {
         *cell.borrow_mut() = Some(Overlay {
             overlay,
             views: HashMap::new(),
-            shown: HashMap::new(),
+            pictures: HashMap::new(),
         });
     });
     tracing::debug!("native video overlay installed");
@@ -125,13 +125,21 @@ fn take_pending() {
             return;
         };
         for (stream, picture) in pending {
-            let previous = overlay.shown.remove(&stream);
-            if let Some(picture) = picture {
+            let previous = overlay.pictures.remove(&stream);
+            // Pictures of streams no view shows are dropped, so a late picture
+            // of a stream that was just unwatched cannot show up later.
+            let on_screen = overlay
+                .views
+                .values()
+                .any(|view| view.placement.stream == stream);
+            if let Some(picture) = picture.filter(|_| on_screen) {
                 match surface(picture, previous) {
-                    Ok(shown) => {
-                        overlay.shown.insert(stream.clone(), shown);
+                    Ok(converted) => {
+                        overlay.pictures.insert(stream.clone(), converted);
                     }
-                    Err(err) => tracing::warn!(error = %err, ?stream, "cairo surface failed"),
+                    Err(err) => {
+                        tracing::warn!(error = %err, ?stream, "creating a cairo surface failed")
+                    }
                 }
             }
             for view in overlay.views.values() {
@@ -144,7 +152,10 @@ fn take_pending() {
 }
 
 /// Wraps a picture in a cairo surface, carrying over the stream's counts.
-fn surface(picture: Picture, previous: Option<Shown>) -> Result<Shown, cairo::Error> {
+fn surface(
+    picture: Picture,
+    previous: Option<StreamPicture>,
+) -> Result<StreamPicture, cairo::Error> {
     let Picture {
         width,
         height,
@@ -158,8 +169,9 @@ fn surface(picture: Picture, previous: Option<Shown>) -> Result<Shown, cairo::Er
         height as i32,
         width as i32 * 4,
     )?;
-    let (drawn, last_notice) = previous.map_or((0, None), |shown| (shown.drawn, shown.last_notice));
-    Ok(Shown {
+    let (drawn, last_notice) =
+        previous.map_or((0, None), |earlier| (earlier.drawn, earlier.last_notice));
+    Ok(StreamPicture {
         surface,
         width,
         height,
@@ -185,13 +197,13 @@ pub fn place(placements: Vec<Placement>) -> UiResult<()> {
 impl Overlay {
     fn place(&mut self, mut placements: Vec<Placement>) {
         let listed: Vec<u32> = placements.iter().map(|placement| placement.view).collect();
-        let gone: Vec<u32> = self
+        let removed: Vec<u32> = self
             .views
             .keys()
             .filter(|id| !listed.contains(id))
             .copied()
             .collect();
-        for id in gone {
+        for id in removed {
             if let Some(view) = self.views.remove(&id) {
                 self.overlay.remove(&view.area);
             }
@@ -258,11 +270,11 @@ fn draw_view(id: u32, context: &cairo::Context) -> Result<(), cairo::Error> {
         let Some(view) = overlay.views.get(&id) else {
             return Ok(());
         };
-        let Some(shown) = overlay.shown.get_mut(&view.placement.stream) else {
+        let Some(picture) = overlay.pictures.get_mut(&view.placement.stream) else {
             return Ok(());
         };
-        paint(context, &view.placement, shown)?;
-        count_painted(shown);
+        paint(context, &view.placement, picture)?;
+        count_painted(picture);
         Ok(())
     })
 }
@@ -270,7 +282,7 @@ fn draw_view(id: u32, context: &cairo::Context) -> Result<(), cairo::Error> {
 fn paint(
     context: &cairo::Context,
     placement: &Placement,
-    shown: &Shown,
+    picture: &StreamPicture,
 ) -> Result<(), cairo::Error> {
     let (rect, clip) = (placement.rect, placement.clip);
     // Widget coordinates start at the clip's corner.
@@ -288,33 +300,33 @@ fn paint(
     context.set_fill_rule(cairo::FillRule::EvenOdd);
     context.clip();
 
-    let (width, height) = (shown.width as f64, shown.height as f64);
+    let (width, height) = (picture.width as f64, picture.height as f64);
     let scale = (f64::from(rect.width) / width).min(f64::from(rect.height) / height);
     let left = f64::from(rect.x) - origin_x + (f64::from(rect.width) - width * scale) / 2.0;
     let top = f64::from(rect.y) - origin_y + (f64::from(rect.height) - height * scale) / 2.0;
     context.translate(left, top);
     context.scale(scale, scale);
-    context.set_source_surface(&shown.surface, 0.0, 0.0)?;
+    context.set_source_surface(&picture.surface, 0.0, 0.0)?;
     context.rectangle(0.0, 0.0, width, height);
     context.fill()
 }
 
-/// Counts a picture's first paint and tells the page the count at most
+/// Counts a picture's first paint and sends the page the count at most
 /// every [`NOTICE_INTERVAL`], so the page sees frames drawn without their
 /// pixels.
-fn count_painted(shown: &mut Shown) {
-    if shown.painted {
+fn count_painted(picture: &mut StreamPicture) {
+    if picture.painted {
         return;
     }
-    shown.painted = true;
-    shown.drawn = shown.drawn.wrapping_add(1);
-    let due = shown
+    picture.painted = true;
+    picture.drawn = picture.drawn.wrapping_add(1);
+    let due = picture
         .last_notice
         .is_none_or(|last| last.elapsed() >= NOTICE_INTERVAL);
     if due {
-        shown.last_notice = Some(Instant::now());
-        let notice = native_notice(shown.width, shown.height, shown.drawn);
-        if let Err(err) = shown.notices.send(notice) {
+        picture.last_notice = Some(Instant::now());
+        let notice = native_notice(picture.width, picture.height, picture.drawn);
+        if let Err(err) = picture.notices.send(notice) {
             tracing::debug!(error = %err, "the page no longer takes video notices");
         }
     }

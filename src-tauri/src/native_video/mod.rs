@@ -44,13 +44,14 @@ impl ViewRect {
             && size.contains(&self.height)
     }
 
-    /// Whether the rectangle covers no pixel.
+    /// Returns whether the rectangle covers no pixel.
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
     pub fn is_empty(&self) -> bool {
         self.width <= 0 || self.height <= 0
     }
 }
 
-/// Where the page shows one video element, as the page measured it.
+/// The position of one video element on the page, as the page measured it.
 #[derive(Debug, Clone, PartialEq, Deserialize, specta::Type)]
 #[serde(rename_all = "camelCase")]
 pub struct NativeVideoPlacement {
@@ -70,6 +71,7 @@ pub struct NativeVideoPlacement {
 
 /// A placement checked and with its stream parsed.
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 pub struct Placement {
     pub view: u32,
     pub stream: StreamKey,

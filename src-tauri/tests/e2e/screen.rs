@@ -39,9 +39,10 @@ impl Area {
     }
 }
 
-/// Where the app drew the picture of the video element matching `css`, and
-/// the page elements over it, relative to the webview. `None` while the
-/// element is missing, has no size or the app drew no frame yet.
+/// Returns the rectangle where the app drew the picture of the video element
+/// matching `css`, and the page elements over it, relative to the webview.
+/// Returns `None` while the element is missing, has no size or the app drew
+/// no frame yet.
 fn picture_on_page(session: &Session, css: &str) -> Option<(Area, Vec<Area>)> {
     // The app fits the picture into the element with its aspect ratio kept,
     // and the canvas carries the size of the picture drawn.
