@@ -37,7 +37,7 @@ function frameDrawer(canvas: HTMLCanvasElement, renderer: Renderer): (frame: Fra
   if (renderer === "native") {
     return (frame) => {
       if (frame.format !== "native") return false;
-      // The canvas stays empty, but its size tells the benchmark what the app drew.
+      // The canvas stays empty, but takes the size the app drew at, which the benchmark reads.
       if (canvas.width !== frame.width) canvas.width = frame.width;
       if (canvas.height !== frame.height) canvas.height = frame.height;
       canvas.framesDrawn = frame.drawn;
@@ -54,8 +54,8 @@ function frameDrawer(canvas: HTMLCanvasElement, renderer: Renderer): (frame: Fra
 }
 
 /**
- * A canvas that shows one video stream from Rust at its own device-pixel size. With the
- * native renderer the app draws the video over the canvas's place instead.
+ * Shows one video stream from Rust in a canvas at the canvas's own device-pixel size. With
+ * the native renderer the app draws the video over the canvas instead.
  */
 export function VideoCanvas({ stream, renderer, testId, class: className, layer = 0, onError }: Props) {
   const ref = useRef<HTMLCanvasElement>(null);
