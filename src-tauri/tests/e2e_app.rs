@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use e2e::processes::{Cli, Server, Xvfb, free_port, media};
 use e2e::webdriver::Session;
 use e2e::{App, FOREMAN, SPEECH, STEP, Translations, pem_fingerprint, serial};
+use serde_json::json;
 
 const ALICE_PASSWORD: &str = "alice-password";
 const BOB_PASSWORD: &str = "bob-password";
@@ -311,6 +312,54 @@ fn open_settings(app: &App, text: &Translations) {
         sample.mean()
     );
     app.screenshot("11-settings");
+    assert_preview_clipped_when_scrolled(app);
+}
+
+/// Scrolls the settings until the camera preview slides under the dialog's
+/// header, and checks that the natively drawn preview follows the scroll and
+/// is clipped to the scrolled area: the header looks as it did before.
+fn assert_preview_clipped_when_scrolled(app: &App) {
+    let page = &app.session;
+    let header = "[data-testid=settings] .modal-header";
+    let before = app
+        .sample_screen(header)
+        .expect("the settings header is on the screen");
+    let scrolled = page.execute(
+        r#"
+        const body = document.querySelector("[data-testid=settings] .modal-body");
+        const preview = document.querySelector("[data-testid=settings] [data-testid=self-video]");
+        const overlap = 40;
+        // The dialog grows past a short window instead of scrolling, so cap it.
+        body.style.maxHeight = "400px";
+        body.scrollTop += preview.getBoundingClientRect().top - body.getBoundingClientRect().top + overlap;
+        return preview.getBoundingClientRect().top < body.getBoundingClientRect().top;
+        "#,
+        json!([]),
+    );
+    assert_eq!(
+        scrolled,
+        json!(true),
+        "the settings did not scroll the preview above their top"
+    );
+    // The page reports the new place on its next animation frame.
+    std::thread::sleep(Duration::from_millis(500));
+    app.screenshot("11-settings-scrolled");
+    let after = app
+        .sample_screen(header)
+        .expect("the settings header is on the screen");
+    let difference = before.difference(&after);
+    assert!(
+        difference < 2.0,
+        "the camera preview was drawn over the settings header: mean luma difference {difference:.2}"
+    );
+    page.execute(
+        r#"
+        const body = document.querySelector("[data-testid=settings] .modal-body");
+        body.scrollTop = 0;
+        body.style.maxHeight = "";
+        "#,
+        json!([]),
+    );
 }
 
 /// Picks `language` in the open settings and waits for the page to follow.

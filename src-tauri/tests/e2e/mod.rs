@@ -186,6 +186,12 @@ impl App {
         }
     }
 
+    /// Samples the display where the element matching `css` is, whatever
+    /// the page or the app drew there.
+    pub fn sample_screen(&self, css: &str) -> Option<VideoSample> {
+        screen::sample_element(&self.session, &self.display, css)
+    }
+
     /// Returns the app's data folder, `HEARTH_DESKTOP_DATA_DIR`.
     pub fn data_dir(&self) -> &Path {
         self.data_dir.path()

@@ -116,6 +116,25 @@ fn grab(display: &str, left: i64, top: i64, width: i64, height: i64) -> Vec<u8> 
 /// `NaN`, so that labels and the self view do not count as video.
 pub fn sample_native(session: &Session, display: &str, css: &str) -> Option<VideoSample> {
     let (picture, holes) = picture_on_page(session, css)?;
+    sample_area(display, picture, &holes)
+}
+
+/// Samples the display where the element matching `css` is, whatever is
+/// drawn there. Returns `None` while the element is missing.
+pub fn sample_element(session: &Session, display: &str, css: &str) -> Option<VideoSample> {
+    let script = r#"
+        const element = document.querySelector(arguments[0]);
+        if (!element) return null;
+        const box = element.getBoundingClientRect();
+        return [box.left, box.top, box.right, box.bottom];
+    "#;
+    let area = Area::from_json(&session.execute(script, json!([css])))?;
+    sample_area(display, area, &[])
+}
+
+/// Samples `picture`, relative to the webview, from the display, leaving out
+/// grid cells that a hole touches.
+fn sample_area(display: &str, picture: Area, holes: &[Area]) -> Option<VideoSample> {
     let (origin_x, origin_y) = window_origin(display);
     let left = (origin_x + picture.left).round() as i64;
     let top = (origin_y + picture.top).round() as i64;
