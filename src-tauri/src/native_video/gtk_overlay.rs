@@ -38,7 +38,7 @@ pub struct Picture {
 static PENDING: Mutex<Option<HashMap<StreamKey, Option<Picture>>>> = Mutex::new(None);
 
 thread_local! {
-    /// The overlay and its views; set on the main thread by [`install`].
+    /// The overlay and its views, set on the main thread by [`install`].
     static OVERLAY: RefCell<Option<Overlay>> = const { RefCell::new(None) };
 }
 
@@ -311,9 +311,8 @@ fn paint(
     context.fill()
 }
 
-/// Counts a picture's first paint and sends the page the count at most
-/// every [`NOTICE_INTERVAL`], so the page sees frames drawn without their
-/// pixels.
+/// Counts a picture's first paint, and sends the count to the page at most
+/// every [`NOTICE_INTERVAL`] in place of the pixels.
 fn count_painted(picture: &mut StreamPicture) {
     if picture.painted {
         return;
