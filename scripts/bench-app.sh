@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Measures the desktop app's video delivery (two renderers) and memory in a
+# Measures the desktop app's video delivery (three renderers) and memory in a
 # 720p call: builds the release app with `tauri build`, the release server
 # and CLI, and runs the app_media bench under Xvfb. Prints Markdown tables.
 #

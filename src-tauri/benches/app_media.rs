@@ -1,12 +1,14 @@
 //! The desktop app's video delivery and memory, measured on the real app.
 //!
-//! For each renderer (I420 through WebGL, RGBA through `putImageData`) the
-//! bench starts the `tauri build` app under Xvfb and signs in to a real
-//! `hearth-server` on loopback. It measures the idle app, then takes a video
-//! call from the `hearth` CLI streaming 1280x720 at 30 fps, while the app's
-//! own camera is a 1280x720, 30 fps file. It prints the frames drawn per
-//! second, the CPU time of the app's processes (the app and its WebKit
-//! children) and their memory (PSS, so shared pages count once) as Markdown.
+//! For each renderer (native GTK widgets over the webview, I420 through
+//! WebGL, RGBA through `putImageData`) the bench starts the `tauri build` app
+//! under Xvfb and signs in to a real `hearth-server` on loopback. It measures
+//! the idle app, then takes a video call from the `hearth` CLI streaming
+//! 1280x720 at 30 fps, while the app's own camera is a 1280x720, 30 fps file.
+//! It prints the frames drawn per second, the CPU time of the app's processes
+//! (the app and its WebKit children) and their memory (PSS, so shared pages
+//! count once) as Markdown. The X server's CPU time is printed apart, since
+//! every renderer's pixels end up there.
 //!
 //! `scripts/bench-app.sh` builds the release binaries and runs this; see
 //! `docs/benchmarks.md` for the figures.
@@ -36,7 +38,7 @@ fn main() {
     let options = Options::parse();
     let clip = Clip720p30::convert(&media(CLIP_720P));
     let mut rows = Vec::new();
-    for renderer in ["i420", "rgba"] {
+    for renderer in ["native", "i420", "rgba"] {
         rows.push(measure(renderer, &clip.path, &options));
     }
     print_table(&rows, &options);
@@ -112,6 +114,8 @@ struct Usage {
     cores: HashMap<String, f64>,
     /// Proportional set size in MiB, by process name.
     pss_mib: HashMap<String, f64>,
+    /// CPU time of the X server per second of wall time.
+    x_server_cores: f64,
 }
 
 impl Usage {
@@ -144,7 +148,7 @@ fn measure(renderer: &'static str, clip: &Path, options: &Options) -> Row {
     let app = App::launch_with_settings(&xvfb, settings, &format!("bench/{renderer}"));
     app.sign_in(&server, "alice", ALICE_PASSWORD);
     let page = &app.session;
-    let processes = AppProcesses::find(app.data_dir());
+    let processes = AppProcesses::find(app.data_dir(), xvfb.pid());
 
     std::thread::sleep(IDLE_SETTLE);
     let idle = processes.usage(options.window);
@@ -196,11 +200,13 @@ fn measure(renderer: &'static str, clip: &Path, options: &Options) -> Row {
 /// The app's process and its descendants (WebKit's web and network processes).
 struct AppProcesses {
     root: u32,
+    x_server: u32,
 }
 
 impl AppProcesses {
-    /// Finds the app process started with `data_dir` as its data folder.
-    fn find(data_dir: &Path) -> Self {
+    /// Finds the app process started with `data_dir` as its data folder, on
+    /// the X server `x_server`.
+    fn find(data_dir: &Path, x_server: u32) -> Self {
         let needle = format!("HEARTH_DESKTOP_DATA_DIR={}", data_dir.display());
         let root = all_pids()
             .into_iter()
@@ -212,7 +218,7 @@ impl AppProcesses {
                 }) && comm(*pid).starts_with("hearth-desktop")
             })
             .expect("the app process is running");
-        Self { root }
+        Self { root, x_server }
     }
 
     /// Returns the process ids of the app and all its descendants.
@@ -240,12 +246,18 @@ impl AppProcesses {
     fn usage(&self, window: Duration) -> Usage {
         let pids = self.pids();
         let before: HashMap<u32, u64> = pids.iter().map(|pid| (*pid, cpu_ticks(*pid))).collect();
+        let x_server_before = cpu_ticks(self.x_server);
         let started = Instant::now();
         std::thread::sleep(window);
         let elapsed = started.elapsed().as_secs_f64();
         let ticks_per_second = clock_ticks_per_second();
 
-        let mut usage = Usage::default();
+        let mut usage = Usage {
+            x_server_cores: cpu_ticks(self.x_server).saturating_sub(x_server_before) as f64
+                / ticks_per_second
+                / elapsed,
+            ..Usage::default()
+        };
         for pid in self.pids() {
             let name = comm(pid);
             let ticks = cpu_ticks(pid).saturating_sub(before.get(&pid).copied().unwrap_or(0));
@@ -374,9 +386,9 @@ fn print_table(rows: &[Row], options: &Options) {
         options.window.as_secs_f64()
     );
     println!(
-        "| renderer | remote view | remote fps | self view | self fps | CPU in call (cores) | of which WebKit | memory in call (MiB PSS) | CPU idle (cores) | memory idle (MiB PSS) |"
+        "| renderer | remote view | remote fps | self view | self fps | CPU in call (cores) | of which WebKit | X server CPU in call (cores) | memory in call (MiB PSS) | CPU idle (cores) | memory idle (MiB PSS) |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
     for row in rows {
         let webkit: f64 = row
             .call
@@ -386,7 +398,7 @@ fn print_table(rows: &[Row], options: &Options) {
             .map(|(_, cores)| cores)
             .sum();
         println!(
-            "| {} | {}x{} | {:.1} | {}x{} | {:.1} | {:.2} | {:.2} | {:.0} | {:.3} | {:.0} |",
+            "| {} | {}x{} | {:.1} | {}x{} | {:.1} | {:.2} | {:.2} | {:.2} | {:.0} | {:.3} | {:.0} |",
             row.renderer,
             row.remote.width,
             row.remote.height,
@@ -396,6 +408,7 @@ fn print_table(rows: &[Row], options: &Options) {
             row.self_view.fps,
             row.call.total_cores(),
             webkit,
+            row.call.x_server_cores,
             row.call.total_pss_mib(),
             row.idle.total_cores(),
             row.idle.total_pss_mib(),

@@ -16,7 +16,7 @@ use tauri::AppHandle;
 use crate::error::{ErrorCode, UiError, UiResult, is_certificate_error};
 use crate::events::{Forwarder, RoomDirectory};
 use crate::phone::Phone;
-use crate::profile::{EmbeddedConfig, Profile, SavedAccount, Settings};
+use crate::profile::{EmbeddedConfig, Profile, Renderer, SavedAccount, Settings};
 use crate::video::VideoHub;
 use crate::views::{Account, AppStatus, Connection, EmbeddedServer, ServerCheck};
 
@@ -118,6 +118,7 @@ impl App {
                     connection_view(&session.state())
                 }),
             settings: self.settings(),
+            renderers: Renderer::available(),
         }
     }
 

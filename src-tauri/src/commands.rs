@@ -11,6 +11,7 @@ use tauri::ipc::Channel;
 use crate::app::App;
 use crate::error::{ErrorCode, UiError, UiResult};
 use crate::media::{CallMediaSettings, check_video_file};
+use crate::native_video::{self, NativeVideoPlacement};
 use crate::profile::Settings;
 use crate::video::{FrameBytes, StreamKey, VideoStream};
 use crate::views::{
@@ -400,6 +401,14 @@ pub fn unwatch_video(app: AppState<'_>, stream: VideoStream) {
     if stream == VideoStream::SelfView {
         app.phone.hide_preview();
     }
+}
+
+/// Places the `native` renderer's video views where the page shows its
+/// video elements; views missing from `placements` are removed.
+#[tauri::command]
+#[specta::specta]
+pub fn place_native_videos(placements: Vec<NativeVideoPlacement>) -> UiResult<()> {
+    native_video::place(placements)
 }
 
 /// Joins the group call of a conversation with the camera on or off, and

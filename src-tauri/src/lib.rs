@@ -7,6 +7,7 @@ mod commands;
 mod error;
 mod events;
 mod media;
+mod native_video;
 mod notify;
 mod phone;
 mod profile;
@@ -53,6 +54,7 @@ pub fn bindings() -> tauri_specta::Builder<tauri::Wry> {
             commands::test_speaker,
             commands::watch_video,
             commands::unwatch_video,
+            commands::place_native_videos,
             commands::join_room,
             commands::list_rooms,
             commands::list_screen_sources,
@@ -121,6 +123,12 @@ pub fn run() {
         .invoke_handler(handler)
         .setup(move |tauri_app| {
             builder.mount_events(tauri_app);
+            #[cfg(target_os = "linux")]
+            if let Some(window) = tauri_app.get_webview_window("main")
+                && let Err(err) = native_video::install(&window)
+            {
+                tracing::warn!(error = %err, "no native video overlay; the native renderer shows nothing");
+            }
             let app = Arc::new(app::App::new(tauri_app.handle().clone(), dir));
             tauri_app.manage(Arc::clone(&app));
             if let Err(err) = notify::install_tray(tauri_app.handle()) {

@@ -44,15 +44,34 @@ pub enum VideoSource {
     None,
 }
 
-/// How decoded video reaches the page.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, specta::Type, Default)]
+/// The way decoded video reaches the screen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, specta::Type)]
 #[serde(rename_all = "camelCase")]
 pub enum Renderer {
     /// RGBA pixels drawn with `putImageData`.
     Rgba,
     /// I420 planes converted to RGB by a WebGL shader: 3/8 of the bytes.
-    #[default]
     I420,
+    /// Drawn by the app in GTK widgets over the webview, so no pixels reach
+    /// the page. Linux only.
+    Native,
+}
+
+impl Renderer {
+    /// Returns the renderers this build offers, the default first.
+    pub fn available() -> Vec<Self> {
+        if cfg!(target_os = "linux") {
+            vec![Self::Native, Self::I420, Self::Rgba]
+        } else {
+            vec![Self::I420, Self::Rgba]
+        }
+    }
+}
+
+impl Default for Renderer {
+    fn default() -> Self {
+        Self::available()[0]
+    }
 }
 
 /// The noise suppression of calls, switchable during a call.
@@ -106,6 +125,16 @@ impl Settings {
                 format!("language {language:?}: use zh-CN or en"),
             ));
         }
+        if !Renderer::available().contains(&self.renderer) {
+            return Err(UiError::new(
+                ErrorCode::InvalidInput,
+                format!(
+                    "renderer {:?} is not available on this system: use one of {:?}",
+                    self.renderer,
+                    Renderer::available()
+                ),
+            ));
+        }
         if let VideoSource::File { path } = &self.video_source
             && path.trim().is_empty()
         {
@@ -139,8 +168,15 @@ impl Profile {
         let Ok(text) = std::fs::read_to_string(&path) else {
             return Self::default();
         };
-        match serde_json::from_str(&text) {
-            Ok(profile) => profile,
+        match serde_json::from_str::<Self>(&text) {
+            Ok(mut profile) => {
+                // A profile copied from another system may name a renderer
+                // this one lacks.
+                if !Renderer::available().contains(&profile.settings.renderer) {
+                    profile.settings.renderer = Renderer::default();
+                }
+                profile
+            }
             Err(err) => {
                 let aside = path.with_extension("json.broken");
                 tracing::warn!(error = %err, aside = %aside.display(), "the profile is unreadable; starting afresh");
@@ -194,7 +230,7 @@ mod tests {
         .unwrap();
         let old = Profile::load(dir.path());
         assert_eq!(old.settings.language.as_deref(), Some("en"));
-        assert_eq!(old.settings.renderer, Renderer::I420);
+        assert_eq!(old.settings.renderer, Renderer::default());
     }
 
     #[test]

@@ -4,7 +4,9 @@
 //!
 //! A frame on the wire is an 8-byte header (format, reserved, width and height
 //! as little-endian u16, two reserved bytes) followed by the pixels: RGBA, or
-//! the Y, U and V planes of I420.
+//! the Y, U and V planes of I420. With the `native` renderer the app draws the
+//! frames itself, and the page gets only a notice of the frames drawn: the
+//! header with format 2 and a little-endian u32 count.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -44,6 +46,20 @@ pub enum StreamKey {
 impl From<VideoStream> for StreamKey {
     fn from(stream: VideoStream) -> Self {
         Self::Call(stream)
+    }
+}
+
+impl StreamKey {
+    /// Parses the page's name of a stream: `remote`, `selfView`,
+    /// `participant:ID` or `screen:ID`.
+    pub fn parse(name: &str) -> Option<Self> {
+        match name.split_once(':') {
+            None if name == "remote" => Some(Self::Call(VideoStream::Remote)),
+            None if name == "selfView" => Some(Self::Call(VideoStream::SelfView)),
+            Some(("participant", id)) if !id.is_empty() => Some(Self::Participant(id.to_owned())),
+            Some(("screen", id)) if !id.is_empty() => Some(Self::Screen(id.to_owned())),
+            _ => None,
+        }
     }
 }
 
@@ -103,7 +119,15 @@ impl VideoHub {
     }
 
     pub fn unwatch(&self, stream: impl Into<StreamKey>) {
-        lock(&self.views).remove(&stream.into());
+        let stream = stream.into();
+        let removed = lock(&self.views).remove(&stream);
+        #[cfg(target_os = "linux")]
+        if removed.is_some_and(|view| view.renderer == Renderer::Native) {
+            // The last picture must not show when the stream is watched again.
+            crate::native_video::publish(stream, None);
+        }
+        #[cfg(not(target_os = "linux"))]
+        let _ = removed;
     }
 
     /// Returns the sender that publishes frames of `stream`.
@@ -148,6 +172,10 @@ impl VideoHub {
                 continue;
             }
             let Some(frame) = feed.borrow_and_update().clone() else {
+                #[cfg(target_os = "linux")]
+                if renderer == Renderer::Native {
+                    crate::native_video::publish(stream.clone(), None);
+                }
                 continue;
             };
             let since = last.elapsed();
@@ -155,12 +183,38 @@ impl VideoHub {
                 std::thread::sleep(interval - since);
             }
             last = Instant::now();
+            #[cfg(target_os = "linux")]
+            if renderer == Renderer::Native {
+                let (width, height) = fit(frame.width, frame.height, width, height);
+                let picture = crate::native_video::Picture {
+                    width,
+                    height,
+                    bgrx: scale_to_bgrx(&frame, width, height),
+                    notices: channel,
+                };
+                crate::native_video::publish(stream.clone(), Some(picture));
+                continue;
+            }
             let bytes = encode(&frame, width, height, renderer);
             if channel.send(FrameBytes(bytes)).is_err() {
                 return;
             }
         }
     }
+}
+
+/// Returns the notice with the number of frames of a stream the app drew
+/// natively so far, and their size.
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+pub fn native_notice(width: usize, height: usize, drawn: u32) -> FrameBytes {
+    let mut out = Vec::with_capacity(HEADER_LEN + 4);
+    out.push(2);
+    out.push(0);
+    out.extend_from_slice(&(width as u16).to_le_bytes());
+    out.extend_from_slice(&(height as u16).to_le_bytes());
+    out.extend_from_slice(&[0, 0]);
+    out.extend_from_slice(&drawn.to_le_bytes());
+    FrameBytes(out)
 }
 
 /// Waits up to `timeout` for a new value; returns whether one arrived.
@@ -198,9 +252,10 @@ pub fn fit(
 /// Scales `frame` to fit the view and packs it with the header.
 pub fn encode(frame: &VideoFrame, max_width: u32, max_height: u32, renderer: Renderer) -> Vec<u8> {
     let (width, height) = fit(frame.width, frame.height, max_width, max_height);
+    // Where the app cannot draw natively, native views get I420.
     let (format, pixels_len) = match renderer {
         Renderer::Rgba => (0u8, width * height * 4),
-        Renderer::I420 => (1u8, VideoFrame::i420_len(width, height)),
+        Renderer::I420 | Renderer::Native => (1u8, VideoFrame::i420_len(width, height)),
     };
     let mut out = Vec::with_capacity(HEADER_LEN + pixels_len);
     out.push(format);
@@ -210,7 +265,7 @@ pub fn encode(frame: &VideoFrame, max_width: u32, max_height: u32, renderer: Ren
     out.extend_from_slice(&[0, 0]);
     match renderer {
         Renderer::Rgba => scale_to_rgba(frame, width, height, &mut out),
-        Renderer::I420 => scale_i420(frame, width, height, &mut out),
+        Renderer::I420 | Renderer::Native => scale_i420(frame, width, height, &mut out),
     }
     out
 }
@@ -271,6 +326,50 @@ pub fn scale_to_rgba(frame: &VideoFrame, width: usize, height: usize, out: &mut 
     }
 }
 
+/// Returns the frame scaled to `width` x `height` as BGRx, the byte order
+/// of cairo's `RGB24` on little-endian machines. The I420 planes are scaled
+/// by nearest neighbour, then the `yuv` crate converts them with SIMD (BT.601
+/// limited range). For 1280x720 to 1100x618 that took 0.5 ms on a 2-core AMD
+/// EPYC, against 2.7 ms for a per-pixel loop like [`scale_to_rgba`]'s.
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+pub fn scale_to_bgrx(frame: &VideoFrame, width: usize, height: usize) -> Vec<u8> {
+    let scaled;
+    let source = if (width, height) == (frame.width, frame.height) {
+        frame
+    } else {
+        let mut data = Vec::with_capacity(VideoFrame::i420_len(width, height));
+        scale_i420(frame, width, height, &mut data);
+        scaled = VideoFrame {
+            width,
+            height,
+            data,
+        };
+        &scaled
+    };
+    let (y, u, v) = source.planes();
+    let chroma_stride = source.chroma_width() as u32;
+    let image = yuv::YuvPlanarImage {
+        y_plane: y,
+        y_stride: width as u32,
+        u_plane: u,
+        u_stride: chroma_stride,
+        v_plane: v,
+        v_stride: chroma_stride,
+        width: width as u32,
+        height: height as u32,
+    };
+    let mut out = vec![0; width * height * 4];
+    yuv::yuv420_to_bgra(
+        &image,
+        &mut out,
+        width as u32 * 4,
+        yuv::YuvRange::Limited,
+        yuv::YuvStandardMatrix::Bt601,
+    )
+    .expect("the planes and the output match the size they were made for");
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -308,14 +407,16 @@ mod tests {
         );
     }
 
+    /// Limited-range white, black and a saturated red, as YUV and RGB.
+    const BT601_COLOURS: [((u8, u8, u8), [u8; 3]); 3] = [
+        ((235, 128, 128), [255, 255, 255]),
+        ((16, 128, 128), [0, 0, 0]),
+        ((81, 90, 240), [255, 0, 0]),
+    ];
+
     #[test]
     fn rgba_conversion_matches_bt601() {
-        // Limited-range white, black and a saturated red.
-        for ((y, u, v), rgb) in [
-            ((235, 128, 128), [255, 255, 255]),
-            ((16, 128, 128), [0, 0, 0]),
-            ((81, 90, 240), [255, 0, 0]),
-        ] {
+        for ((y, u, v), rgb) in BT601_COLOURS {
             let bytes = encode(&flat(4, 4, y, u, v), 2, 2, Renderer::Rgba);
             assert_eq!(bytes[0], 0);
             let pixel = &bytes[HEADER_LEN..HEADER_LEN + 4];
@@ -324,6 +425,55 @@ mod tests {
             }
             assert_eq!(pixel[3], 255);
         }
+    }
+
+    #[test]
+    fn bgrx_conversion_matches_bt601() {
+        for ((y, u, v), rgb) in BT601_COLOURS {
+            let bgrx = scale_to_bgrx(&flat(8, 4, y, u, v), 4, 2);
+            assert_eq!(bgrx.len(), 4 * 2 * 4);
+            let pixel = [bgrx[2], bgrx[1], bgrx[0]];
+            for (got, want) in pixel.iter().zip(rgb) {
+                assert!(got.abs_diff(want) <= 3, "{pixel:?} for {y},{u},{v}");
+            }
+        }
+    }
+
+    #[test]
+    fn bgrx_keeps_the_frame_size_unscaled() {
+        let bgrx = scale_to_bgrx(&flat(6, 4, 235, 128, 128), 6, 4);
+        assert_eq!(bgrx.len(), 6 * 4 * 4);
+        assert!(bgrx.chunks(4).all(|pixel| pixel[..3] == [255, 255, 255]));
+    }
+
+    #[test]
+    fn stream_names_from_the_page_parse() {
+        assert_eq!(
+            StreamKey::parse("remote"),
+            Some(StreamKey::Call(VideoStream::Remote))
+        );
+        assert_eq!(
+            StreamKey::parse("selfView"),
+            Some(StreamKey::Call(VideoStream::SelfView))
+        );
+        assert_eq!(
+            StreamKey::parse("participant:7"),
+            Some(StreamKey::Participant("7".into()))
+        );
+        assert_eq!(
+            StreamKey::parse("screen:7"),
+            Some(StreamKey::Screen("7".into()))
+        );
+        for bad in ["", "self", "participant:", "camera:7"] {
+            assert_eq!(StreamKey::parse(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn native_notice_carries_size_and_count() {
+        let FrameBytes(bytes) = native_notice(640, 360, 70_000);
+        assert_eq!(&bytes[..HEADER_LEN], &[2, 0, 128, 2, 104, 1, 0, 0]);
+        assert_eq!(&bytes[HEADER_LEN..], &70_000u32.to_le_bytes());
     }
 
     #[test]

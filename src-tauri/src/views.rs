@@ -6,7 +6,7 @@ use hearth_proto::chat::{CallOutcome, Conversation, ConversationKind, EventBody,
 use hearth_proto::signal::CallMedia;
 use serde::{Deserialize, Serialize};
 
-use crate::profile::Settings;
+use crate::profile::{Renderer, Settings};
 
 #[derive(Debug, Clone, Serialize, Deserialize, specta::Type)]
 #[serde(rename_all = "camelCase")]
@@ -43,6 +43,8 @@ pub struct AppStatus {
     pub embedded: Option<EmbeddedServer>,
     pub connection: Connection,
     pub settings: Settings,
+    /// The video renderers this system offers, the default first.
+    pub renderers: Vec<Renderer>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, specta::Type)]

@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 
 use e2e::processes::{Cli, Server, Xvfb, free_port, media};
 use e2e::webdriver::Session;
-use e2e::{App, FOREMAN, SPEECH, STEP, Translations, VideoSample, pem_fingerprint, serial};
+use e2e::{App, FOREMAN, SPEECH, STEP, Translations, pem_fingerprint, serial};
+use serde_json::json;
 
 const ALICE_PASSWORD: &str = "alice-password";
 const BOB_PASSWORD: &str = "bob-password";
@@ -227,7 +228,13 @@ fn take_video_call(app: &App, bob: &Cli<'_>, text: &Translations) {
         FIRST_FRAME_TIMEOUT,
     );
     page.wait_for("[data-testid=self-video][data-has-frame=true]", STEP);
-    assert_remote_video_moves(page);
+    let remote = page.wait_for("[data-testid=remote-video]", STEP);
+    assert_eq!(
+        remote.attribute("data-renderer").as_deref(),
+        Some("native"),
+        "the default renderer on Linux"
+    );
+    assert_remote_video_moves(app);
     app.screenshot("09-in-call");
 
     let mute = page.wait_for("[data-testid=call-mute]", STEP);
@@ -253,13 +260,17 @@ fn take_video_call(app: &App, bob: &Cli<'_>, text: &Translations) {
 
 /// Samples the remote video twice, a second apart: it must be neither black
 /// nor flat, and it must change.
-fn assert_remote_video_moves(page: &Session) {
+fn assert_remote_video_moves(app: &App) {
     let canvas = "[data-testid=remote-video]";
-    let first = page.wait_until("pixels of the remote video", STEP, || {
-        VideoSample::take(page, canvas)
-    });
+    let first = app
+        .session
+        .wait_until("pixels of the remote video", STEP, || {
+            app.sample_video(canvas)
+        });
     std::thread::sleep(Duration::from_secs(1));
-    let second = VideoSample::take(page, canvas).expect("the remote video is still there");
+    let second = app
+        .sample_video(canvas)
+        .expect("the remote video is still there");
 
     for (name, sample) in [("first", &first), ("second", &second)] {
         assert!(
@@ -290,7 +301,65 @@ fn open_settings(app: &App, text: &Translations) {
         "the settings dialog lacks its title {:?}",
         text.t("settings.title", &[])
     );
+    let preview = "[data-testid=settings] [data-testid=self-video]";
+    page.wait_for(&format!("{preview}[data-has-frame=true]"), STEP);
+    let sample = page.wait_until("pixels of the camera preview", STEP, || {
+        app.sample_video(preview)
+    });
+    assert!(
+        sample.mean() > 20.0,
+        "the camera preview is black: mean luma {:.1}",
+        sample.mean()
+    );
     app.screenshot("11-settings");
+    assert_preview_clipped_when_scrolled(app);
+}
+
+/// Scrolls the settings until the camera preview slides under the dialog's
+/// header, and checks that the natively drawn preview follows the scroll and
+/// is clipped to the scrolled area: the header looks as it did before.
+fn assert_preview_clipped_when_scrolled(app: &App) {
+    let page = &app.session;
+    let header = "[data-testid=settings] .modal-header";
+    let before = app
+        .sample_screen(header)
+        .expect("the settings header is on the screen");
+    let scrolled = page.execute(
+        r#"
+        const body = document.querySelector("[data-testid=settings] .modal-body");
+        const preview = document.querySelector("[data-testid=settings] [data-testid=self-video]");
+        const overlap = 40;
+        // The dialog grows past a short window instead of scrolling, so cap it.
+        body.style.maxHeight = "400px";
+        body.scrollTop += preview.getBoundingClientRect().top - body.getBoundingClientRect().top + overlap;
+        return preview.getBoundingClientRect().top < body.getBoundingClientRect().top;
+        "#,
+        json!([]),
+    );
+    assert_eq!(
+        scrolled,
+        json!(true),
+        "the settings did not scroll the preview above their top"
+    );
+    // The page reports the new place on its next animation frame.
+    std::thread::sleep(Duration::from_millis(500));
+    app.screenshot("11-settings-scrolled");
+    let after = app
+        .sample_screen(header)
+        .expect("the settings header is on the screen");
+    let difference = before.difference(&after);
+    assert!(
+        difference < 2.0,
+        "the camera preview was drawn over the settings header: mean luma difference {difference:.2}"
+    );
+    page.execute(
+        r#"
+        const body = document.querySelector("[data-testid=settings] .modal-body");
+        body.scrollTop = 0;
+        body.style.maxHeight = "";
+        "#,
+        json!([]),
+    );
 }
 
 /// Picks `language` in the open settings and waits for the page to follow.

@@ -91,7 +91,7 @@ fn group_call(language: &str) {
     page.wait_for("[data-testid=group-call][data-call-state=inRoom]", STEP);
     page.wait_for("[data-testid=room-count][data-count='3']", STEP);
     assert_grid(page);
-    assert_remote_tiles_move(page);
+    assert_remote_tiles_move(&app);
     let speaker = page.wait_for(
         "[data-testid=room-tile][data-self=false][data-speaking=true]",
         STEP,
@@ -189,20 +189,26 @@ fn assert_grid(page: &Session) {
 /// after the first, and again every second up to `CHANGE_TIMEOUT`, because
 /// a receiver that lost a packet shows the last picture until the next
 /// keyframe.
-fn assert_remote_tiles_move(page: &Session) {
+fn assert_remote_tiles_move(app: &App) {
+    let page = &app.session;
     for user in ["bob", "carol"] {
         let canvas = format!(
             "[data-testid=room-tile][data-user={user}] [data-testid=tile-video][data-has-frame=true]"
         );
-        page.wait_for(&canvas, FIRST_FRAME_TIMEOUT);
+        let tile = page.wait_for(&canvas, FIRST_FRAME_TIMEOUT);
+        assert_eq!(
+            tile.attribute("data-renderer").as_deref(),
+            Some("native"),
+            "the default renderer on Linux"
+        );
         let first = page.wait_until(&format!("pixels of {user}'s tile"), STEP, || {
-            VideoSample::take(page, &canvas)
+            app.sample_video(&canvas)
         });
         assert_lit(&first, user, "first");
         let started = Instant::now();
         let (second, difference) = loop {
             std::thread::sleep(Duration::from_secs(1));
-            let second = VideoSample::take(page, &canvas).expect("the tile is still there");
+            let second = app.sample_video(&canvas).expect("the tile is still there");
             let difference = first.difference(&second);
             if difference > 1.0 || started.elapsed() >= CHANGE_TIMEOUT {
                 break (second, difference);

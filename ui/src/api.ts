@@ -18,6 +18,7 @@ import type {
   ErrorCode,
   HistoryView,
   MessageReceived,
+  NativeVideoPlacement,
   RoomSummary,
   ScreenSourceView,
   ServerCheck,
@@ -130,6 +131,8 @@ export interface HearthApi {
    */
   watchVideo(stream: StreamKey, width: number, height: number, onFrame: (frame: ArrayBuffer) => void): Promise<void>;
   unwatchVideo(stream: StreamKey): Promise<void>;
+  /** Places the native renderer's video views; views not listed are removed. */
+  placeNativeVideos(placements: NativeVideoPlacement[]): Promise<void>;
   /** Joins a conversation's group call and resolves once the server's SFU accepted the join. */
   joinRoom(conversationId: string, video: boolean): Promise<void>;
   /** Returns the group calls in progress in the user's conversations. */
@@ -244,6 +247,9 @@ export const tauriApi: HearthApi = {
       return;
     }
     return call(() => commands.unwatchVideo(stream as VideoStream));
+  },
+  placeNativeVideos: async (placements) => {
+    await result(() => commands.placeNativeVideos(placements));
   },
   joinRoom: async (conversationId, video) => {
     await result(() => commands.joinRoom(conversationId, video));

@@ -234,6 +234,18 @@ async unwatchVideo(stream: VideoStream) : Promise<void> {
     await TAURI_INVOKE("unwatch_video", { stream });
 },
 /**
+ * Places the `native` renderer's video views where the page shows its
+ * video elements; views missing from `placements` are removed.
+ */
+async placeNativeVideos(placements: NativeVideoPlacement[]) : Promise<Result<null, UiError>> {
+    try {
+    return { status: "ok", data: await TAURI_INVOKE("place_native_videos", { placements }) };
+} catch (e) {
+    if(e instanceof Error) throw e;
+    else return { status: "error", error: e  as any };
+}
+},
+/**
  * Joins the group call of a conversation with the camera on or off, and
  * returns once the server's SFU sent its SDP answer.
  */
@@ -331,7 +343,11 @@ roomChanged: "room-changed"
 /** user-defined types **/
 
 export type Account = { server: string; user: string }
-export type AppStatus = { account: Account | null; embedded: EmbeddedServer | null; connection: Connection; settings: Settings }
+export type AppStatus = { account: Account | null; embedded: EmbeddedServer | null; connection: Connection; settings: Settings; 
+/**
+ * The video renderers this system offers, the default first.
+ */
+renderers: Renderer[] }
 export type CallChanged = CallState
 export type CallOutcomeView = "started" | "ended" | "declined" | "missed"
 export type CallRecord = { outcome: CallOutcomeView; video: boolean; durationSecs: number | null }
@@ -424,6 +440,34 @@ export type HistoryView = {
 messages: ChatMessage[]; hasMore: boolean }
 export type MessageReceived = { conversationId: string; message: ChatMessage }
 /**
+ * Where the page shows one video element, as the page measured it.
+ */
+export type NativeVideoPlacement = { 
+/**
+ * The page's id of the element, stable while the element exists.
+ */
+view: number; 
+/**
+ * The stream shown: `remote`, `selfView`, `participant:ID` or `screen:ID`.
+ */
+stream: string; 
+/**
+ * Stacking order among the views: higher layers are drawn on top.
+ */
+layer: number; 
+/**
+ * The element's whole rectangle; the picture is fitted into it.
+ */
+rect: ViewRect; 
+/**
+ * The visible part of `rect`, after the page's scrolling clips it.
+ */
+clip: ViewRect; 
+/**
+ * Page elements over the video that must stay visible.
+ */
+holes: ViewRect[] }
+/**
  * The noise suppression of calls, switchable during a call.
  */
 export type NoiseSuppressionMode = 
@@ -439,7 +483,7 @@ export type Notice = { kind: "memberAdded"; user: string } | { kind: "memberRemo
 export type PresenceView = "online" | "away" | "inCall" | "offline"
 export type Quality = "good" | "fair" | "poor"
 /**
- * How decoded video reaches the page.
+ * How decoded video reaches the screen.
  */
 export type Renderer = 
 /**
@@ -449,7 +493,12 @@ export type Renderer =
 /**
  * I420 planes converted to RGB by a WebGL shader: 3/8 of the bytes.
  */
-"i420"
+"i420" | 
+/**
+ * Drawn by the app in GTK widgets over the webview, so no pixels reach
+ * the page. Linux only.
+ */
+"native"
 /**
  * A group call this device takes part in, as the call view shows it.
  */
@@ -540,6 +589,10 @@ export type VideoSource = { kind: "camera"; id: string } | { kind: "file"; path:
  * Which view a frame is for.
  */
 export type VideoStream = "remote" | "selfView"
+/**
+ * A rectangle in CSS pixels relative to the webview's top-left corner.
+ */
+export type ViewRect = { x: number; y: number; width: number; height: number }
 
 /** tauri-specta globals **/
 

@@ -138,6 +138,7 @@ export function createMockApi(): HearthApi {
     embedded: null,
     connection: signedIn ? "online" : "signedOut",
     settings: { language: null, startAtLogin: false, videoSource: { kind: "camera", id: "cam0" }, microphone: null, speaker: null, renderer: "i420", noiseSuppression: "rnnoise" },
+    renderers: ["i420", "rgba"],
   };
   const users: UserView[] = [
     { name: "alice", presence: "online" },
@@ -300,12 +301,15 @@ export function createMockApi(): HearthApi {
       const hue = stream === "selfView" ? 40 : stream.startsWith("screen:") ? 220 : 160 + (stream.length % 3) * 30;
       videoTimers.set(
         stream,
-        setInterval(() => onFrame(testFrame(status.settings.renderer, w, h, tick++, hue)), FRAME_INTERVAL_MS),
+        setInterval(() => onFrame(testFrame(status.settings.renderer === "rgba" ? "rgba" : "i420", w, h, tick++, hue)), FRAME_INTERVAL_MS),
       );
     },
     unwatchVideo: async (stream) => {
       clearInterval(videoTimers.get(stream));
       videoTimers.delete(stream);
+    },
+    placeNativeVideos: async () => {
+      throw new AppError("invalidInput", "the browser build has no native video renderer");
     },
 
     joinRoom: async (id, video) => {

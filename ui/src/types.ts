@@ -31,6 +31,8 @@ export type {
   ScreenSourceKind,
   ScreenSourceView,
   ThumbnailView,
+  NativeVideoPlacement,
+  ViewRect,
 } from "./bindings";
 export type { PresenceView as Presence, Quality as CallQuality, EndReason as CallEndReason } from "./bindings";
 

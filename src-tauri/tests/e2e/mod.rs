@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod processes;
+pub mod screen;
 pub mod webdriver;
 
 use std::collections::HashMap;
@@ -171,6 +172,26 @@ impl App {
         );
     }
 
+    /// Samples the video element matching `css`: from its canvas, or from the
+    /// display when the app draws the video natively over the page.
+    /// Returns `None` while the element is missing or shows nothing yet.
+    pub fn sample_video(&self, css: &str) -> Option<VideoSample> {
+        let renderer = self.session.execute(
+            "const element = document.querySelector(arguments[0]); return element ? element.dataset.renderer : null;",
+            json!([css]),
+        );
+        match renderer.as_str()? {
+            "native" => screen::sample_native(&self.session, &self.display, css),
+            _ => VideoSample::take(&self.session, css),
+        }
+    }
+
+    /// Samples the display where the element matching `css` is, whatever
+    /// the page or the app drew there.
+    pub fn sample_screen(&self, css: &str) -> Option<VideoSample> {
+        screen::sample_element(&self.session, &self.display, css)
+    }
+
     /// Returns the app's data folder, `HEARTH_DESKTOP_DATA_DIR`.
     pub fn data_dir(&self) -> &Path {
         self.data_dir.path()
@@ -212,7 +233,8 @@ impl Drop for App {
 
 /// The brightness of a video canvas, scaled down to a small grid.
 pub struct VideoSample {
-    /// BT.601 luma per grid cell, 0 to 255.
+    /// BT.601 luma per grid cell, 0 to 255; `NaN` for a cell that a page
+    /// element over the video covers, which no statistic counts.
     pub luma: Vec<f64>,
 }
 
@@ -244,27 +266,33 @@ impl VideoSample {
         (!luma.is_empty()).then_some(Self { luma })
     }
 
+    fn cells(&self) -> impl Iterator<Item = f64> + '_ {
+        self.luma.iter().copied().filter(|luma| !luma.is_nan())
+    }
+
     pub fn mean(&self) -> f64 {
-        self.luma.iter().sum::<f64>() / self.luma.len() as f64
+        self.cells().sum::<f64>() / self.cells().count().max(1) as f64
     }
 
     /// The standard deviation of the luma: near 0 for a flat colour.
     pub fn spread(&self) -> f64 {
         let mean = self.mean();
-        let variance =
-            self.luma.iter().map(|l| (l - mean).powi(2)).sum::<f64>() / self.luma.len() as f64;
+        let variance = self.cells().map(|l| (l - mean).powi(2)).sum::<f64>()
+            / self.cells().count().max(1) as f64;
         variance.sqrt()
     }
 
-    /// The mean absolute luma difference to `other`, per grid cell.
+    /// The mean absolute luma difference to `other`, over the grid cells
+    /// that both samples count.
     pub fn difference(&self, other: &Self) -> f64 {
-        let total: f64 = self
+        let differences: Vec<f64> = self
             .luma
             .iter()
             .zip(&other.luma)
             .map(|(a, b)| (a - b).abs())
-            .sum();
-        total / self.luma.len().max(1) as f64
+            .filter(|difference| !difference.is_nan())
+            .collect();
+        differences.iter().sum::<f64>() / differences.len().max(1) as f64
     }
 }
 

@@ -12,13 +12,22 @@ use std::time::{Duration, Instant};
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Returns the folder of the binaries built with the tests' profile, such as
-/// `target/debug`: the test executable lives in its `deps` folder.
+/// `target/debug`: the test executable lives in its `deps` folder. With a
+/// separate build folder (`CARGO_BUILD_BUILD_DIR`) the test executable is
+/// there instead, and the binaries are in `CARGO_TARGET_DIR`.
 pub fn profile_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("the test executable has a path");
-    exe.parent()
+    let build_profile = exe
+        .parent()
         .and_then(Path::parent)
-        .expect("the test executable is in target/PROFILE/deps")
-        .to_owned()
+        .expect("the test executable is in target/PROFILE/deps");
+    match (
+        std::env::var_os("CARGO_TARGET_DIR"),
+        build_profile.file_name(),
+    ) {
+        (Some(target), Some(profile)) => PathBuf::from(target).join(profile),
+        _ => build_profile.to_owned(),
+    }
 }
 
 /// Returns a binary built by `cargo build --workspace --bins`.
@@ -95,6 +104,11 @@ pub struct Process {
 }
 
 impl Process {
+    /// Returns the process id.
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Starts `command` with piped output.
     pub fn spawn(name: &str, command: &mut Command) -> Self {
         let mut child = command
@@ -247,6 +261,11 @@ pub struct Xvfb {
 }
 
 impl Xvfb {
+    /// Returns the X server's process id.
+    pub fn pid(&self) -> u32 {
+        self._process.id()
+    }
+
     pub fn start() -> Self {
         // `-displayfd 1` makes Xvfb pick a free display and print its number.
         let mut process = Process::spawn(

@@ -38,6 +38,10 @@ const dynamicKeys = [
   ...["good", "fair", "poor"].map((q) => `call.quality.${q}`),
   ...["rnnoise", "apm", "off"].map((m) => `noiseSuppression.${m}`),
   ...["video", "voice", "videoStarted", "voiceStarted"].map((k) => `callRecord.${k}`),
+  // The renderer labels of the settings, looked up in a table by renderer.
+  "settings.rendererNative",
+  "settings.rendererI420",
+  "settings.rendererRgba",
 ];
 
 describe("translations", () => {

@@ -1,7 +1,8 @@
 import { useEffect, useRef, useState } from "preact/hooks";
-import { FrameScheduler, parseFrame } from "./frames";
+import { FrameScheduler, parseFrame, type Frame } from "./frames";
 import { createRenderer } from "./renderers";
 import { subscribe } from "./hub";
+import { addNativeView } from "./native";
 import type { Renderer, StreamKey } from "../types";
 
 type Props = {
@@ -9,6 +10,8 @@ type Props = {
   renderer: Renderer;
   testId: string;
   class?: string;
+  /** With the native renderer, views of a higher layer are drawn over lower ones. */
+  layer?: number;
   onError?: (error: unknown) => void;
 };
 
@@ -29,8 +32,32 @@ function deviceSize(element: HTMLElement): { width: number; height: number } {
   return { width: even(rect.width), height: even(rect.height) };
 }
 
-/** A canvas that shows one video stream from Rust at its own device-pixel size. */
-export function VideoCanvas({ stream, renderer, testId, class: className, onError }: Props) {
+/** Draws frames on the canvas, or with the native renderer only counts the frames the app drew. */
+function frameDrawer(canvas: HTMLCanvasElement, renderer: Renderer): (frame: Frame) => boolean {
+  if (renderer === "native") {
+    return (frame) => {
+      if (frame.format !== "native") return false;
+      // The canvas stays empty, but takes the size the app drew at, which the benchmark reads.
+      if (canvas.width !== frame.width) canvas.width = frame.width;
+      if (canvas.height !== frame.height) canvas.height = frame.height;
+      canvas.framesDrawn = frame.drawn;
+      return true;
+    };
+  }
+  const target = createRenderer(canvas, renderer);
+  return (frame) => {
+    if (!target || frame.format === "native") return false;
+    target.draw(frame);
+    canvas.framesDrawn = (canvas.framesDrawn ?? 0) + 1;
+    return true;
+  };
+}
+
+/**
+ * Shows one video stream from Rust in a canvas at the canvas's own device-pixel size. With
+ * the native renderer the app draws the video over the canvas instead.
+ */
+export function VideoCanvas({ stream, renderer, testId, class: className, layer = 0, onError }: Props) {
   const ref = useRef<HTMLCanvasElement>(null);
   const [hasFrame, setHasFrame] = useState(false);
   const onErrorRef = useRef(onError);
@@ -39,13 +66,11 @@ export function VideoCanvas({ stream, renderer, testId, class: className, onErro
   useEffect(() => {
     const canvas = ref.current;
     if (!canvas) return;
-    const target = createRenderer(canvas, renderer);
+    const draw = frameDrawer(canvas, renderer);
     let seenFrame = false;
     const scheduler = new FrameScheduler((buffer) => {
       const frame = parseFrame(buffer);
-      if (!frame || !target) return;
-      target.draw(frame);
-      canvas.framesDrawn = (canvas.framesDrawn ?? 0) + 1;
+      if (!frame || !draw(frame)) return;
       if (!seenFrame) {
         seenFrame = true;
         setHasFrame(true);
@@ -57,6 +82,8 @@ export function VideoCanvas({ stream, renderer, testId, class: className, onErro
       size: deviceSize(canvas),
       onError: (error) => onErrorRef.current?.(error),
     });
+    const removeNativeView =
+      renderer === "native" ? addNativeView(canvas, stream, layer, (error) => onErrorRef.current?.(error)) : null;
 
     let timer: ReturnType<typeof setTimeout> | undefined;
     const observer = new ResizeObserver(() => {
@@ -68,11 +95,12 @@ export function VideoCanvas({ stream, renderer, testId, class: className, onErro
     return () => {
       clearTimeout(timer);
       observer.disconnect();
+      removeNativeView?.();
       scheduler.stop();
       subscription.unsubscribe();
       setHasFrame(false);
     };
-  }, [stream, renderer]);
+  }, [stream, renderer, layer]);
 
   // The key gives each renderer a fresh canvas, since a canvas keeps its first context.
   return (
@@ -82,7 +110,7 @@ export function VideoCanvas({ stream, renderer, testId, class: className, onErro
       data-testid={testId}
       data-renderer={renderer}
       data-has-frame={hasFrame ? "true" : "false"}
-      class={`video ${className ?? ""}`}
+      class={`video ${renderer === "native" ? "native" : ""} ${className ?? ""}`}
     />
   );
 }

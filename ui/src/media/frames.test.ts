@@ -31,6 +31,13 @@ describe("parseFrame", () => {
     expect(frame.v.length).toBe(6);
   });
 
+  it("reads a notice of frames drawn natively", () => {
+    const buffer = header(2, 640, 360, 4);
+    new DataView(buffer).setUint32(8, 70_000, true);
+    expect(parseFrame(buffer)).toEqual({ format: "native", width: 640, height: 360, drawn: 70_000 });
+    expect(parseFrame(header(2, 640, 360, 2))).toBeNull();
+  });
+
   it("rejects truncated and unknown frames", () => {
     expect(parseFrame(new ArrayBuffer(4))).toBeNull();
     expect(parseFrame(header(0, 4, 4, 10))).toBeNull();

@@ -1,11 +1,17 @@
 // Video frames from Rust: an 8-byte header (u8 format: 0 RGBA, 1 I420; u8 reserved;
-// u16 LE width; u16 LE height; u16 LE reserved) followed by the pixels.
+// u16 LE width; u16 LE height; u16 LE reserved) followed by the pixels. With the
+// native renderer the app draws the frames itself and sends notices instead: format 2
+// and a u32 LE count of the frames drawn so far, at the width and height drawn.
 
 export const HEADER_BYTES = 8;
 
 export type Frame =
   | { format: "rgba"; width: number; height: number; pixels: Uint8Array }
-  | { format: "i420"; width: number; height: number; y: Uint8Array; u: Uint8Array; v: Uint8Array };
+  | { format: "i420"; width: number; height: number; y: Uint8Array; u: Uint8Array; v: Uint8Array }
+  | { format: "native"; width: number; height: number; drawn: number };
+
+/** A frame that carries pixels for the page to draw. */
+export type PixelFrame = Exclude<Frame, { format: "native" }>;
 
 /** Size in bytes of one I420 chroma plane; odd sizes round up. */
 export function chromaSize(width: number, height: number): { width: number; height: number } {
@@ -36,6 +42,11 @@ export function parseFrame(buffer: ArrayBuffer): Frame | null {
     const u = new Uint8Array(buffer, HEADER_BYTES + lumaLength, chromaLength);
     const v = new Uint8Array(buffer, HEADER_BYTES + lumaLength + chromaLength, chromaLength);
     return { format: "i420", width, height, y, u, v };
+  }
+
+  if (format === 2) {
+    if (buffer.byteLength < HEADER_BYTES + 4) return null;
+    return { format: "native", width, height, drawn: view.getUint32(HEADER_BYTES, true) };
   }
 
   return null;

@@ -1,11 +1,11 @@
 // Draws parsed frames onto a canvas: RGBA with putImageData, I420 with WebGL, and
 // I420 on the CPU when the canvas has no WebGL.
 
-import { chromaSize, i420ToRgba, type Frame } from "./frames";
+import { chromaSize, i420ToRgba, type PixelFrame } from "./frames";
 import type { Renderer } from "../types";
 
 export interface FrameRenderer {
-  draw(frame: Frame): void;
+  draw(frame: PixelFrame): void;
 }
 
 function fitCanvas(canvas: HTMLCanvasElement, width: number, height: number): void {
@@ -19,7 +19,7 @@ class CanvasRenderer implements FrameRenderer {
     private readonly context: CanvasRenderingContext2D,
   ) {}
 
-  draw(frame: Frame): void {
+  draw(frame: PixelFrame): void {
     fitCanvas(this.canvas, frame.width, frame.height);
     const pixels =
       frame.format === "rgba"
@@ -105,7 +105,7 @@ class I420GlRenderer implements FrameRenderer {
     });
   }
 
-  draw(frame: Frame): void {
+  draw(frame: PixelFrame): void {
     // Frames of the other format arrive only briefly after a renderer change, until
     // the canvas is replaced, so dropping them is harmless.
     if (frame.format !== "i420") return;

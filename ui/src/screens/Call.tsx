@@ -114,13 +114,13 @@ export function InCall({ call, settings, onApplySettings, onDismiss }: InCallPro
           <p data-testid="call-status">{statusLine}</p>
         </div>
         {call.state !== "ended" && (
-          <div class="self-view">
-            <VideoCanvas stream="selfView" renderer={settings.renderer} testId="self-video" class="self" onError={setError} />
+          <div class="self-view" data-over-video>
+            <VideoCanvas stream="selfView" renderer={settings.renderer} testId="self-video" class="self" layer={1} onError={setError} />
             {connected && !connected.cameraOn && <span class="camera-off">{t("call.cameraIsOff")}</span>}
           </div>
         )}
         {connected && (
-          <div class="call-info">
+          <div class="call-info" data-over-video>
             <span class="call-peer" data-testid="call-peer">
               {connected.peer}
             </span>
@@ -136,12 +136,12 @@ export function InCall({ call, settings, onApplySettings, onDismiss }: InCallPro
           </div>
         )}
         {connected?.muted && connected.talkingWhileMuted && (
-          <p class="call-hint" role="status" data-testid="call-talking-while-muted">
+          <p class="call-hint" role="status" data-testid="call-talking-while-muted" data-over-video>
             {t("call.talkingWhileMuted")}
           </p>
         )}
         {connected?.warning && (
-          <p class="call-warning" role="status" data-testid="call-warning">
+          <p class="call-warning" role="status" data-testid="call-warning" data-over-video>
             {errorMessage(connected.warning)}
           </p>
         )}

@@ -91,7 +91,7 @@ export function GroupCall({ call, settings, onApplySettings }: Props) {
       )}
 
       {room?.muted && room.talkingWhileMuted && (
-        <p class="call-hint" role="status" data-testid="call-talking-while-muted">
+        <p class="call-hint" role="status" data-testid="call-talking-while-muted" data-over-video>
           {t("call.talkingWhileMuted")}
         </p>
       )}
@@ -159,7 +159,7 @@ function RoomStage({ call, settings, onError }: { call: RoomCallView; settings: 
       <div class="room-stage with-screen">
         <div class="screen-view" data-testid="room-screen" data-participant={owner.id} data-own={ownShare ? "true" : "false"}>
           <VideoCanvas stream={`screen:${owner.id}`} renderer={settings.renderer} testId="screen-video" class="screen" onError={onError} />
-          <span class="screen-label" data-testid="room-screen-label">
+          <span class="screen-label" data-testid="room-screen-label" data-over-video>
             {ownShare ? t("room.sharingYou") : t("room.sharingOther", { name: owner.user })}
           </span>
         </div>
@@ -212,16 +212,16 @@ function Tile({ member, call, settings, onError }: { member: RoomMemberView; cal
         <VideoCanvas stream={stream} renderer={settings.renderer} testId={isSelf ? "self-video" : "tile-video"} class="tile-video" onError={onError} />
       )}
       <div class="tile-label">
-        <span class="tile-name" data-testid="tile-name">
+        <span class="tile-name" data-testid="tile-name" data-over-video>
           {isSelf ? t("room.you", { name: member.user }) : member.user}
         </span>
         {muted && (
-          <span class="tile-mark" data-testid="tile-muted" title={t("room.muted")}>
+          <span class="tile-mark" data-testid="tile-muted" title={t("room.muted")} data-over-video>
             <MicOffIcon />
           </span>
         )}
         {cameraOff && (
-          <span class="tile-mark" data-testid="tile-camera-off" title={t("call.cameraIsOff")}>
+          <span class="tile-mark" data-testid="tile-camera-off" title={t("call.cameraIsOff")} data-over-video>
             {t("call.cameraIsOff")}
           </span>
         )}

@@ -15,6 +15,12 @@ type Props = {
   onClose: () => void;
 };
 
+const RENDERER_LABELS: Record<Renderer, string> = {
+  native: "settings.rendererNative",
+  i420: "settings.rendererI420",
+  rgba: "settings.rendererRgba",
+};
+
 const METER_INTERVAL_MS = 100;
 /** The meter shows levels from this many dBFS up to 0 dBFS. */
 const METER_FLOOR_DBFS = -60;
@@ -91,8 +97,11 @@ export function Settings({ status, onApply, onSignOut, onClose }: Props) {
             data-testid="settings-renderer"
             onChange={(e) => apply({ ...settings, renderer: e.currentTarget.value as Renderer })}
           >
-            <option value="i420">{t("settings.rendererI420")}</option>
-            <option value="rgba">{t("settings.rendererRgba")}</option>
+            {status.renderers.map((renderer) => (
+              <option key={renderer} value={renderer}>
+                {t(RENDERER_LABELS[renderer])}
+              </option>
+            ))}
           </select>
         </label>
       </section>
