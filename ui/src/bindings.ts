@@ -440,7 +440,7 @@ export type HistoryView = {
 messages: ChatMessage[]; hasMore: boolean }
 export type MessageReceived = { conversationId: string; message: ChatMessage }
 /**
- * Where the page shows one video element, as the page measured it.
+ * The position of one video element on the page, as the page measured it.
  */
 export type NativeVideoPlacement = { 
 /**
@@ -483,7 +483,7 @@ export type Notice = { kind: "memberAdded"; user: string } | { kind: "memberRemo
 export type PresenceView = "online" | "away" | "inCall" | "offline"
 export type Quality = "good" | "fair" | "poor"
 /**
- * How decoded video reaches the screen.
+ * The way decoded video reaches the screen.
  */
 export type Renderer = 
 /**
