@@ -241,11 +241,14 @@ impl Encoder {
         };
         if self.temporal_layers > 1 {
             let layer = layer.min(self.temporal_layers - 1);
-            flags |= sys::vpx_enc_frame_flags_t::from(if layer == 0 {
+            // The flags type is a C `long`: 32 bits on Windows, 64 elsewhere,
+            // and every flag fits in 32 bits.
+            let layer_flags = if layer == 0 {
                 BASE_LAYER_FLAGS
             } else {
                 UPPER_LAYER_FLAGS
-            });
+            };
+            flags |= layer_flags as sys::vpx_enc_frame_flags_t;
             self.control(
                 sys::vp8e_enc_control_id::VP8E_SET_TEMPORAL_LAYER_ID as c_int,
                 layer as c_int,
