@@ -1,7 +1,8 @@
-//! VP8 with two temporal layers on the foreman clip: the frames alternate
+//! VP8 with two temporal layers on the foreman clip. The frames alternate
 //! between the base layer and the upper layer, the RTP payload descriptors
-//! carry each frame's layer, and the base layer alone decodes without corruption at half the
-//! frame rate, as a receiver gets it from an SFU that drops the upper layer.
+//! carry each frame's layer, and the base layer alone decodes without
+//! corruption at half the frame rate, as an SFU that drops the upper layer
+//! forwards it.
 
 mod common;
 

@@ -70,7 +70,7 @@ pub enum Command {
         conn: ConnId,
         conversation_id: ConversationId,
         views: HashMap<RoomParticipantId, (u32, u32)>,
-        /// The most video bitrate the device wants, in bit/s.
+        /// The maximum video bitrate the device accepts, in bit/s.
         max_video_bps: Option<u64>,
     },
     /// The device started or stopped sharing its screen.
