@@ -88,6 +88,12 @@ struct FromParticipant {
     /// Decoded frames by width, from which the simulcast layers received
     /// can be read.
     frames_by_width: BTreeMap<usize, u64>,
+    /// For each whole second since this device started sending, the width
+    /// most of that second's frames had, or 0 for a second without frames:
+    /// when the layer changed.
+    width_by_second: Vec<usize>,
+    #[serde(skip)]
+    second_widths: Vec<BTreeMap<usize, u64>>,
     audio_seconds: f64,
     /// Screen share pictures decoded, and the size of the last one.
     screen_frames: u64,
@@ -245,7 +251,8 @@ async fn take_part(
     }
 
     let mut received: BTreeMap<u64, FromParticipant> = BTreeMap::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs_f64(args.seconds + 1.0);
+    let started = tokio::time::Instant::now();
+    let deadline = started + Duration::from_secs_f64(args.seconds + 1.0);
     let early_end = loop {
         tokio::select! {
             Some((stream, video)) = video_rx.recv() => {
@@ -255,6 +262,11 @@ async fn take_part(
                     from.last_width = video.frame.width;
                     from.last_height = video.frame.height;
                     *from.frames_by_width.entry(video.frame.width).or_default() += 1;
+                    let second = started.elapsed().as_secs() as usize;
+                    if from.second_widths.len() <= second {
+                        from.second_widths.resize_with(second + 1, BTreeMap::new);
+                    }
+                    *from.second_widths[second].entry(video.frame.width).or_default() += 1;
                 }
             }
             Some((stream, screen)) = screen_rx.recv() => {
@@ -278,6 +290,18 @@ async fn take_part(
         if let Some(from) = received.get_mut(&participant.id) {
             from.user = participant.user.clone();
         }
+    }
+    for from in received.values_mut() {
+        from.width_by_second = from
+            .second_widths
+            .iter()
+            .map(|widths| {
+                widths
+                    .iter()
+                    .max_by_key(|(_, frames)| **frames)
+                    .map_or(0, |(width, _)| *width)
+            })
+            .collect();
     }
     for (id, from) in &mut received {
         if from.user.is_empty()

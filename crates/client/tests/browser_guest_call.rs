@@ -7,16 +7,14 @@
 //! Needs `chromium`, `chromium-driver` and `ffmpeg` (scripts/install-deps.sh).
 
 mod common;
+#[path = "../../../tests/support/chromium.rs"]
+mod chromium;
 
 use std::collections::HashMap;
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use base64::Engine as _;
-use fantoccini::{Client, ClientBuilder, Locator};
+use chromium::{BrowserOptions, ChromeDriver, FakeCamera, browser_stats, program};
 use hearth_client::room::{self, RoomEnd, RoomOptions};
 use hearth_client::session::Session;
 use hearth_media::receive::{DecodedAudio, DecodedVideo};
@@ -25,8 +23,7 @@ use hearth_media::source::wav::AudioClip;
 use hearth_media::{PeerConfig, RemoteSinks, SendMedia, StreamSinks, VideoCodec};
 use hearth_proto::RoomParticipantId;
 use hearth_proto::chat::ConversationId;
-use serde_json::{Value, json};
-use sha2::{Digest as _, Sha256};
+use serde_json::Value;
 use tokio::sync::mpsc;
 
 /// Native participants besides Chromium.
@@ -77,7 +74,16 @@ async fn guest_call_with_natives(native_codecs: Vec<VideoCodec>) {
     let chromium = program("chromium");
     let chromedriver = program("chromedriver");
     let folder = tempfile::tempdir().unwrap();
-    let (camera, microphone) = fake_capture_files(folder.path());
+    let (camera, microphone) = chromium::fake_capture_files(
+        folder.path(),
+        &FakeCamera {
+            source: &common::media("video/Zhling_1280x720.264"),
+            width: CAMERA_WIDTH,
+            height: CAMERA_HEIGHT,
+            fps: CAMERA_FPS,
+        },
+        &common::media("speech/librivox_sense_and_sensibility_0890.wav"),
+    );
 
     let server = common::start_server().await;
     let names: Vec<String> = (0..NATIVES).map(|i| format!("user{i}")).collect();
@@ -110,20 +116,11 @@ async fn guest_call_with_natives(native_codecs: Vec<VideoCodec>) {
         profile: &folder.path().join("chromium-profile"),
         camera: &camera,
         microphone: &microphone,
-        spki_hash: &spki_hash(server.server.certificate_pem()),
+        spki_hash: &chromium::spki_hash(server.server.certificate_pem()),
     };
     let browser = driver.connect(&browser_options).await;
-    browser.goto(&page_url).await.unwrap();
-    let name = browser.find(Locator::Id("name")).await.unwrap();
-    name.send_keys("Chromium guest").await.unwrap();
-    browser
-        .find(Locator::Id("join-button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    let guest_id = wait_until_joined(&browser).await;
+    let guest_id: RoomParticipantId =
+        chromium::join_as_guest(&browser, &page_url, "Chromium guest").await;
 
     let clip =
         Arc::new(hearth_media::source::load_video(&common::media("video/BA1_FT_C.264")).unwrap());
@@ -417,232 +414,3 @@ async fn take_part(
 
 /// Polls the page until it is in the call and returns its participant id,
 /// or fails with the page's error.
-async fn wait_until_joined(browser: &Client) -> RoomParticipantId {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let state = browser
-            .execute("return window.hearthGuest.state;", vec![])
-            .await
-            .unwrap();
-        assert_ne!(
-            state["phase"], "failed",
-            "the guest page failed to join: {}",
-            state["error"]
-        );
-        if state["phase"] == "joined" {
-            return state["participantId"].as_u64().unwrap();
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the guest page did not join within 30 s; its state: {state}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-async fn browser_stats(browser: &Client) -> Value {
-    browser
-        .execute("return window.hearthGuest.stats();", vec![])
-        .await
-        .unwrap()
-}
-
-/// Returns the path of a program on `PATH`, or fails naming the package.
-fn program(name: &str) -> PathBuf {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(name))
-        .find(|candidate| candidate.is_file())
-        .unwrap_or_else(|| {
-            panic!(
-                "{name} not found on PATH; install Debian's chromium and chromium-driver \
-                 (scripts/install-deps.sh)"
-            )
-        })
-}
-
-/// Converts the shared recordings into the files Chromium's fake capture
-/// devices read: a Y4M video and a WAV file.
-fn fake_capture_files(folder: &Path) -> (PathBuf, PathBuf) {
-    let camera = folder.join("camera.y4m");
-    let microphone = folder.join("microphone.wav");
-    let filter = format!("scale={CAMERA_WIDTH}:{CAMERA_HEIGHT},fps={CAMERA_FPS}");
-    ffmpeg(&[
-        "-i",
-        common::media("video/Zhling_1280x720.264").to_str().unwrap(),
-        "-t",
-        "4",
-        "-vf",
-        &filter,
-        "-pix_fmt",
-        "yuv420p",
-        camera.to_str().unwrap(),
-    ]);
-    ffmpeg(&[
-        "-i",
-        common::media("speech/librivox_sense_and_sensibility_0890.wav")
-            .to_str()
-            .unwrap(),
-        "-t",
-        "10",
-        "-ar",
-        "48000",
-        "-ac",
-        "1",
-        "-c:a",
-        "pcm_s16le",
-        microphone.to_str().unwrap(),
-    ]);
-    (camera, microphone)
-}
-
-fn ffmpeg(args: &[&str]) {
-    let output = Command::new("ffmpeg")
-        .args(["-hide_banner", "-loglevel", "error", "-y"])
-        .args(args)
-        .output()
-        .expect("ffmpeg runs; install it with scripts/install-deps.sh");
-    assert!(
-        output.status.success(),
-        "ffmpeg {args:?} failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
-
-/// Returns the base64 SHA-256 of the certificate's SubjectPublicKeyInfo, the
-/// form `--ignore-certificate-errors-spki-list` takes.
-fn spki_hash(certificate_pem: &str) -> String {
-    let (_, pem) = x509_parser::pem::parse_x509_pem(certificate_pem.as_bytes()).unwrap();
-    let certificate = pem.parse_x509().unwrap();
-    let digest = Sha256::digest(certificate.tbs_certificate.subject_pki.raw);
-    base64::engine::general_purpose::STANDARD.encode(digest)
-}
-
-struct BrowserOptions<'a> {
-    chromium: &'a Path,
-    profile: &'a Path,
-    camera: &'a Path,
-    microphone: &'a Path,
-    spki_hash: &'a str,
-}
-
-/// A chromedriver process on a free loopback port, stopped on drop.
-struct ChromeDriver {
-    process: Child,
-    port: u16,
-}
-
-impl ChromeDriver {
-    fn start(program: &Path) -> Self {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let process = Command::new(program)
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("chromedriver starts");
-        Self { process, port }
-    }
-
-    /// Starts Chromium through chromedriver, retrying while chromedriver is
-    /// still starting.
-    async fn connect(&self, options: &BrowserOptions<'_>) -> Client {
-        let mut args = vec![
-            "--headless".to_owned(),
-            "--disable-gpu".to_owned(),
-            "--disable-quic".to_owned(),
-            "--no-first-run".to_owned(),
-            "--disable-background-networking".to_owned(),
-            "--disable-component-update".to_owned(),
-            "--disable-sync".to_owned(),
-            format!("--user-data-dir={}", options.profile.display()),
-            // Trust exactly the test server's key, which only listens on
-            // loopback.
-            format!(
-                "--ignore-certificate-errors-spki-list={}",
-                options.spki_hash
-            ),
-            "--use-fake-ui-for-media-stream".to_owned(),
-            "--use-fake-device-for-media-stream".to_owned(),
-            format!(
-                "--use-file-for-fake-video-capture={}",
-                options.camera.display()
-            ),
-            format!(
-                "--use-file-for-fake-audio-capture={}",
-                options.microphone.display()
-            ),
-            // The SFU listens on 127.0.0.1, which WebRTC skips by default.
-            "--allow-loopback-in-peer-connection".to_owned(),
-            "--autoplay-policy=no-user-gesture-required".to_owned(),
-            // libwebrtc sends fewer simulcast layers for small pictures:
-            // Chromium 156 sent two at 640x360. The field trial keeps all
-            // three, as a 720p camera sends, without the CPU cost of 720p.
-            "--force-fieldtrials=WebRTC-LegacySimulcastLayerLimit/Disabled/".to_owned(),
-            "--lang=en-US".to_owned(),
-            "--window-size=1280,900".to_owned(),
-        ];
-        if running_as_root() {
-            // Chromium's sandbox refuses to run as root.
-            args.push("--no-sandbox".to_owned());
-        }
-        let capabilities = json!({
-            "browserName": "chrome",
-            "goog:chromeOptions": {
-                "binary": options.chromium,
-                "args": args,
-            },
-        });
-        let capabilities = match capabilities {
-            Value::Object(map) => map,
-            _ => unreachable!("the capabilities are a JSON object"),
-        };
-        let url = format!("http://127.0.0.1:{}", self.port);
-        let mut last_error = None;
-        for _ in 0..50 {
-            let connector = hyper_util::client::legacy::connect::HttpConnector::new();
-            match ClientBuilder::new(connector)
-                .capabilities(capabilities.clone())
-                .connect(&url)
-                .await
-            {
-                Ok(client) => return client,
-                Err(error) => last_error = Some(error.to_string()),
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-        panic!(
-            "failed to start Chromium through chromedriver at {url}: {}",
-            last_error.unwrap_or_default()
-        );
-    }
-}
-
-impl Drop for ChromeDriver {
-    fn drop(&mut self) {
-        // SIGTERM lets chromedriver end the Chromium it started.
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.process.id().to_string())
-            .status();
-        for _ in 0..20 {
-            if matches!(self.process.try_wait(), Ok(Some(_))) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = self.process.kill();
-        let _ = self.process.wait();
-    }
-}
-
-fn running_as_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|output| String::from_utf8_lossy(&output.stdout).trim() == "0")
-}

@@ -9,10 +9,26 @@
   // The simulcast encodings, as the native client sends them: full, half and
   // quarter size.
   const SIMULCAST = [
-    { rid: "f", scaleResolutionDownBy: 1, maxBitrate: 900000 },
-    { rid: "h", scaleResolutionDownBy: 2, maxBitrate: 300000 },
-    { rid: "q", scaleResolutionDownBy: 4, maxBitrate: 100000 },
+    { rid: "f", scaleResolutionDownBy: 1 },
+    { rid: "h", scaleResolutionDownBy: 2 },
+    { rid: "q", scaleResolutionDownBy: 4 },
   ];
+  // The most a 1280x720 layer may send. A layer of other size gets this
+  // scaled by its share of the pixels to the power 0.75, which gives about a
+  // third for each halving of the size (900, 320 and 110 kbit/s at 720p).
+  // Without a cap sized to the picture, libwebrtc sent 800 kbit/s for a
+  // 320x180 layer.
+  const MAX_BITRATE_720P = 900000;
+  const MIN_BITRATE = 30000;
+
+  // Returns the encodings for a camera picture of `width` by `height`.
+  function simulcastEncodings(width, height) {
+    return SIMULCAST.map((encoding) => {
+      const pixels = (width * height) / encoding.scaleResolutionDownBy ** 2;
+      const maxBitrate = Math.round(MAX_BITRATE_720P * (pixels / (1280 * 720)) ** 0.75);
+      return Object.assign({}, encoding, { maxBitrate: Math.max(MIN_BITRATE, maxBitrate) });
+    });
+  }
 
   const TEXT = {
     en: {
@@ -365,10 +381,12 @@
     state.phase = "connecting";
     setStatus(t.connecting, false);
     pc = new RTCPeerConnection({ bundlePolicy: "max-bundle", rtcpMuxPolicy: "require" });
-    pc.addTransceiver(localStream.getVideoTracks()[0], {
+    const camera = localStream.getVideoTracks()[0];
+    const size = camera.getSettings();
+    pc.addTransceiver(camera, {
       direction: "sendonly",
       streams: [localStream],
-      sendEncodings: SIMULCAST.map((encoding) => Object.assign({}, encoding)),
+      sendEncodings: simulcastEncodings(size.width || 1280, size.height || 720),
     });
     pc.addTransceiver(localStream.getAudioTracks()[0], { direction: "sendonly", streams: [localStream] });
     pc.ontrack = (event) => {

@@ -20,8 +20,8 @@ use crate::signal::machine::ConnId;
 
 /// The bitrate the bandwidth estimate of a new receiver starts from.
 const INITIAL_ESTIMATE: Bitrate = Bitrate::kbps(1000);
-/// How much of the estimate video may use; the rest covers audio, RTCP and
-/// the estimate's own error.
+/// How much of the estimate audio and video may use; the rest covers RTCP,
+/// retransmissions and the estimate's own error.
 const VIDEO_SHARE_OF_ESTIMATE: f64 = 0.85;
 /// How long a participant may take from joining to a connected session.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
@@ -40,6 +40,12 @@ pub enum Propagated {
     /// An offer to send to the participant's device.
     Offer(Box<SdpOffer>),
 }
+
+/// The bytes each packet carries besides its payload on the way to a
+/// receiver: about 40 of RTP header, extensions and SRTP tag, and 28 of UDP
+/// and IPv4. Rates count them, because they are what the link carries: a
+/// quarter of a small layer's bitrate, and half of an audio stream's.
+const PACKET_HEADER_BYTES: u64 = 40 + 28;
 
 /// How many measuring windows a layer's bitrate is the mean of. One window
 /// of half a second swings by a third around a CBR encoder's target, which
@@ -282,7 +288,9 @@ impl Participant {
             }
             Event::MediaData(data) => {
                 if let Some(track) = self.tracks_in.iter_mut().find(|t| t.mid == data.mid) {
-                    let bytes = data.data.len() as u64;
+                    let packets =
+                        (**data.seq_range.end()).saturating_sub(**data.seq_range.start()) + 1;
+                    let bytes = data.data.len() as u64 + packets * PACKET_HEADER_BYTES;
                     let counted = track.counted.entry(data.rid).or_default();
                     counted.total += bytes;
                     if frame_layer(&data).id > 0 {
@@ -605,11 +613,15 @@ impl Participant {
     }
 
     /// Returns whether the layer bitrates of the stream on `mid` come from a
-    /// whole measuring window rather than from the bytes counted so far.
+    /// whole measuring window rather than from the bytes counted so far. A
+    /// stream that carried nothing for all of [`RATE_WINDOWS`] counts as
+    /// measured at 0: a screen track with no share, or a camera turned off,
+    /// must not keep the receiver's estimator from probing.
     pub fn layers_measured(&self, mid: Mid) -> bool {
-        self.tracks_in
-            .iter()
-            .any(|t| t.mid == mid && t.windows.iter().any(|w| !w.is_empty()))
+        self.tracks_in.iter().any(|t| {
+            t.mid == mid
+                && (t.windows.iter().any(|w| !w.is_empty()) || t.windows.len() == RATE_WINDOWS)
+        })
     }
 
     /// The camera streams this participant receives, with their sources, for
@@ -621,6 +633,16 @@ impl Participant {
     /// Returns the screen shares this participant receives, with their sources.
     pub fn received_screens(&self) -> Vec<(RoomParticipantId, Mid)> {
         self.received(true)
+    }
+
+    /// Returns the audio streams this participant receives, with their
+    /// sources.
+    pub fn received_audio(&self) -> Vec<(RoomParticipantId, Mid)> {
+        self.tracks_out
+            .iter()
+            .filter(|t| t.kind == MediaKind::Audio && matches!(t.state, TrackOutState::Open(_)))
+            .map(|t| (t.source, t.source_mid))
+            .collect()
     }
 
     fn received(&self, screen: bool) -> Vec<(RoomParticipantId, Mid)> {
@@ -638,15 +660,15 @@ impl Participant {
         self.views.get(&source).copied()
     }
 
-    /// Returns the part of the bandwidth estimate that video may use, capped
-    /// by the device's own limit, or `None` before the first estimate when
-    /// the device set no limit. Without either a receiver gets the top
-    /// layers, because the estimator measures the link only from the traffic
-    /// it carries.
-    pub fn video_budget(&self) -> Option<u64> {
-        let estimated = self
-            .estimate
-            .map(|estimate| (estimate.as_f64() * VIDEO_SHARE_OF_ESTIMATE) as u64);
+    /// Returns the part of the bandwidth estimate that video may use once
+    /// `audio_bps` of audio is sent, capped by the device's own video limit,
+    /// or `None` before the first estimate when the device set no limit.
+    /// Without either a receiver gets the top layers, because the estimator
+    /// measures the link only from the traffic it carries.
+    pub fn video_budget(&self, audio_bps: u64) -> Option<u64> {
+        let estimated = self.estimate.map(|estimate| {
+            ((estimate.as_f64() * VIDEO_SHARE_OF_ESTIMATE) as u64).saturating_sub(audio_bps)
+        });
         match (estimated, self.max_video_bps) {
             (Some(estimated), Some(limit)) => Some(estimated.min(limit)),
             (estimated, limit) => estimated.or(limit),

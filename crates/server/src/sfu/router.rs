@@ -610,12 +610,12 @@ fn room_video_codec<'a>(
 }
 
 /// Returns the bitrate a receiver's bandwidth estimator probes up to, given
-/// the video it would get at the top layers, streams without layers
-/// included. The estimator does not estimate beyond what it probes for, so
-/// the target leaves room for the estimate's headroom, the up-switch margin
-/// and audio.
-fn desired_bitrate(full_video_bps: u64) -> u64 {
-    full_video_bps * 2 + 200_000
+/// what it would get with every stream at its top layer, audio and streams
+/// without layers included. The estimator does not estimate beyond what it
+/// probes for, so the target leaves room for the estimate's headroom and
+/// the up-switch margin.
+fn desired_bitrate(full_bps: u64) -> u64 {
+    full_bps * 2 + 200_000
 }
 
 /// Picks the layer every receiver gets of every simulcast stream.
@@ -643,12 +643,23 @@ fn choose_layers(now: Instant, room: &mut Room) {
             ladders.push(ladder);
             all_measured &= sender.layers_measured(*mid);
         }
+        // Audio comes off the estimate too: with four others talking, it
+        // takes a quarter of a 1 Mbit/s link.
+        let audio_bps: u64 = receiver
+            .received_audio()
+            .iter()
+            .filter_map(|(source, mid)| {
+                let sender = room.participants.iter().find(|p| p.id == *source)?;
+                Some(sender.stream_bitrate(now, *mid))
+            })
+            .sum();
         for (source, mid) in receiver.received_screens() {
             let Some(sender) = room.participants.iter().find(|p| p.id == source) else {
                 continue;
             };
             fixed_bps += sender.stream_bitrate(now, mid);
-            all_measured &= sender.layers_measured(mid);
+            // A screen track without a share carries nothing to measure.
+            all_measured &= !sender.screen_sharing || sender.layers_measured(mid);
         }
         let streams: Vec<layers::Stream<'_>> = sources
             .iter()
@@ -661,7 +672,7 @@ fn choose_layers(now: Instant, room: &mut Room) {
             })
             .collect();
         let budget = receiver
-            .video_budget()
+            .video_budget(audio_bps)
             .map(|budget| budget.saturating_sub(fixed_bps));
         tracing::trace!(receiver = receiver.id, ?budget, ?streams, "choosing layers");
         let chosen = layers::allocate(&streams, budget);
@@ -682,7 +693,8 @@ fn choose_layers(now: Instant, room: &mut Room) {
                 .max_video_bps()
                 .map_or(top_layers_bps + fixed_bps, |limit| {
                     limit.min(top_layers_bps + fixed_bps)
-                });
+                })
+                + audio_bps;
             desired.push((receiver.id, receivable_bps));
         }
     }
