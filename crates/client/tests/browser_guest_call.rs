@@ -6,9 +6,9 @@
 //!
 //! Needs `chromium`, `chromium-driver` and `ffmpeg` (scripts/install-deps.sh).
 
-mod common;
 #[path = "../../../tests/support/chromium.rs"]
 mod chromium;
+mod common;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -411,6 +411,3 @@ async fn take_part(
     session.close().await;
     (id, received)
 }
-
-/// Polls the page until it is in the call and returns its participant id,
-/// or fails with the page's error.
