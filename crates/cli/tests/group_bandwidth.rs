@@ -5,7 +5,7 @@
 //! limited to `LIMIT_KBIT` by a token bucket (`tc tbf`). Everyone sends
 //! simulcast. Every participant must decode every other one, and once the
 //! estimates have settled the SFU must forward only lower layers to the
-//! slow receiver. The share of top layers the others get is printed.
+//! slow receiver and, most of the time, the top layers to the other natives.
 //! Needs root, `ip`, `tc`, `chromium`, `chromium-driver` and `ffmpeg`; CI
 //! runs as root and `scripts/install-deps.sh` installs them.
 
@@ -44,14 +44,20 @@ const CAMERA_FPS: u32 = 15;
 const MIN_BROWSER_FRAMES: u64 = 10 * CAMERA_FPS as u64;
 /// The seconds of the call, counted from when the natives start sending,
 /// in which the layers are checked. The bandwidth estimates start at 1
-/// Mbit/s and fall at first, while everyone's decoders start on this
-/// 2-core machine; they took up to 6 s to find the fast receivers' links.
+/// Mbit/s and fall at first, while everyone's decoders start.
 const SETTLED: std::ops::Range<usize> = 9..SECONDS - 1;
 /// Frames the slow receiver must decode from each sender: 2 s of the
-/// natives'. In 2 of 12 runs its picture of one sender stopped for good a
-/// few seconds in, while the SFU went on forwarding that sender's lowest
-/// layer; the cause is not found yet.
+/// natives'.
+// NOTE: the slow receiver's picture of one sender has been seen to stop a
+// few seconds in, while the SFU went on forwarding that sender's lowest
+// layer. The cause is not known, so this minimum is low.
 const MIN_SLOW_FRAMES: u64 = 50;
+/// The share of the settled seconds in which the fast native receivers,
+/// taken together, must get the senders' top layers. It was 0.49 to 1.0 in
+/// 7 runs on this 2-core machine: a receiver's estimate falls when the
+/// processor is busy, and climbs back slowly, because str0m lets it grow to
+/// at most 1.5 times what is sent and probes above that only rarely.
+const MIN_TOP_SHARE: f64 = 0.4;
 
 /// A network namespace joined to the host by a veth pair, deleted when dropped.
 struct SlowHost {
@@ -234,35 +240,25 @@ fn slow_receiver_gets_a_lower_layer() {
     let server = ServerProcess::start_on(&accounts, &format!("{}:0", host.host_ip));
     let folder = tempfile::tempdir().unwrap();
 
-    let mut create = common::hearth(folder.path());
-    create
-        .args(["chat", "create", "standup"])
-        .args(users[1..].iter().flat_map(|u| ["--member", u.as_str()]))
-        .args(["--server", &server.url, "--ca-cert"])
-        .arg(server.cert_path())
-        .args(["--user", &users[0], "--password-stdin"])
-        .env("HEARTH_DATA_DIR", folder.path().join("user0").join("data"));
-    let output = common::run(&mut create, "user0-password\n", Duration::from_secs(30));
-    assert!(
-        output.status.success(),
-        "creating the group failed: {output}"
-    );
-    let mut link = common::hearth(folder.path());
-    link.args([
-        "guest-link",
-        "standup",
-        "--server",
-        &server.url,
-        "--ca-cert",
-    ])
-    .arg(server.cert_path())
-    .args(["--user", &users[0], "--password-stdin"])
-    .env("HEARTH_DATA_DIR", folder.path().join("user0").join("data"));
-    let output = common::run(&mut link, "user0-password\n", Duration::from_secs(30));
-    assert!(
-        output.status.success(),
-        "creating the guest link failed: {output}"
-    );
+    // user0 creates the group and the guest link.
+    let as_user0 = |args: &[&str], action: &str| {
+        let mut command = common::hearth(folder.path());
+        command
+            .args(args)
+            .args(["--server", &server.url, "--ca-cert"])
+            .arg(server.cert_path())
+            .args(["--user", &users[0], "--password-stdin"])
+            .env("HEARTH_DATA_DIR", folder.path().join("user0").join("data"));
+        let output = common::run(&mut command, "user0-password\n", Duration::from_secs(30));
+        assert!(output.status.success(), "{action} failed: {output}");
+        output
+    };
+    let mut create = vec!["chat", "create", "standup"];
+    for user in &users[1..] {
+        create.extend(["--member", user.as_str()]);
+    }
+    as_user0(&create, "creating the group");
+    let output = as_user0(&["guest-link", "standup"], "creating the guest link");
     let page_url = output.stdout.trim().to_owned();
 
     let (camera, microphone) = chromium::fake_capture_files(
@@ -399,14 +395,15 @@ fn slow_receiver_gets_a_lower_layer() {
             }
         }
     }
-    // Whether the fast receivers get the top layers depends on how fast
-    // their estimates climb, which on this 2-core machine varies too much
-    // to check: in 9 runs they got them in 1 % to 94 % of the settled
-    // seconds. A receiver's estimate falls when the processor is busy, and
-    // climbs back slowly, because str0m lets it grow to at most 1.5 times
-    // what is sent and probes above that only rarely.
+    let top_share = top_seconds as f64 / fast_seconds as f64;
     eprintln!(
         "the fast receivers got the top layer in {top_seconds} of {fast_seconds} settled seconds"
+    );
+    assert!(
+        top_share >= MIN_TOP_SHARE,
+        "the fast receivers got the top layer in only {top_seconds} of {fast_seconds} settled \
+         seconds, less than {MIN_TOP_SHARE} of them\n--- server log\n{}",
+        server.log()
     );
 
     // Chromium decoded every native. Its own layers are not checked: the

@@ -111,20 +111,23 @@ pub(crate) async fn receive_video(
                 }
             }
         }
-        let Some(receiver) = receiver.as_mut() else {
-            break;
-        };
         stats.video_packet_received(packet.payload.len(), now);
         buffer.push(rtp_packet(packet), now);
 
         while let Some(frame) = buffer.pop(now) {
+            let Some(taken) = receiver.take() else {
+                break;
+            };
             let rtp_timestamp = frame.timestamp;
-            let outcome = receiver.handle_frame(&frame);
-            outcomes.count(&outcome, frame.lost_before);
+            let lost_before = frame.lost_before;
+            let (returned, outcome) = decode_off_thread(taken, frame).await;
+            let codec = returned.codec();
+            receiver = Some(returned);
+            outcomes.count(&outcome, lost_before);
             match outcome {
                 FrameOutcome::Decoded(picture) => {
                     stats.video_frame_decoded(Instant::now());
-                    deliver_video(&sink, rtp_timestamp, receiver.codec(), picture).await;
+                    deliver_video(&sink, rtp_timestamp, codec, picture).await;
                 }
                 FrameOutcome::Buffered => {}
                 FrameOutcome::Skipped => {
@@ -279,6 +282,22 @@ impl VideoReceiver {
             }
         }
     }
+}
+
+/// Decodes one frame on the blocking pool, because decoding takes
+/// milliseconds of CPU. On an async worker it would also delay the reading
+/// of packets, whose arrival times the sender's bandwidth estimate is made
+/// from.
+async fn decode_off_thread(
+    mut receiver: VideoReceiver,
+    frame: AssembledFrame,
+) -> (VideoReceiver, FrameOutcome) {
+    tokio::task::spawn_blocking(move || {
+        let outcome = receiver.handle_frame(&frame);
+        (receiver, outcome)
+    })
+    .await
+    .expect("the decoder task does not panic")
 }
 
 async fn deliver_video(

@@ -20,7 +20,7 @@ use crate::signal::machine::ConnId;
 
 /// The bitrate the bandwidth estimate of a new receiver starts from.
 const INITIAL_ESTIMATE: Bitrate = Bitrate::kbps(1000);
-/// How much of the estimate audio and video may use; the rest covers RTCP,
+/// How much of the estimate audio and video may use. The rest covers RTCP,
 /// retransmissions and the estimate's own error.
 const VIDEO_SHARE_OF_ESTIMATE: f64 = 0.85;
 /// How long a participant may take from joining to a connected session.
