@@ -251,6 +251,18 @@ pub fn hang_up(app: AppState<'_>) -> UiResult<()> {
     app.phone.hang_up()
 }
 
+/// Adds `user` to the connected one-to-one call: the app creates a group of
+/// the three and the call moves into its group call.
+#[tauri::command]
+#[specta::specta]
+pub async fn add_to_call(app: AppState<'_>, user: String) -> UiResult<()> {
+    let user = user.trim().to_owned();
+    if user.is_empty() {
+        return Err(UiError::new(ErrorCode::InvalidInput, "pick someone to add"));
+    }
+    app.phone.add_to_call(user).await
+}
+
 #[tauri::command]
 #[specta::specta]
 pub fn set_muted(app: AppState<'_>, muted: bool) -> UiResult<()> {

@@ -60,6 +60,7 @@ pub fn bindings() -> tauri_specta::Builder<tauri::Wry> {
             commands::list_screen_sources,
             commands::start_screen_share,
             commands::stop_screen_share,
+            commands::add_to_call,
             commands::watch_room_video,
             commands::unwatch_room_video,
         ])

@@ -310,9 +310,15 @@ impl MediaSession {
         }
     }
 
-    /// Starts sending on the connected call.
+    /// Starts sending on the connected call. A second start, on the group
+    /// call that a one-to-one call moves into, sends the same camera and
+    /// microphone there too, muted as before, while the first call's peer
+    /// keeps sending until it closes.
     pub async fn start(&mut self, peer: &mut MediaPeer) -> UiResult<()> {
-        let audio = self.devices.as_mut().and_then(CallDevices::take_frames);
+        let audio = self
+            .devices
+            .as_mut()
+            .map(|devices| devices.take_frames().unwrap_or_else(|| devices.add_feed()));
         let controls = peer
             .start_live(LiveSend {
                 video: self.video.as_ref().map(LocalVideo::frames),
@@ -323,6 +329,10 @@ impl MediaSession {
                 echo_reference: None,
             })
             .await?;
+        if let Some(previous) = &self.controls {
+            controls.set_muted(previous.is_muted());
+            controls.set_video_enabled(previous.is_video_enabled());
+        }
         if let Some(devices) = &self.devices {
             devices.attach(controls.clone());
         }

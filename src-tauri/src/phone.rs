@@ -55,6 +55,12 @@ pub(crate) enum Command {
         done: oneshot::Sender<UiResult<()>>,
     },
     StopScreenShare,
+    /// Adds `user` to the one-to-one call: a group of the three is created
+    /// and the call moves into its group call.
+    AddToCall {
+        user: String,
+        done: oneshot::Sender<UiResult<()>>,
+    },
     /// The page shows a group call participant's video at this size in
     /// device pixels; a zero size means it no longer shows it.
     View {
@@ -72,7 +78,8 @@ impl Command {
             Command::Place { done, .. }
             | Command::Accept { done, .. }
             | Command::JoinRoom { done, .. }
-            | Command::ShareScreen { done, .. } => {
+            | Command::ShareScreen { done, .. }
+            | Command::AddToCall { done, .. } => {
                 let _ = done.send(Err(err));
             }
             _ => {}
@@ -269,6 +276,17 @@ impl Phone {
         self.send(Command::StopScreenShare)
     }
 
+    /// Adds `user` to the connected one-to-one call, which moves into the
+    /// group call of a new group of the three. Returns once the server
+    /// agreed to the move.
+    pub async fn add_to_call(&self, user: String) -> UiResult<()> {
+        let (done, result) = oneshot::channel();
+        self.send(Command::AddToCall { user, done })?;
+        result
+            .await
+            .map_err(|_| UiError::code(ErrorCode::CallFailed))?
+    }
+
     /// Records the size at which the page shows a participant, which the
     /// SFU uses to pick a simulcast layer. Outside a group call it does nothing.
     pub fn report_view(&self, participant_id: RoomParticipantId, width: u32, height: u32) {
@@ -288,7 +306,7 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 pub(crate) struct Actor {
     handle: AppHandle,
-    session: Session,
+    pub(crate) session: Session,
     pub(crate) video: Arc<VideoHub>,
     pub(crate) media_settings: Arc<Mutex<CallMediaSettings>>,
     pub(crate) commands: mpsc::UnboundedReceiver<Command>,
@@ -390,6 +408,9 @@ impl Actor {
                     Some(command @ Command::ShareScreen { .. }) => {
                         command.reject(UiError::new(ErrorCode::CallFailed, "no group call is running"));
                     }
+                    Some(command @ Command::AddToCall { .. }) => {
+                        command.reject(UiError::new(ErrorCode::CallFailed, "no call is connected"));
+                    }
                     Some(_) => {}
                 },
             }
@@ -456,7 +477,7 @@ impl Actor {
                         self.end(&caller, EndReason::Declined, None).await;
                         return;
                     }
-                    Some(command @ (Command::Place { .. } | Command::JoinRoom { .. } | Command::ShareScreen { .. })) => {
+                    Some(command @ (Command::Place { .. } | Command::JoinRoom { .. } | Command::ShareScreen { .. } | Command::AddToCall { .. })) => {
                         command.reject(UiError::code(ErrorCode::Busy));
                     }
                     Some(_) => {}
@@ -518,7 +539,8 @@ impl Actor {
                     command @ (Command::Place { .. }
                     | Command::Accept { .. }
                     | Command::JoinRoom { .. }
-                    | Command::ShareScreen { .. }),
+                    | Command::ShareScreen { .. }
+                    | Command::AddToCall { .. }),
                 ) => command.reject(UiError::code(ErrorCode::Busy)),
                 Some(_) => {}
             }
@@ -578,6 +600,7 @@ impl Actor {
         };
         self.set(connected(&view, &media));
         let mut ended = call.end_watcher();
+        let mut moving = call.moving();
         let mut quality_tick = tokio::time::interval(Duration::from_secs(2));
         let reason = loop {
             tokio::select! {
@@ -587,8 +610,30 @@ impl Actor {
                     CallEnd::MediaFailed => EndReason::Failed,
                     CallEnd::SignalLost => EndReason::ConnectionLost,
                 },
+                changed = moving.changed() => {
+                    let conversation_id = *moving.borrow_and_update();
+                    if let (Ok(()), Some(conversation_id)) = (changed, conversation_id) {
+                        let controls = crate::room::ControlsAtStart {
+                            video,
+                            muted: view.muted,
+                            camera_on: view.camera_on,
+                        };
+                        self.follow_move(call, media, conversation_id, controls).await;
+                        return;
+                    }
+                    if changed.is_err() {
+                        // The call's signalling ended; `ended` reports why.
+                        moving = tokio::sync::watch::channel(None).1;
+                    }
+                    continue;
+                }
                 command = self.commands.recv() => match command {
                     None | Some(Command::HangUp) => break EndReason::LocalHangUp,
+                    Some(Command::AddToCall { user, done }) => {
+                        let result = self.add_to_call(&call, user).await;
+                        let _ = done.send(result);
+                        continue;
+                    }
                     Some(Command::SetMuted(value)) => {
                         view.muted = value;
                         media.set_muted(value);
@@ -631,6 +676,24 @@ impl Actor {
             call.peer.close().await;
         }
         self.end(&peer, reason, None).await;
+    }
+
+    /// Creates a group of this user, the call's peer and `user`, and moves
+    /// the call into its group call.
+    async fn add_to_call(&self, call: &ActiveCall, user: String) -> UiResult<()> {
+        let me = self.session.user().to_owned();
+        let peer = call.remote_user.clone();
+        if user == me || user == peer {
+            return Err(UiError::new(
+                ErrorCode::InvalidInput,
+                format!("{user} is in the call already; pick someone else"),
+            ));
+        }
+        let name = format!("{me}, {peer}, {user}");
+        let group = self.session.create_group(&name, &[peer, user]).await?;
+        tracing::info!(conversation_id = %group.id, "moving the call into a new group's call");
+        call.move_to_room(group.id).await?;
+        Ok(())
     }
 
     pub(crate) async fn end(&mut self, peer: &str, reason: EndReason, detail: Option<String>) {

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use hearth_client::ClientError;
+use hearth_client::call::ActiveCall;
 use hearth_client::room::{self, RoomCall, RoomEnd, RoomOptions, Roster};
 use hearth_client::signal::SignalConnection;
 use hearth_media::audio::StreamMixer;
@@ -25,12 +26,20 @@ use tokio::task::JoinHandle;
 use crate::error::{ErrorCode, UiError, UiResult};
 use crate::media::{MediaSession, mirror};
 use crate::phone::{Actor, Command, lock};
-use crate::video::{StreamKey, VideoHub};
+use crate::video::{StreamKey, VideoHub, VideoStream};
 use crate::views::{CallState, EndReason, Quality, RoomCallView, RoomMemberView};
 
 /// Samples the mixer hands to the speaker at a time: 20 ms at 48 kHz.
 const MIX_CHUNK_SAMPLES: usize = 960;
 const MIX_INTERVAL: Duration = Duration::from_millis(20);
+
+/// The microphone and camera switches when the room view starts.
+pub(crate) struct ControlsAtStart {
+    /// Whether this is a video call.
+    pub video: bool,
+    pub muted: bool,
+    pub camera_on: bool,
+}
 
 /// This device's screen share: the capture, which must live while it is
 /// shared, and the copy of its pictures into the page's large view.
@@ -115,7 +124,76 @@ impl Actor {
         }
         *lock(&self.call_level) = media.input_level();
 
-        let end = self.in_room(&mut call, &mut media, &title, video).await;
+        let controls = ControlsAtStart {
+            video,
+            muted: false,
+            camera_on: video,
+        };
+        let end = self.in_room(&mut call, &mut media, &title, controls).await;
+        *lock(&self.call_level) = None;
+        media.stop();
+        let (reason, detail) = close_room(call, end).await;
+        self.end(&title, reason, detail).await;
+    }
+
+    /// Moves a connected one-to-one call into the group call of
+    /// `conversation_id`: joins it, sends the same camera and microphone
+    /// there, keeps the call's own media playing until the room carries the
+    /// other side's, and then stays in the room.
+    pub(crate) async fn follow_move(
+        &mut self,
+        call: ActiveCall,
+        mut media: MediaSession,
+        conversation_id: ConversationId,
+        controls: ControlsAtStart,
+    ) {
+        let video = controls.video;
+        let peer = call.remote_user.clone();
+        // The group may be new to this device; its name follows with the
+        // conversation list, and the peer's name serves until then.
+        let title = self
+            .session
+            .conversation(conversation_id)
+            .ok()
+            .and_then(|conversation| conversation.name)
+            .unwrap_or_else(|| peer.clone());
+        let (options, remote) = room_options(video);
+        let mut moving = match call.join_moved_room(options).await {
+            Ok(moving) => moving,
+            Err(err) => {
+                tracing::warn!(%conversation_id, error = %err, "cannot join the group call the call moves into");
+                *lock(&self.call_level) = None;
+                media.stop();
+                self.end(&peer, EndReason::Failed, join_error(err).detail)
+                    .await;
+                return;
+            }
+        };
+        forward_video(
+            &mut media,
+            &self.video,
+            remote.video,
+            StreamKey::Participant,
+        );
+        forward_video(&mut media, &self.video, remote.screen, StreamKey::Screen);
+        forward_audio(&mut media, remote.audio);
+        if let Err(err) = media.start(&mut moving.room().peer).await {
+            tracing::warn!(error = %err, "cannot start sending media to the group call");
+            media.warning = Some(err);
+        }
+        let mut call = match moving.finish().await {
+            Ok(call) => call,
+            Err(err) => {
+                tracing::warn!(%conversation_id, error = %err, "the call could not move into the group call");
+                *lock(&self.call_level) = None;
+                media.stop();
+                self.end(&peer, EndReason::Failed, Some(err.to_string()))
+                    .await;
+                return;
+            }
+        };
+        self.video.clear(VideoStream::Remote);
+        let end = self.in_room(&mut call, &mut media, &title, controls).await;
         *lock(&self.call_level) = None;
         media.stop();
         let (reason, detail) = close_room(call, end).await;
@@ -128,8 +206,9 @@ impl Actor {
         call: &mut RoomCall,
         media: &mut MediaSession,
         title: &str,
-        video: bool,
+        at_start: ControlsAtStart,
     ) -> RoomEnd {
+        let video = at_start.video;
         let started_at_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0.0, |since| since.as_millis() as f64);
@@ -138,15 +217,15 @@ impl Actor {
             .talking_while_muted()
             .unwrap_or_else(|| tokio::sync::watch::channel(false).1);
         let mut controls = Controls {
-            muted: false,
-            camera_on: video,
+            muted: at_start.muted,
+            camera_on: at_start.camera_on,
             quality: Quality::Good,
             talking_while_muted: false,
             share: None,
             views: BTreeMap::new(),
         };
 
-        call.set_media(false, !video, media.local_size());
+        call.set_media(controls.muted, !controls.camera_on, media.local_size());
         // The local video's size is known once its first picture arrived.
         let mut size_sent = media.local_size().is_some();
         let mut known_participants: BTreeSet<RoomParticipantId> = BTreeSet::new();
@@ -264,6 +343,10 @@ impl Actor {
             command @ (Command::Place { .. }
             | Command::Accept { .. }
             | Command::JoinRoom { .. }) => command.reject(UiError::code(ErrorCode::Busy)),
+            command @ Command::AddToCall { .. } => command.reject(UiError::new(
+                ErrorCode::InvalidInput,
+                "add people to this group call's conversation; they can then join the call",
+            )),
             Command::HangUp | Command::Decline => {}
         }
     }

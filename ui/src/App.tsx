@@ -168,7 +168,7 @@ export function App() {
       )}
       {call.state !== "idle" && call.state !== "incoming" && call.state !== "joining" && call.state !== "inRoom" && (
         <div class="call-layer">
-          <InCall call={call} settings={status.settings} onApplySettings={applySettings} onDismiss={() => setCall({ state: "idle" })} />
+          <InCall call={call} me={status.account.user} settings={status.settings} onApplySettings={applySettings} onDismiss={() => setCall({ state: "idle" })} />
         </div>
       )}
       {call.state === "incoming" && <IncomingCall caller={call.caller} video={call.video} />}

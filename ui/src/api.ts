@@ -140,6 +140,8 @@ export interface HearthApi {
   listScreenSources(): Promise<ScreenSourceView[]>;
   startScreenShare(sourceId: string): Promise<void>;
   stopScreenShare(): Promise<void>;
+  /** Adds a user to the connected one-to-one call, which moves into the group call of a new group of the three. */
+  addToCall(user: string): Promise<void>;
 
   onConnectionChanged(handler: (connection: Connection) => void): Promise<Unlisten>;
   onConversationsChanged(handler: () => void): Promise<Unlisten>;
@@ -261,6 +263,9 @@ export const tauriApi: HearthApi = {
   },
   stopScreenShare: async () => {
     await result(() => commands.stopScreenShare());
+  },
+  addToCall: async (user) => {
+    await result(() => commands.addToCall(user));
   },
 
   onConnectionChanged: (handler) => listenTo(events.connectionChanged, handler),

@@ -355,6 +355,27 @@ export function createMockApi(): HearthApi {
       const selfId = call.selfId;
       setCall({ ...call, sharing: sourceId, participants: call.participants.map((p) => (p.id === selfId ? { ...p, screenSharing: true } : p)) });
     },
+    addToCall: async (user) => {
+      if (call.state !== "connected") throw new AppError("callFailed", "no call is connected");
+      const connected = call;
+      if (user === connected.peer || user === status.account?.user) throw new AppError("invalidInput", `${user} is in the call already; pick someone else`);
+      if (!users.some((u) => u.name === user)) throw new AppError("notFound", user);
+      const group: ConversationSummary = { id: String(conversations.length + 1), title: `me, ${connected.peer}, ${user}`, kind: "group", unread: 0, members: ["me", connected.peer, user], peer: null, presence: null, lastSeq: 0 };
+      conversations.push(group);
+      history.set(group.id, []);
+      rooms = [...rooms, { conversationId: group.id, users: [connected.peer] }];
+      handlers.conversations.forEach((h) => h());
+      // The call moves once the room carries the peer's media, and the added person joins later.
+      const participants = [connected.peer, "me"].map((name, i) => ({ id: String(i + 1), user: name, audioMuted: false, videoOff: false, screenSharing: false }));
+      setTimeout(() => {
+        if (call.state !== "connected") return;
+        setCall({ state: "inRoom", conversationId: group.id, title: group.title, video: connected.video, startedAtMs: Date.now(), selfId: "2", participants, activeSpeaker: "1", muted: connected.muted, cameraOn: connected.cameraOn, sharing: null, quality: "good", talkingWhileMuted: false, warning: null });
+      }, 600);
+      setTimeout(() => {
+        if (call.state !== "inRoom" || call.conversationId !== group.id) return;
+        setCall({ ...call, participants: [...call.participants, { id: "3", user, audioMuted: false, videoOff: false, screenSharing: false }] });
+      }, 2000);
+    },
     stopScreenShare: async () => {
       if (call.state !== "inRoom") return;
       const selfId = call.selfId;

@@ -4,14 +4,20 @@
 //! Setup runs inline until the peer connection is up. Afterwards a background
 //! task owns the signalling connection: it keeps applying trickled candidates
 //! and reports how the call ended.
+//!
+//! A connected call can move into the group call of a conversation of which
+//! both participants are members, so that more people can join: see
+//! [`ActiveCall::move_to_room`] and [`crate::moving`].
 
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hearth_media::peer::RemoteCandidates;
 use hearth_media::{Candidate, MediaPeer, PeerConfig, PeerEvent, RemoteSinks, SendMedia};
+use hearth_proto::chat::ConversationId;
 use hearth_proto::signal::CallMedia;
 use hearth_proto::{CallId, ClientMessage, IceCandidate, ServerMessage};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 use crate::error::{ClientError, Result};
@@ -21,6 +27,8 @@ use crate::signal::SignalConnection;
 pub const RING_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long both sides wait for ICE and DTLS once the call was accepted.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long the server may take to answer `move_call`.
+const MOVE_ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Settings of one side of a call: the peer connection, the media it sends
 /// and the channels that receive the decoded remote media.
@@ -71,9 +79,35 @@ pub struct ActiveCall {
     /// When the callee accepted: sent by this side, or received from the other.
     pub accepted_at: Instant,
     pub connected_at: Instant,
-    outgoing: mpsc::UnboundedSender<ClientMessage>,
+    commands: mpsc::UnboundedSender<Command>,
     ended: watch::Receiver<Option<CallEnd>>,
     pump: JoinHandle<SignalConnection>,
+    pub(crate) moves: MoveState,
+}
+
+/// What the signalling task learns about a move into a group call.
+#[derive(Clone)]
+pub(crate) struct MoveState {
+    /// The conversation the call moves into, once the server agreed.
+    pub moving: watch::Receiver<Option<ConversationId>>,
+    /// Whether the other participant receives this side's media through
+    /// the room.
+    pub peer_switched: watch::Receiver<bool>,
+    /// The signalling for the room: every frame that is not about this call,
+    /// split off when the move began.
+    pub room_signal: Arc<Mutex<Option<SignalConnection>>>,
+}
+
+/// Requests to the signalling task.
+pub(crate) enum Command {
+    HangUp,
+    /// Sends a frame about the call.
+    Send(ClientMessage),
+    /// Sends `move_call` and reports the server's answer.
+    Move {
+        conversation_id: ConversationId,
+        answer: oneshot::Sender<Result<()>>,
+    },
 }
 
 /// Waits for the end of a call from another task or a `select!` branch.
@@ -107,12 +141,45 @@ impl ActiveCall {
         self.ended.borrow().clone()
     }
 
-    /// Hangs up, closes the media and returns the signalling connection.
+    /// Asks the server to move this call into the group call of
+    /// `conversation_id`, of which both participants must be members, so that
+    /// more people can join it. Returns once the server agreed; the other
+    /// participant then sees the conversation in [`ActiveCall::moving`]. Both
+    /// go on with [`ActiveCall::join_moved_room`].
+    pub async fn move_to_room(&self, conversation_id: ConversationId) -> Result<()> {
+        let (answer, answered) = oneshot::channel();
+        self.commands
+            .send(Command::Move {
+                conversation_id,
+                answer,
+            })
+            .map_err(|_| ClientError::CallEnded("the call already ended".into()))?;
+        tokio::time::timeout(MOVE_ANSWER_TIMEOUT, answered)
+            .await
+            .map_err(|_| ClientError::Timeout {
+                what: "the server's answer to moving the call".into(),
+                seconds: MOVE_ANSWER_TIMEOUT.as_secs(),
+            })?
+            .map_err(|_| ClientError::CallEnded("the call ended while moving".into()))?
+    }
+
+    /// Follows the conversation whose group call this call moves into:
+    /// `None` until either participant moved it.
+    pub fn moving(&self) -> watch::Receiver<Option<ConversationId>> {
+        self.moves.moving.clone()
+    }
+
+    pub(crate) fn send_frame(&self, message: ClientMessage) {
+        // A closed channel means the call ended, which `ended` reports.
+        let _ = self.commands.send(Command::Send(message));
+    }
+
+    /// Hangs up, closes the media and returns the signalling connection, or,
+    /// once the call moved into a group call, the part of it that carries
+    /// this call's frames.
     pub async fn hang_up(self) -> Result<SignalConnection> {
         // The pump may already have ended; the hang-up is then moot.
-        let _ = self.outgoing.send(ClientMessage::HangUp {
-            call_id: self.call_id,
-        });
+        let _ = self.commands.send(Command::HangUp);
         self.peer.close().await;
         let pump = self.pump;
         tokio::time::timeout(Duration::from_secs(5), pump)
@@ -352,16 +419,30 @@ fn start_pump(
     accepted_at: Instant,
 ) -> ActiveCall {
     let (ended_tx, ended) = watch::channel(None);
-    let (outgoing, outgoing_rx) = mpsc::unbounded_channel();
+    let (commands, commands_rx) = mpsc::unbounded_channel();
+    let (moving_tx, moving) = watch::channel(None);
+    let (peer_switched_tx, peer_switched) = watch::channel(false);
+    let moves = MoveState {
+        moving,
+        peer_switched,
+        room_signal: Arc::new(Mutex::new(None)),
+    };
+    let tracker = MoveTracker {
+        call_id,
+        moving: moving_tx,
+        peer_switched: peer_switched_tx,
+        room_signal: moves.room_signal.clone(),
+        answer: None,
+    };
     let events = peer.take_events();
     let candidates = peer.remote_candidates();
     let pump = tokio::spawn(pump(
         signal,
         events,
         candidates,
-        outgoing_rx,
+        commands_rx,
         ended_tx,
-        call_id,
+        tracker,
     ));
     ActiveCall {
         call_id,
@@ -369,23 +450,109 @@ fn start_pump(
         peer,
         accepted_at,
         connected_at: Instant::now(),
-        outgoing,
+        commands,
         ended,
         pump,
+        moves,
     }
 }
 
-/// Forwards candidates both ways after setup and records how the call ends.
+/// The signalling task's side of a move into a group call.
+struct MoveTracker {
+    call_id: CallId,
+    moving: watch::Sender<Option<ConversationId>>,
+    peer_switched: watch::Sender<bool>,
+    room_signal: Arc<Mutex<Option<SignalConnection>>>,
+    /// Where the answer to this side's `move_call` goes.
+    answer: Option<oneshot::Sender<Result<()>>>,
+}
+
+impl MoveTracker {
+    /// Handles a frame about a move; gives back any other frame.
+    fn handle(
+        &mut self,
+        signal: &mut Option<SignalConnection>,
+        message: ServerMessage,
+    ) -> Option<ServerMessage> {
+        let call_id = self.call_id;
+        match message {
+            ServerMessage::CallMoving {
+                call_id: id,
+                conversation_id,
+            } if id == call_id => {
+                if self.moving.borrow().is_none() {
+                    let whole = signal.take().expect("the pump holds its connection");
+                    let (call, room) =
+                        whole.split(move |frame| frame_call_id(frame) == Some(call_id));
+                    *signal = Some(call);
+                    *self
+                        .room_signal
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(room);
+                    tracing::info!(%call_id, %conversation_id, "the call moves into a group call");
+                    self.moving.send_replace(Some(conversation_id));
+                }
+                if let Some(answer) = self.answer.take() {
+                    let _ = answer.send(Ok(()));
+                }
+                None
+            }
+            ServerMessage::CallSwitched { call_id: id } if id == call_id => {
+                tracing::info!(%call_id, "the other side receives media through the group call");
+                self.peer_switched.send_replace(true);
+                None
+            }
+            ServerMessage::Error {
+                code,
+                message,
+                call_id: Some(id),
+                ..
+            } if id == call_id && self.answer.is_some() => {
+                let answer = self.answer.take().expect("checked above");
+                let _ = answer.send(Err(ClientError::Server { code, message }));
+                None
+            }
+            other => Some(other),
+        }
+    }
+}
+
+/// Returns the call a frame is about, if any.
+fn frame_call_id(frame: &ServerMessage) -> Option<CallId> {
+    match frame {
+        ServerMessage::Incoming { call_id, .. }
+        | ServerMessage::Ringing { call_id }
+        | ServerMessage::Accepted { call_id }
+        | ServerMessage::Declined { call_id, .. }
+        | ServerMessage::Cancelled { call_id }
+        | ServerMessage::HungUp { call_id }
+        | ServerMessage::Offer { call_id, .. }
+        | ServerMessage::Answer { call_id, .. }
+        | ServerMessage::Candidate { call_id, .. }
+        | ServerMessage::CallMoving { call_id, .. }
+        | ServerMessage::CallSwitched { call_id } => Some(*call_id),
+        ServerMessage::Error { call_id, .. } => *call_id,
+        _ => None,
+    }
+}
+
+/// Forwards candidates both ways after setup, follows a move into a group
+/// call and records how the call ends.
 async fn pump(
-    mut signal: SignalConnection,
+    signal: SignalConnection,
     events: mpsc::UnboundedReceiver<PeerEvent>,
     candidates: RemoteCandidates,
-    mut outgoing: mpsc::UnboundedReceiver<ClientMessage>,
+    mut commands: mpsc::UnboundedReceiver<Command>,
     ended: watch::Sender<Option<CallEnd>>,
-    call_id: CallId,
+    mut moves: MoveTracker,
 ) -> SignalConnection {
+    let call_id = moves.call_id;
+    // Only a move replaces the connection, by the part of it that carries
+    // this call's frames.
+    let mut signal = Some(signal);
     let mut events = Some(events);
     loop {
+        let signal_now = signal.as_mut().expect("the pump holds its connection");
         let next_event = async {
             match events.as_mut() {
                 Some(events) => events.recv().await,
@@ -393,41 +560,48 @@ async fn pump(
             }
         };
         tokio::select! {
-            message = outgoing.recv() => match message {
-                Some(ClientMessage::HangUp { call_id }) => {
-                    let _ = signal.send(ClientMessage::HangUp { call_id });
+            command = commands.recv() => match command {
+                Some(Command::HangUp) => {
+                    let _ = signal_now.send(ClientMessage::HangUp { call_id });
                     ended.send_replace(Some(CallEnd::LocalHangUp));
-                    return signal;
+                    break;
                 }
-                Some(other) => { let _ = signal.send(other); }
-                None => return signal,
+                Some(Command::Send(message)) => { let _ = signal_now.send(message); }
+                Some(Command::Move { conversation_id, answer }) => {
+                    match signal_now.send(ClientMessage::MoveCall { call_id, conversation_id }) {
+                        Ok(()) => moves.answer = Some(answer),
+                        Err(error) => { let _ = answer.send(Err(error)); }
+                    }
+                }
+                None => break,
             },
-            message = signal.recv() => match message {
-                Some(ServerMessage::Candidate { call_id: id, candidate }) if id == call_id => {
+            message = signal_now.recv() => match message.map(|message| moves.handle(&mut signal, message)) {
+                Some(None) => {}
+                Some(Some(ServerMessage::Candidate { call_id: id, candidate })) if id == call_id => {
                     if let Err(err) = candidates.add(from_wire(candidate)).await {
                         tracing::debug!(error = %err, "ignoring a remote candidate");
                     }
                 }
-                Some(ServerMessage::HungUp { call_id: id }) if id == call_id => {
+                Some(Some(ServerMessage::HungUp { call_id: id })) if id == call_id => {
                     tracing::info!(%call_id, "the other side hung up");
                     ended.send_replace(Some(CallEnd::RemoteHangUp));
-                    return signal;
+                    break;
                 }
-                Some(other) => tracing::debug!(?other, "ignoring a frame during the call"),
+                Some(Some(other)) => tracing::debug!(?other, "ignoring a frame during the call"),
                 None => {
                     ended.send_replace(Some(CallEnd::SignalLost));
-                    return signal;
+                    break;
                 }
             },
             event = next_event => match event {
                 Some(PeerEvent::LocalCandidate(candidate)) => {
-                    let _ = signal.send(ClientMessage::Candidate { call_id, candidate: to_wire(candidate) });
+                    let _ = signal_now.send(ClientMessage::Candidate { call_id, candidate: to_wire(candidate) });
                 }
                 Some(PeerEvent::Failed) => {
                     tracing::warn!(%call_id, "media connection failed");
-                    let _ = signal.send(ClientMessage::HangUp { call_id });
+                    let _ = signal_now.send(ClientMessage::HangUp { call_id });
                     ended.send_replace(Some(CallEnd::MediaFailed));
-                    return signal;
+                    break;
                 }
                 Some(_) => {}
                 // The peer connection is closed; keep serving hang-up requests.
@@ -435,6 +609,7 @@ async fn pump(
             },
         }
     }
+    signal.expect("the pump holds its connection")
 }
 
 fn to_wire(candidate: Candidate) -> IceCandidate {

@@ -7,6 +7,7 @@ pub mod call;
 pub mod credentials;
 pub mod error;
 mod loopback;
+pub mod moving;
 pub mod room;
 pub mod server;
 pub mod session;

@@ -60,6 +60,36 @@ impl SignalConnection {
     pub async fn recv(&mut self) -> Option<ServerMessage> {
         self.incoming.recv().await
     }
+
+    /// Splits the connection in two that send through the same socket: the
+    /// first receives the frames that `select` picks, the second the rest.
+    /// Once either is dropped, the other receives every frame, so a frame is
+    /// lost only when both are gone.
+    pub(crate) fn split(
+        self,
+        select: impl Fn(&ServerMessage) -> bool + Send + 'static,
+    ) -> (SignalConnection, SignalConnection) {
+        let (selected_tx, selected_rx) = mpsc::unbounded_channel();
+        let (rest_tx, rest_rx) = mpsc::unbounded_channel();
+        let selected = Self::from_parts(self.user.clone(), self.outgoing.clone(), selected_rx);
+        let rest = Self::from_parts(self.user.clone(), self.outgoing.clone(), rest_rx);
+        let mut incoming = self.incoming;
+        tokio::spawn(async move {
+            while let Some(frame) = incoming.recv().await {
+                let (first, second) = if select(&frame) {
+                    (&selected_tx, &rest_tx)
+                } else {
+                    (&rest_tx, &selected_tx)
+                };
+                if let Err(mpsc::error::SendError(frame)) = first.send(frame)
+                    && second.send(frame).is_err()
+                {
+                    return;
+                }
+            }
+        });
+        (selected, rest)
+    }
 }
 
 /// An open WebSocket after the server's hello: frames go out through

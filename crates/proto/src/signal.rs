@@ -136,6 +136,20 @@ pub enum ClientMessage {
         call_id: CallId,
         candidate: IceCandidate,
     },
+    /// Moves an accepted call into the group call of a conversation of which
+    /// both participants are members, so that more people can join it. Both
+    /// participants get `call_moving`; they then join the room and keep
+    /// the call's own media until the room carries the other's media.
+    MoveCall {
+        call_id: CallId,
+        conversation_id: ConversationId,
+    },
+    /// This participant of a moving call now receives the other's media
+    /// through the room. The other gets `call_switched`; whichever of the two
+    /// switches last ends the call with `hang_up`.
+    CallSwitched {
+        call_id: CallId,
+    },
     Ping {
         nonce: u64,
     },
@@ -286,6 +300,17 @@ pub enum ServerMessage {
     Candidate {
         call_id: CallId,
         candidate: IceCandidate,
+    },
+    /// A participant moves the call into the group call of
+    /// `conversation_id`; join it there.
+    CallMoving {
+        call_id: CallId,
+        conversation_id: ConversationId,
+    },
+    /// The other participant of a moving call receives this side's media
+    /// through the room.
+    CallSwitched {
+        call_id: CallId,
     },
     Pong {
         nonce: u64,

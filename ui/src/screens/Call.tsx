@@ -9,7 +9,7 @@ import { Avatar, ErrorNote } from "../components/common";
 import { DeviceFields } from "../components/DeviceFields";
 import { NoiseSuppressionField } from "../components/NoiseSuppressionField";
 import { CameraIcon, PhoneIcon } from "./Conversation";
-import type { CallState, Settings } from "../types";
+import type { CallState, Settings, UserView } from "../types";
 
 /** The ringing panel for an incoming call, with a synthesized ringtone. */
 export function IncomingCall({ caller, video }: { caller: string; video: boolean }) {
@@ -62,6 +62,8 @@ type ActiveCall = Exclude<CallState, { state: "idle" } | { state: "incoming" } |
 
 type InCallProps = {
   call: ActiveCall;
+  /** The signed-in user, who cannot be added to their own call. */
+  me: string;
   settings: Settings;
   onApplySettings: (settings: Settings) => Promise<void>;
   onDismiss: () => void;
@@ -72,9 +74,10 @@ function callPeer(call: ActiveCall): string {
 }
 
 /** The call view: remote video large, self view small, controls along the bottom. */
-export function InCall({ call, settings, onApplySettings, onDismiss }: InCallProps) {
+export function InCall({ call, me, settings, onApplySettings, onDismiss }: InCallProps) {
   const [error, setError] = useState<unknown>(null);
   const [showDevices, setShowDevices] = useState(false);
+  const [showAdd, setShowAdd] = useState(false);
   const connected = call.state === "connected" ? call : null;
   const now = useNow(500, connected !== null);
   const peer = callPeer(call);
@@ -147,6 +150,7 @@ export function InCall({ call, settings, onApplySettings, onDismiss }: InCallPro
         )}
       </div>
 
+      {showAdd && connected && <AddPerson me={me} peer={peer} onDone={() => setShowAdd(false)} />}
       {showDevices && call.state !== "ended" && (
         <div class="call-devices" data-testid="call-devices">
           <DeviceFields settings={settings} onApply={onApplySettings} testPrefix="call" />
@@ -185,6 +189,16 @@ export function InCall({ call, settings, onApplySettings, onDismiss }: InCallPro
             <button type="button" class={`control ${showDevices ? "active" : ""}`} data-testid="call-devices-toggle" aria-pressed={showDevices} onClick={() => setShowDevices(!showDevices)}>
               {t("call.devices")}
             </button>
+            <button
+              type="button"
+              class={`control ${showAdd ? "active" : ""}`}
+              data-testid="call-add-toggle"
+              aria-pressed={showAdd}
+              disabled={!connected}
+              onClick={() => setShowAdd(!showAdd)}
+            >
+              {t("call.addPerson")}
+            </button>
             <button type="button" class="control hangup" data-testid="call-hangup" onClick={() => run(() => api.hangUp())}>
               <PhoneIcon />
               <span>{t("call.hangUp")}</span>
@@ -193,5 +207,63 @@ export function InCall({ call, settings, onApplySettings, onDismiss }: InCallPro
         )}
       </div>
     </section>
+  );
+}
+
+/** Picks someone to add to a one-to-one call, which then moves into a group call. */
+function AddPerson({ me, peer, onDone }: { me: string; peer: string; onDone: () => void }) {
+  const [users, setUsers] = useState<UserView[] | null>(null);
+  const [choice, setChoice] = useState("");
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<unknown>(null);
+
+  useEffect(() => {
+    api
+      .listUsers()
+      .then((all) => {
+        const others = all.filter((u) => u.name !== me && u.name !== peer);
+        setUsers(others);
+        setChoice(others[0]?.name ?? "");
+      })
+      .catch(setError);
+  }, [me, peer]);
+
+  const add = async () => {
+    setBusy(true);
+    setError(null);
+    try {
+      await api.addToCall(choice);
+      onDone();
+    } catch (err) {
+      setError(err);
+      setBusy(false);
+    }
+  };
+
+  return (
+    <div class="call-devices" data-testid="call-add" role="group" aria-label={t("call.addPersonTitle")}>
+      <p>
+        <strong>{t("call.addPersonTitle")}</strong>
+      </p>
+      <p class="muted small">{t("call.addPersonHint")}</p>
+      {users === null && !error && <p class="muted">{t("common.loading")}</p>}
+      {users !== null && users.length === 0 && <p class="muted">{t("call.addPersonNoOne")}</p>}
+      {users !== null && users.length > 0 && (
+        <label class="field">
+          <span>{t("call.addPersonPick")}</span>
+          <select data-testid="call-add-user" value={choice} onChange={(e) => setChoice((e.target as HTMLSelectElement).value)}>
+            {users.map((u) => (
+              <option value={u.name} key={u.name}>
+                {u.name}
+              </option>
+            ))}
+          </select>
+        </label>
+      )}
+      <ErrorNote error={error} />
+      <button type="button" data-testid="call-add-confirm" disabled={busy || !choice} onClick={add}>
+        {t("call.addPersonConfirm")}
+      </button>
+    </div>
   );
 }

@@ -465,6 +465,8 @@ fn is_call_frame(message: &ServerMessage) -> bool {
         | ServerMessage::Offer { .. }
         | ServerMessage::Answer { .. }
         | ServerMessage::Candidate { .. }
+        | ServerMessage::CallMoving { .. }
+        | ServerMessage::CallSwitched { .. }
         | ServerMessage::RoomJoined { .. }
         | ServerMessage::RoomOffer { .. }
         | ServerMessage::RoomLeft { .. }

@@ -64,6 +64,8 @@ enum Command {
     Prefer(DeviceKind, Option<String>),
     Attach(LiveControls),
     PlayClip(Vec<f32>),
+    /// Feeds the microphone's frames to one more sender.
+    AddFeed(mpsc::Sender<Vec<f32>>),
 }
 
 /// The microphone and speaker of a call, reopened when devices come and go.
@@ -95,7 +97,7 @@ impl CallDevices {
             open_microphone: None,
             open_speaker: None,
             controls: None,
-            frames: frames_tx,
+            feeds: vec![frames_tx],
             level: level.clone(),
             current: current_tx,
             host: None,
@@ -122,6 +124,15 @@ impl CallDevices {
     /// device is open. Returns `None` after the first call.
     pub fn take_frames(&mut self) -> Option<AudioFeed> {
         self.frames.take()
+    }
+
+    /// Returns one more feed of the microphone's frames, for a second call
+    /// that sends at the same time, as while a call moves into a group call.
+    /// Each feed gets every frame until its receiver is dropped.
+    pub fn add_feed(&self) -> AudioFeed {
+        let (feed, frames) = mpsc::channel(AUDIO_FEED_CAPACITY);
+        self.send(Command::AddFeed(feed));
+        frames
     }
 
     /// Returns a sender for decoded remote audio, played on whichever speaker
@@ -211,7 +222,9 @@ struct Follower {
     open_microphone: Option<OpenMicrophone>,
     open_speaker: Option<OpenSpeaker>,
     controls: Option<LiveControls>,
-    frames: mpsc::Sender<Vec<f32>>,
+    /// Where the microphone's frames go: the feed of `take_frames` and those
+    /// of `add_feed`, while their receivers live.
+    feeds: Vec<mpsc::Sender<Vec<f32>>>,
     level: InputLevel,
     current: watch::Sender<CurrentDevices>,
     /// Kept between polls, because creating a PulseAudio host connects anew.
@@ -290,6 +303,7 @@ impl Follower {
                 self.controls = Some(controls);
                 self.update_echo_reference();
             }
+            Command::AddFeed(feed) => self.feeds.push(feed),
             Command::PlayClip(samples) => match &self.open_speaker {
                 Some(open) => {
                     if let Err(err) = open.device.play_clip(&samples) {
@@ -315,8 +329,15 @@ impl Follower {
             return;
         };
         self.level.set(rms_dbfs(&frame));
-        // A full feed means the encoder is behind; dropping keeps the delay bounded.
-        let _ = self.frames.try_send(frame);
+        self.feeds.retain(|feed| !feed.is_closed());
+        if let Some((last, others)) = self.feeds.split_last() {
+            // A full feed means the encoder is behind; dropping keeps the
+            // delay bounded.
+            for feed in others {
+                let _ = feed.try_send(frame.clone());
+            }
+            let _ = last.try_send(frame);
+        }
     }
 
     fn forward_chunk(&mut self, chunk: DecodedAudio) {

@@ -35,6 +35,13 @@
 //!   sends `cancelled` to the callee.
 //! - `offer`, `answer` and `candidate` from either participant in `Active` are
 //!   forwarded to the other participant.
+//! - `move_call` from either participant in `Active` names a conversation of
+//!   which both are members, and sends `call_moving` to both. The call goes
+//!   on while both join that conversation's group call; `call_switched` from
+//!   either, once the room carries the other's media, is forwarded to the
+//!   other, and the participant that switches last hangs up. A conversation of
+//!   which the other participant is no member fails with `not_member`, a second
+//!   `move_call` with `invalid_state`.
 //! - `hang_up` from either participant ends the call and sends `hung_up` to the
 //!   other. Before `accept` it acts as `cancel` (from the caller) or `decline`
 //!   (from the callee).
@@ -61,6 +68,7 @@
 
 use std::collections::HashMap;
 
+use hearth_proto::chat::ConversationId;
 use hearth_proto::{CallId, CallMedia, ClientMessage, ErrorCode, ServerMessage};
 
 /// Identifier of one WebSocket connection, assigned by the socket layer.
@@ -80,10 +88,12 @@ pub struct Outgoing {
     pub message: ServerMessage,
 }
 
-/// Lookup of whether an account exists, so that `invite` can tell `user_not_found`
-/// from `user_offline`.
+/// Lookups in the accounts and conversations: whether an account exists, so
+/// that `invite` can tell `user_not_found` from `user_offline`, and who may
+/// take part in the group call that `move_call` names.
 pub trait Directory {
     fn user_exists(&self, name: &str) -> bool;
+    fn is_member(&self, conversation_id: ConversationId, user: &str) -> bool;
 }
 
 /// Where a call is between `invite` and its end.
@@ -105,6 +115,9 @@ struct Call {
     callee_user: String,
     media: CallMedia,
     state: CallState,
+    /// The conversation whose group call the call moves into, once a
+    /// participant sent `move_call`.
+    moving_to: Option<ConversationId>,
 }
 
 impl Call {
@@ -242,6 +255,11 @@ impl Signalling {
                 call_id,
                 ServerMessage::Candidate { call_id, candidate },
             ),
+            ClientMessage::MoveCall {
+                call_id,
+                conversation_id,
+            } => self.move_call(from, call_id, conversation_id, directory),
+            ClientMessage::CallSwitched { call_id } => self.call_switched(from, call_id),
             // The socket layer hands chat frames to the chat service; they never
             // reach the call state machine in a running server.
             ClientMessage::SendMessage { .. }
@@ -411,6 +429,7 @@ impl Signalling {
             callee_user: callee.to_owned(),
             media,
             state: CallState::Inviting,
+            moving_to: None,
         };
         self.calls.insert(call_id, call);
         Ok(vec![Outgoing {
@@ -550,6 +569,72 @@ impl Signalling {
         Ok(vec![Outgoing {
             to: call.peer_of(from),
             message,
+        }])
+    }
+
+    fn move_call(
+        &mut self,
+        from: ConnId,
+        call_id: CallId,
+        conversation_id: ConversationId,
+        directory: &dyn Directory,
+    ) -> Result<Vec<Outgoing>, Rejection> {
+        let call = self.participant_call(from, call_id)?;
+        require(
+            call.state == CallState::Active,
+            call_id,
+            "only an accepted call can move into a group call",
+        )?;
+        if let Some(moving_to) = call.moving_to {
+            return Err(Rejection::new(
+                ErrorCode::InvalidState,
+                format!(
+                    "the call is already moving into the group call of conversation {moving_to}"
+                ),
+                call_id,
+            ));
+        }
+        let (user, peer_user) = if from == call.caller {
+            (&call.caller_user, &call.callee_user)
+        } else {
+            (&call.callee_user, &call.caller_user)
+        };
+        for member in [user, peer_user] {
+            if !directory.is_member(conversation_id, member) {
+                return Err(Rejection::new(
+                    ErrorCode::NotMember,
+                    format!(
+                        "{member} is not a member of conversation {conversation_id}; add them \
+                         to it before moving the call there"
+                    ),
+                    call_id,
+                ));
+            }
+        }
+        call.moving_to = Some(conversation_id);
+        let moving = ServerMessage::CallMoving {
+            call_id,
+            conversation_id,
+        };
+        Ok([call.caller, call.callee]
+            .into_iter()
+            .map(|to| Outgoing {
+                to,
+                message: moving.clone(),
+            })
+            .collect())
+    }
+
+    fn call_switched(&mut self, from: ConnId, call_id: CallId) -> Result<Vec<Outgoing>, Rejection> {
+        let call = self.participant_call(from, call_id)?;
+        require(
+            call.moving_to.is_some(),
+            call_id,
+            "call_switched is only valid after move_call",
+        )?;
+        Ok(vec![Outgoing {
+            to: call.peer_of(from),
+            message: ServerMessage::CallSwitched { call_id },
         }])
     }
 

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket, close_code};
 use futures_util::{SinkExt as _, StreamExt as _};
+use hearth_proto::chat::ConversationId;
 use hearth_proto::{CallId, ClientMessage, ErrorCode, ServerMessage};
 use tokio::sync::mpsc;
 use tracing::Instrument as _;
@@ -27,26 +28,33 @@ use machine::{CallState, ConnId, Directory};
 /// the socket is dropped.
 const CLOSE_GRACE: Duration = Duration::from_secs(5);
 
-/// The existence of the one user an `invite` names, looked up before the state
-/// machine runs because the lookup needs the database.
+/// What the state machine needs from the database for one frame, looked up
+/// before it runs: whether the user an `invite` names exists, and the
+/// members of the conversation a `move_call` names.
+#[derive(Default)]
 struct KnownUser {
     name: String,
     exists: bool,
+    members: Option<(ConversationId, Vec<String>)>,
 }
 
 impl KnownUser {
-    /// A directory in which no user exists, for frames that name no callee.
+    /// A directory in which no user exists and no conversation has members,
+    /// for frames that name neither.
     fn none() -> Self {
-        Self {
-            name: String::new(),
-            exists: false,
-        }
+        Self::default()
     }
 }
 
 impl Directory for KnownUser {
     fn user_exists(&self, name: &str) -> bool {
         self.exists && self.name == name
+    }
+
+    fn is_member(&self, conversation_id: ConversationId, user: &str) -> bool {
+        self.members.as_ref().is_some_and(|(id, members)| {
+            *id == conversation_id && members.iter().any(|member| member == user)
+        })
     }
 }
 
@@ -284,8 +292,31 @@ async fn on_text(
             KnownUser {
                 name: callee.clone(),
                 exists,
+                members: None,
             }
         }
+        ClientMessage::MoveCall {
+            call_id,
+            conversation_id,
+        } => match chat.room_members(*conversation_id, &context.user).await {
+            Ok(members) => KnownUser {
+                members: Some((*conversation_id, members)),
+                ..KnownUser::none()
+            },
+            Err(error) => {
+                hub.reply(
+                    conn,
+                    ServerMessage::Error {
+                        code: error.code,
+                        message: error.message,
+                        call_id: Some(*call_id),
+                        conversation_id: Some(*conversation_id),
+                        client_id: None,
+                    },
+                );
+                return;
+            }
+        },
         _ => KnownUser::none(),
     };
     hub.handle(conn, message, &directory);
@@ -400,7 +431,7 @@ fn room_update_command(conn: ConnId, message: ClientMessage) -> Result<SfuComman
 }
 
 /// Returns the conversation of a room frame, or `None` for other frames.
-fn room_conversation(message: &ClientMessage) -> Option<hearth_proto::chat::ConversationId> {
+fn room_conversation(message: &ClientMessage) -> Option<ConversationId> {
     match message {
         ClientMessage::JoinRoom {
             conversation_id, ..
@@ -508,6 +539,8 @@ pub(crate) fn client_kind(message: &ClientMessage) -> (&'static str, Option<Call
         ClientMessage::Offer { call_id, .. } => ("offer", Some(*call_id)),
         ClientMessage::Answer { call_id, .. } => ("answer", Some(*call_id)),
         ClientMessage::Candidate { call_id, .. } => ("candidate", Some(*call_id)),
+        ClientMessage::MoveCall { call_id, .. } => ("move_call", Some(*call_id)),
+        ClientMessage::CallSwitched { call_id } => ("call_switched", Some(*call_id)),
         ClientMessage::Ping { .. } => ("ping", None),
         ClientMessage::SendMessage { .. } => ("send_message", None),
         ClientMessage::EditMessage { .. } => ("edit_message", None),
@@ -537,6 +570,8 @@ fn server_kind(message: &ServerMessage) -> &'static str {
         ServerMessage::Offer { .. } => "offer",
         ServerMessage::Answer { .. } => "answer",
         ServerMessage::Candidate { .. } => "candidate",
+        ServerMessage::CallMoving { .. } => "call_moving",
+        ServerMessage::CallSwitched { .. } => "call_switched",
         ServerMessage::Pong { .. } => "pong",
         ServerMessage::Event { .. } => "event",
         ServerMessage::MessageAck { .. } => "message_ack",

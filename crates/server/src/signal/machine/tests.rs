@@ -10,9 +10,17 @@ const CAROL: ConnId = ConnId(3);
 
 struct Users(HashSet<&'static str>);
 
+/// The one conversation of the tests, and its members.
+const GROUP: ConversationId = ConversationId::from_u128(0x7e57);
+const GROUP_MEMBERS: [&str; 3] = ["alice", "bob", "carol"];
+
 impl Directory for Users {
     fn user_exists(&self, name: &str) -> bool {
         self.0.contains(name)
+    }
+
+    fn is_member(&self, conversation_id: ConversationId, user: &str) -> bool {
+        conversation_id == GROUP && GROUP_MEMBERS.contains(&user)
     }
 }
 
@@ -598,4 +606,132 @@ fn in_active_call_only_after_accept() {
     assert!(signalling.user_in_active_call("alice"));
     assert!(signalling.user_in_active_call("bob"));
     assert!(!signalling.user_in_active_call("carol"));
+}
+
+fn move_call(
+    signalling: &mut Signalling,
+    from: ConnId,
+    call_id: CallId,
+    to: ConversationId,
+) -> Vec<Outgoing> {
+    let message = ClientMessage::MoveCall {
+        call_id,
+        conversation_id: to,
+    };
+    send(signalling, from, message)
+}
+
+#[test]
+fn move_call_reaches_peer() {
+    let mut signalling = online();
+    let call_id = active_call(&mut signalling);
+    let out = move_call(&mut signalling, BOB, call_id, GROUP);
+    let moving = ServerMessage::CallMoving {
+        call_id,
+        conversation_id: GROUP,
+    };
+    let to: Vec<ConnId> = out.iter().map(|outgoing| outgoing.to).collect();
+    assert_eq!(to, vec![ALICE, BOB]);
+    assert!(out.iter().all(|outgoing| outgoing.message == moving));
+    assert_eq!(signalling.call_state(call_id), Some(CallState::Active));
+}
+
+#[test]
+fn move_call_before_accept_fails() {
+    let mut signalling = online();
+    let (call_id, _) = invite(&mut signalling, ALICE, "bob");
+    let out = move_call(&mut signalling, ALICE, call_id, GROUP);
+    assert_eq!(error_code(&out), Some(ErrorCode::InvalidState));
+}
+
+#[test]
+fn move_call_needs_both_as_members() {
+    let mut signalling = online();
+    signalling.connect(ConnId(4), "dave");
+    let (call_id, _) = invite(&mut signalling, ConnId(4), "bob");
+    send(&mut signalling, BOB, ClientMessage::Accept { call_id });
+    let out = move_call(&mut signalling, BOB, call_id, GROUP);
+    assert_eq!(error_code(&out), Some(ErrorCode::NotMember));
+    let ServerMessage::Error { message, .. } = &out[0].message else {
+        unreachable!("error_code matched an error")
+    };
+    assert!(message.starts_with("dave is not a member"), "{message}");
+
+    let unknown = ConversationId::from_u128(1);
+    let out = move_call(&mut signalling, BOB, call_id, unknown);
+    assert_eq!(error_code(&out), Some(ErrorCode::NotMember));
+}
+
+#[test]
+fn move_call_twice_fails() {
+    let mut signalling = online();
+    let call_id = active_call(&mut signalling);
+    move_call(&mut signalling, ALICE, call_id, GROUP);
+    let out = move_call(&mut signalling, BOB, call_id, GROUP);
+    assert_eq!(error_code(&out), Some(ErrorCode::InvalidState));
+}
+
+#[test]
+fn move_call_from_non_participant_fails() {
+    let mut signalling = online();
+    let call_id = active_call(&mut signalling);
+    let out = move_call(&mut signalling, CAROL, call_id, GROUP);
+    assert_eq!(error_code(&out), Some(ErrorCode::NotInCall));
+}
+
+#[test]
+fn call_switched_is_forwarded_only_while_moving() {
+    let mut signalling = online();
+    let call_id = active_call(&mut signalling);
+    let out = send(
+        &mut signalling,
+        ALICE,
+        ClientMessage::CallSwitched { call_id },
+    );
+    assert_eq!(error_code(&out), Some(ErrorCode::InvalidState));
+
+    move_call(&mut signalling, ALICE, call_id, GROUP);
+    let out = send(
+        &mut signalling,
+        ALICE,
+        ClientMessage::CallSwitched { call_id },
+    );
+    let switched = ServerMessage::CallSwitched { call_id };
+    assert_eq!(
+        out,
+        vec![Outgoing {
+            to: BOB,
+            message: switched
+        }]
+    );
+}
+
+#[test]
+fn moved_call_ends_with_hang_up() {
+    let mut signalling = online();
+    let call_id = active_call(&mut signalling);
+    move_call(&mut signalling, ALICE, call_id, GROUP);
+    send(
+        &mut signalling,
+        ALICE,
+        ClientMessage::CallSwitched { call_id },
+    );
+    send(
+        &mut signalling,
+        BOB,
+        ClientMessage::CallSwitched { call_id },
+    );
+    let out = send(&mut signalling, BOB, ClientMessage::HangUp { call_id });
+    assert_eq!(
+        out,
+        vec![Outgoing {
+            to: ALICE,
+            message: ServerMessage::HungUp { call_id }
+        }]
+    );
+    assert_eq!(signalling.call_state(call_id), None);
+    assert_eq!(
+        record_kinds(&mut signalling),
+        vec![CallRecordKind::Started, CallRecordKind::Ended]
+    );
 }

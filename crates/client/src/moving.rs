@@ -1,0 +1,205 @@
+//! A one-to-one call that moves into a conversation's group call without
+//! losing media.
+//!
+//! One participant asks with [`ActiveCall::move_to_room`]; both see the
+//! conversation in [`ActiveCall::moving`]. Each then joins the room with
+//! [`ActiveCall::join_moved_room`] while the call's own peer-to-peer media
+//! keeps playing, starts sending into the room, and calls
+//! [`MovingCall::finish`]. That waits until the room carries the other
+//! participant's media, tells the other side, and ends the peer-to-peer call
+//! only once both sides receive each other through the room: whichever side
+//! switches last hangs up.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use hearth_media::StreamSinks;
+use hearth_proto::ClientMessage;
+use tokio::sync::{mpsc, watch};
+
+use crate::call::{ActiveCall, CallEnd};
+use crate::error::{ClientError, Result};
+use crate::room::{self, RoomCall, RoomOptions};
+
+/// How long a side that switched waits for the other to switch before it
+/// ends the peer-to-peer call anyway.
+const PEER_SWITCH_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A call that is in both places: its peer-to-peer media still plays while
+/// this device is in the group call it moves into.
+pub struct MovingCall {
+    call: ActiveCall,
+    room: RoomCall,
+    /// The stream ids (participant ids in decimal) that delivered media
+    /// through the room.
+    delivered: watch::Receiver<HashSet<String>>,
+}
+
+impl ActiveCall {
+    /// Joins the group call that this call moves into, once
+    /// [`ActiveCall::moving`] names it. The call's own media keeps playing;
+    /// start sending on [`MovingCall::room`], then call
+    /// [`MovingCall::finish`].
+    pub async fn join_moved_room(self, mut options: RoomOptions) -> Result<MovingCall> {
+        let Some(conversation_id) = *self.moves.moving.borrow() else {
+            return Err(ClientError::Protocol(
+                "the call is not moving into a group call; call move_to_room first".into(),
+            ));
+        };
+        let signal = self
+            .moves
+            .room_signal
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
+            .ok_or_else(|| {
+                ClientError::Protocol("the call already joined the group call it moves into".into())
+            })?;
+        let (delivered_tx, delivered) = watch::channel(HashSet::new());
+        options.sinks.streams = Some(tap_streams(options.sinks.streams.take(), delivered_tx));
+        let room = room::join_room(signal, conversation_id, options).await?;
+        tracing::info!(
+            call_id = %self.call_id,
+            %conversation_id,
+            participant_id = room.participant_id,
+            "joined the group call the call moves into"
+        );
+        Ok(MovingCall {
+            call: self,
+            room,
+            delivered,
+        })
+    }
+}
+
+impl MovingCall {
+    /// The group call; start sending on its peer.
+    pub fn room(&mut self) -> &mut RoomCall {
+        &mut self.room
+    }
+
+    /// The peer-to-peer call, whose media still plays.
+    pub fn call(&self) -> &ActiveCall {
+        &self.call
+    }
+
+    /// Waits until the room carries the other participant's media, then
+    /// ends the peer-to-peer call as soon as the other side receives this
+    /// side's media through the room too, and returns the group call.
+    pub async fn finish(self) -> Result<RoomCall> {
+        let Self {
+            call,
+            room,
+            mut delivered,
+        } = self;
+        let remote_user = call.remote_user.clone();
+        let mut roster = room.roster();
+        let mut end = call.end_watcher();
+        tokio::select! {
+            result = wait_for_media(&mut delivered, &mut roster, &remote_user) => result?,
+            end = end.wait() => {
+                // The other side already switched and hung up; its media
+                // arrives through the room from now on.
+                tracing::info!(call_id = %call.call_id, %end, "the call ended before the room carried media");
+                return Ok(room);
+            }
+        }
+        tracing::info!(call_id = %call.call_id, remote_user, "the group call carries the other side's media");
+        call.send_frame(ClientMessage::CallSwitched {
+            call_id: call.call_id,
+        });
+        let mut peer_switched = call.moves.peer_switched.clone();
+        let mut end = call.end_watcher();
+        let switched = tokio::time::timeout(PEER_SWITCH_TIMEOUT, async {
+            tokio::select! {
+                switched = peer_switched.wait_for(|switched| *switched) => switched.is_ok(),
+                end = end.wait() => end != CallEnd::RemoteHangUp,
+            }
+        })
+        .await;
+        match switched {
+            Ok(true) | Err(_) => {
+                if switched.is_err() {
+                    tracing::warn!(
+                        call_id = %call.call_id,
+                        "the other side did not switch to the group call in time; ending the call anyway"
+                    );
+                }
+                call.hang_up().await?;
+            }
+            // The other side switched last and hung up.
+            Ok(false) => call.peer.close().await,
+        }
+        Ok(room)
+    }
+}
+
+/// Waits until one of `remote_user`'s devices in the room delivered media.
+async fn wait_for_media(
+    delivered: &mut watch::Receiver<HashSet<String>>,
+    roster: &mut watch::Receiver<room::Roster>,
+    remote_user: &str,
+) -> Result<()> {
+    loop {
+        let remote_ids: Vec<String> = roster
+            .borrow()
+            .participants
+            .iter()
+            .filter(|participant| participant.user == remote_user)
+            .map(|participant| participant.id.to_string())
+            .collect();
+        if remote_ids.iter().any(|id| delivered.borrow().contains(id)) {
+            return Ok(());
+        }
+        tokio::select! {
+            changed = delivered.changed() => changed,
+            changed = roster.changed() => changed,
+        }
+        .map_err(|_| ClientError::CallEnded("the group call ended while the call moved".into()))?;
+    }
+}
+
+/// Puts a task between the room's streams and `sinks` that notes which
+/// stream ids delivered media. Without `sinks`, the media is discarded.
+fn tap_streams(
+    sinks: Option<StreamSinks>,
+    delivered: watch::Sender<HashSet<String>>,
+) -> StreamSinks {
+    let (video, video_rx) = mpsc::channel(64);
+    let (audio, audio_rx) = mpsc::channel(256);
+    let (screen, screen_rx) = mpsc::channel(16);
+    let delivered = std::sync::Arc::new(delivered);
+    let has_screen = sinks.as_ref().is_some_and(|sinks| sinks.screen.is_some());
+    let (video_out, audio_out, screen_out) = match sinks {
+        Some(sinks) => (Some(sinks.video), Some(sinks.audio), sinks.screen),
+        None => (None, None, None),
+    };
+    tokio::spawn(forward(video_rx, video_out, delivered.clone()));
+    tokio::spawn(forward(audio_rx, audio_out, delivered.clone()));
+    tokio::spawn(forward(screen_rx, screen_out, delivered));
+    StreamSinks {
+        video,
+        audio,
+        screen: has_screen.then_some(screen),
+    }
+}
+
+/// Forwards tagged media from `input` to `output`, noting each new tag.
+async fn forward<T>(
+    mut input: mpsc::Receiver<(String, T)>,
+    output: Option<mpsc::Sender<(String, T)>>,
+    delivered: std::sync::Arc<watch::Sender<HashSet<String>>>,
+) {
+    while let Some((id, media)) = input.recv().await {
+        if !delivered.borrow().contains(&id) {
+            delivered.send_modify(|ids| {
+                ids.insert(id.clone());
+            });
+        }
+        if let Some(output) = &output
+            && output.send((id, media)).await.is_err()
+        {
+            return;
+        }
+    }
+}
