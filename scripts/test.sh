@@ -37,8 +37,12 @@ cargo clippy --locked --workspace --all-targets "${app_features[@]}" -- -D warni
 # version of its bindings from VPX_VERSION instead of from pkg-config.
 VPX_LIB_DIR="$CARGO_TARGET_DIR/no-libvpx-for-windows" VPX_VERSION="$(pkg-config --modversion vpx)" \
   cargo check --locked --workspace --target x86_64-pc-windows-gnu
-# The CLI tests run the server binary as a separate process.
-cargo build --locked --workspace --bins "${app_features[@]}"
+# The CLI tests run the server binary as a separate process, so every test
+# and binary is built before any test runs. `cargo test --no-run` builds the
+# binaries with the features of the tests; a `cargo build --bins` would
+# resolve the features without the dev-dependencies and compile most crates
+# a second time.
+cargo test --locked --workspace --no-run "${app_features[@]}"
 
 # The app's end-to-end tests run a hard link to the app binary in
 # target/e2e, so that a `cargo test` without the feature, which rebuilds

@@ -5,10 +5,12 @@
 //! conversation in [`ActiveCall::moving`]. Each then joins the room with
 //! [`ActiveCall::join_moved_room`] while the call's own peer-to-peer media
 //! keeps playing, starts sending into the room, and calls
-//! [`MovingCall::finish`]. That waits until the room carries the other
-//! participant's media, tells the other side, and ends the peer-to-peer call
-//! only once both sides receive each other through the room: whichever side
-//! switches last hangs up.
+//! [`MovingCall::finish`]. That waits until the room has carried the other
+//! participant's media for [`SWITCH_SETTLE`], tells the other side, and ends
+//! the peer-to-peer call only once both sides receive each other through the
+//! room: whichever side switches last hangs up. A player that plays both
+//! paths stops playing the call's own media after
+//! [`MovingCall::room_carries_media`].
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -17,13 +19,18 @@ use hearth_media::StreamSinks;
 use hearth_proto::ClientMessage;
 use tokio::sync::{mpsc, watch};
 
-use crate::call::{ActiveCall, CallEnd};
+use crate::call::ActiveCall;
 use crate::error::{ClientError, Result};
 use crate::room::{self, RoomCall, RoomOptions};
 
 /// How long a side that switched waits for the other to switch before it
 /// ends the peer-to-peer call anyway.
 const PEER_SWITCH_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long the room carries the other participant's media before this side
+/// switches to it: long enough for the room's jitter buffer to fill and for
+/// the call's packets in flight to play out.
+pub const SWITCH_SETTLE: Duration = Duration::from_millis(200);
 
 /// A call that is in both places: its peer-to-peer media still plays while
 /// this device is in the group call it moves into.
@@ -33,6 +40,8 @@ pub struct MovingCall {
     /// The stream ids (participant ids in decimal) that delivered media
     /// through the room.
     delivered: watch::Receiver<HashSet<String>>,
+    /// Whether the room carried the other participant's media long enough.
+    room_ready: bool,
 }
 
 impl ActiveCall {
@@ -68,6 +77,7 @@ impl ActiveCall {
             call: self,
             room,
             delivered,
+            room_ready: false,
         })
     }
 }
@@ -83,52 +93,67 @@ impl MovingCall {
         &self.call
     }
 
+    /// Waits until the room has carried the other participant's media for
+    /// [`SWITCH_SETTLE`], or the call ended. From then on play the room's
+    /// media rather than the call's.
+    pub async fn room_carries_media(&mut self) -> Result<()> {
+        if self.room_ready {
+            return Ok(());
+        }
+        let remote_user = self.call.remote_user.clone();
+        let mut roster = self.room.roster();
+        let mut end = self.call.end_watcher();
+        tokio::select! {
+            result = wait_for_media(&mut self.delivered, &mut roster, &remote_user) => {
+                result?;
+                tracing::info!(call_id = %self.call.call_id, remote_user, "the group call carries the other side's media");
+                tokio::time::sleep(SWITCH_SETTLE).await;
+            }
+            end = end.wait() => {
+                // The other side switched and hung up; its media arrives
+                // through the room from now on.
+                tracing::info!(call_id = %self.call.call_id, %end, "the call ended before the room carried media");
+            }
+        }
+        self.room_ready = true;
+        Ok(())
+    }
+
     /// Waits until the room carries the other participant's media, then
     /// ends the peer-to-peer call as soon as the other side receives this
     /// side's media through the room too, and returns the group call.
-    pub async fn finish(self) -> Result<RoomCall> {
-        let Self {
-            call,
-            room,
-            mut delivered,
-        } = self;
-        let remote_user = call.remote_user.clone();
-        let mut roster = room.roster();
-        let mut end = call.end_watcher();
-        tokio::select! {
-            result = wait_for_media(&mut delivered, &mut roster, &remote_user) => result?,
-            end = end.wait() => {
-                // The other side already switched and hung up; its media
-                // arrives through the room from now on.
-                tracing::info!(call_id = %call.call_id, %end, "the call ended before the room carried media");
-                return Ok(room);
-            }
+    pub async fn finish(mut self) -> Result<RoomCall> {
+        self.room_carries_media().await?;
+        let Self { call, room, .. } = self;
+        if call.end_state().is_some() {
+            call.peer.close().await;
+            return Ok(room);
         }
-        tracing::info!(call_id = %call.call_id, remote_user, "the group call carries the other side's media");
         call.send_frame(ClientMessage::CallSwitched {
             call_id: call.call_id,
         });
         let mut peer_switched = call.moves.peer_switched.clone();
         let mut end = call.end_watcher();
-        let switched = tokio::time::timeout(PEER_SWITCH_TIMEOUT, async {
+        // Whichever side switches last ends the call.
+        let ended_by_peer = tokio::time::timeout(PEER_SWITCH_TIMEOUT, async {
             tokio::select! {
-                switched = peer_switched.wait_for(|switched| *switched) => switched.is_ok(),
-                end = end.wait() => end != CallEnd::RemoteHangUp,
+                _ = peer_switched.wait_for(|switched| *switched) => false,
+                _ = end.wait() => true,
             }
         })
         .await;
-        match switched {
-            Ok(true) | Err(_) => {
-                if switched.is_err() {
-                    tracing::warn!(
-                        call_id = %call.call_id,
-                        "the other side did not switch to the group call in time; ending the call anyway"
-                    );
-                }
+        match ended_by_peer {
+            Ok(true) => call.peer.close().await,
+            Ok(false) => {
                 call.hang_up().await?;
             }
-            // The other side switched last and hung up.
-            Ok(false) => call.peer.close().await,
+            Err(_) => {
+                tracing::warn!(
+                    call_id = %call.call_id,
+                    "the other side did not switch to the group call in time; ending the call anyway"
+                );
+                call.hang_up().await?;
+            }
         }
         Ok(room)
     }

@@ -88,32 +88,24 @@ struct Recorder {
 
 impl Recorder {
     fn start() -> Self {
-        let (p2p_video, mut p2p_video_rx) = mpsc::channel::<DecodedVideo>(256);
-        let (p2p_audio, mut p2p_audio_rx) = mpsc::channel::<DecodedAudio>(1024);
-        let (video, mut video_rx) = mpsc::channel::<(String, DecodedVideo)>(256);
-        let (audio, mut audio_rx) = mpsc::channel::<(String, DecodedAudio)>(1024);
+        let (p2p_video, p2p_video_rx) = mpsc::channel::<DecodedVideo>(256);
+        let (p2p_audio, p2p_audio_rx) = mpsc::channel::<DecodedAudio>(1024);
+        let (video, video_rx) = mpsc::channel::<(String, DecodedVideo)>(256);
+        let (audio, audio_rx) = mpsc::channel::<(String, DecodedAudio)>(1024);
         let task = tokio::spawn(async move {
             let mut arrivals = Arrivals::default();
-            let mut open = 4;
-            while open > 0 {
+            let mut p2p_video_rx = Some(p2p_video_rx);
+            let mut p2p_audio_rx = Some(p2p_audio_rx);
+            let mut video_rx = Some(video_rx);
+            let mut audio_rx = Some(audio_rx);
+            while p2p_video_rx.is_some() || p2p_audio_rx.is_some() || video_rx.is_some() || audio_rx.is_some() {
                 let (kind, source) = tokio::select! {
-                    item = p2p_video_rx.recv(), if !p2p_video_rx.is_closed() || !p2p_video_rx.is_empty() => match item {
-                        Some(_) => ("video", "p2p".to_owned()),
-                        None => { open -= 1; continue; }
-                    },
-                    item = p2p_audio_rx.recv(), if !p2p_audio_rx.is_closed() || !p2p_audio_rx.is_empty() => match item {
-                        Some(_) => ("audio", "p2p".to_owned()),
-                        None => { open -= 1; continue; }
-                    },
-                    item = video_rx.recv(), if !video_rx.is_closed() || !video_rx.is_empty() => match item {
-                        Some((stream, _)) => ("video", stream),
-                        None => { open -= 1; continue; }
-                    },
-                    item = audio_rx.recv(), if !audio_rx.is_closed() || !audio_rx.is_empty() => match item {
-                        Some((stream, _)) => ("audio", stream),
-                        None => { open -= 1; continue; }
-                    },
+                    item = next(&mut p2p_video_rx) => ("video", item.map(|_| "p2p".to_owned())),
+                    item = next(&mut p2p_audio_rx) => ("audio", item.map(|_| "p2p".to_owned())),
+                    item = next(&mut video_rx) => ("video", item.map(|(stream, _)| stream)),
+                    item = next(&mut audio_rx) => ("audio", item.map(|(stream, _)| stream)),
                 };
+                let Some(source) = source else { continue };
                 let times = if kind == "video" {
                     &mut arrivals.video
                 } else {
@@ -135,12 +127,12 @@ impl Recorder {
         }
     }
 
-    fn call_options(&self, send: bool) -> CallOptions {
+    fn call_options(&self) -> CallOptions {
         CallOptions {
             peer: common::loopback_peer(),
             send: SendMedia {
-                video: send,
-                audio: send,
+                video: true,
+                audio: true,
             },
             sinks: RemoteSinks {
                 video: Some(self.p2p_video.clone()),
@@ -171,6 +163,19 @@ impl Recorder {
             .expect("every media channel closes once the calls are closed")
             .unwrap()
     }
+}
+
+/// Receives from a channel until it closes, then never again: `None` once,
+/// when it closes.
+async fn next<T>(receiver: &mut Option<mpsc::Receiver<T>>) -> Option<T> {
+    let Some(open) = receiver else {
+        return std::future::pending().await;
+    };
+    let item = open.recv().await;
+    if item.is_none() {
+        *receiver = None;
+    }
+    item
 }
 
 struct Clips {
@@ -303,7 +308,7 @@ async fn call_moves_to_room_without_losing_media() {
         let mut signal = bob_signal;
         let incoming = call::wait_for_incoming(&mut signal).await.unwrap();
         let recorder = Recorder::start();
-        let mut active = call::answer_call(signal, &incoming, recorder.call_options(true))
+        let mut active = call::answer_call(signal, &incoming, recorder.call_options())
             .await
             .unwrap();
         send_clips(&mut active.peer, &bob_clips, call_seconds).await;
@@ -324,7 +329,7 @@ async fn call_moves_to_room_without_losing_media() {
     let mut active = call::place_call(
         alice.call_signal().unwrap(),
         "bob",
-        recorder.call_options(true),
+        recorder.call_options(),
     )
     .await
     .unwrap();
@@ -425,7 +430,7 @@ async fn call_moves_only_where_both_are_members() {
         let mut signal = carol_signal;
         let incoming = call::wait_for_incoming(&mut signal).await.unwrap();
         let recorder = Recorder::start();
-        let mut active = call::answer_call(signal, &incoming, recorder.call_options(false))
+        let mut active = call::answer_call(signal, &incoming, recorder.call_options())
             .await
             .unwrap();
         let refused = active.move_to_room(group).await.unwrap_err();
@@ -436,7 +441,7 @@ async fn call_moves_only_where_both_are_members() {
     let active = call::place_call(
         dave.call_signal().unwrap(),
         "carol",
-        recorder.call_options(false),
+        recorder.call_options(),
     )
     .await
     .unwrap();

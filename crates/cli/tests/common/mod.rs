@@ -39,7 +39,7 @@ pub fn media(relative: &str) -> PathBuf {
 ///
 /// Cargo builds only the binaries of the package under test, so the server
 /// binary must be built first: `scripts/test.sh` runs
-/// `cargo build --workspace --bins` before the tests. The tests do not run
+/// `cargo test --workspace --no-run` before the tests. The tests do not run
 /// `cargo build` themselves: cargo changes the test process's environment
 /// (`CARGO_PKG_*`, `LD_LIBRARY_PATH`), and a nested build from it rebuilt
 /// ring and rustls when tried, after which the next ordinary build rebuilt
