@@ -612,7 +612,7 @@ impl Actor {
                 },
                 changed = moving.changed() => {
                     let conversation_id = *moving.borrow_and_update();
-                    if let (Ok(()), Some(conversation_id)) = (changed, conversation_id) {
+                    if let (true, Some(conversation_id)) = (changed.is_ok(), conversation_id) {
                         let controls = crate::room::ControlsAtStart {
                             video,
                             muted: view.muted,

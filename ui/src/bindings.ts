@@ -295,6 +295,18 @@ async stopScreenShare() : Promise<Result<null, UiError>> {
 }
 },
 /**
+ * Adds `user` to the connected one-to-one call: the app creates a group of
+ * the three and the call moves into its group call.
+ */
+async addToCall(user: string) : Promise<Result<null, UiError>> {
+    try {
+    return { status: "ok", data: await TAURI_INVOKE("add_to_call", { user }) };
+} catch (e) {
+    if(e instanceof Error) throw e;
+    else return { status: "error", error: e  as any };
+}
+},
+/**
  * Streams a group call participant's camera, or with `screen` their
  * screen share, into `channel`, scaled to `width` x `height`. The camera's
  * size also tells the SFU which simulcast layer to send.

@@ -98,7 +98,11 @@ impl Recorder {
             let mut p2p_audio_rx = Some(p2p_audio_rx);
             let mut video_rx = Some(video_rx);
             let mut audio_rx = Some(audio_rx);
-            while p2p_video_rx.is_some() || p2p_audio_rx.is_some() || video_rx.is_some() || audio_rx.is_some() {
+            while p2p_video_rx.is_some()
+                || p2p_audio_rx.is_some()
+                || video_rx.is_some()
+                || audio_rx.is_some()
+            {
                 let (kind, source) = tokio::select! {
                     item = next(&mut p2p_video_rx) => ("video", item.map(|_| "p2p".to_owned())),
                     item = next(&mut p2p_audio_rx) => ("audio", item.map(|_| "p2p".to_owned())),
@@ -326,13 +330,9 @@ async fn call_moves_to_room_without_losing_media() {
     });
 
     let recorder = Recorder::start();
-    let mut active = call::place_call(
-        alice.call_signal().unwrap(),
-        "bob",
-        recorder.call_options(),
-    )
-    .await
-    .unwrap();
+    let mut active = call::place_call(alice.call_signal().unwrap(), "bob", recorder.call_options())
+        .await
+        .unwrap();
     send_clips(&mut active.peer, &clips, call_seconds).await;
     tokio::time::sleep(BEFORE_MOVE).await;
     active.move_to_room(group).await.unwrap();

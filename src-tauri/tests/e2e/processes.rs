@@ -30,7 +30,8 @@ pub fn profile_dir() -> PathBuf {
     }
 }
 
-/// Returns a binary of the workspace, built by `scripts/test.sh` or by `cargo build --workspace --bins`.
+/// Returns a binary of the workspace, built by `scripts/test.sh` or by
+/// `cargo build --workspace --bins`.
 pub fn workspace_binary(name: &str) -> PathBuf {
     let path = profile_dir().join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
     assert!(
