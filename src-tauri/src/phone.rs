@@ -601,6 +601,7 @@ impl Actor {
         self.set(connected(&view, &media));
         let mut ended = call.end_watcher();
         let mut moving = call.moving();
+        let mut moving_open = true;
         let mut quality_tick = tokio::time::interval(Duration::from_secs(2));
         let reason = loop {
             tokio::select! {
@@ -610,9 +611,11 @@ impl Actor {
                     CallEnd::MediaFailed => EndReason::Failed,
                     CallEnd::SignalLost => EndReason::ConnectionLost,
                 },
-                changed = moving.changed() => {
-                    let conversation_id = *moving.borrow_and_update();
-                    if let (true, Some(conversation_id)) = (changed.is_ok(), conversation_id) {
+                // Once the call's signalling ended, `ended` reports why.
+                changed = moving.changed(), if moving_open => {
+                    moving_open = changed.is_ok();
+                    let moved_to = *moving.borrow_and_update();
+                    if let Some(conversation_id) = moved_to {
                         let controls = crate::room::ControlsAtStart {
                             video,
                             muted: view.muted,
@@ -620,10 +623,6 @@ impl Actor {
                         };
                         self.follow_move(call, media, conversation_id, controls).await;
                         return;
-                    }
-                    if changed.is_err() {
-                        // The call's signalling ended; `ended` reports why.
-                        moving = tokio::sync::watch::channel(None).1;
                     }
                     continue;
                 }

@@ -218,6 +218,30 @@ describe("calls", () => {
     await waitFor(() => byTestId("in-call")?.dataset.callState === "ended");
   });
 
+  it("adds a person, and the call moves into a group call", async () => {
+    await mount("?demo");
+    await waitFor(() => byTestId("main"));
+    await act(() => mock().ring("alice", true));
+    await click("incoming-accept-video");
+    await waitFor(() => byTestId("call-timer"));
+    await click("call-mute");
+    await waitFor(() => byTestId("call-mute")?.getAttribute("aria-pressed") === "true");
+
+    await click("call-add-toggle");
+    const picker = await waitFor(() => byTestId("call-add-user") as HTMLSelectElement | null);
+    const choices = Array.from(picker.options).map((option) => option.value);
+    expect(choices).toEqual(["bob", "carol"]);
+    picker.value = "carol";
+    await act(() => picker.dispatchEvent(new Event("change", { bubbles: true })));
+    await click("call-add-confirm");
+
+    await waitFor(() => byTestId("group-call")?.dataset.callState === "inRoom");
+    await waitFor(() => allByTestId("room-tile").length === 3);
+    expect(allByTestId("room-tile").map((tile) => tile.dataset.user)).toEqual(["me", "alice", "carol"]);
+    // The microphone stays muted across the move.
+    expect(allByTestId("room-tile")[0].querySelector("[data-testid=tile-muted]")).not.toBeNull();
+  });
+
   it("declines an incoming call", async () => {
     await mount("?demo");
     await waitFor(() => byTestId("main"));

@@ -7,6 +7,7 @@ mod chat;
 mod demo;
 mod guest;
 mod media_files;
+mod moved;
 mod report;
 mod room;
 mod screens;
@@ -48,7 +49,8 @@ enum Command {
     Logout,
     /// Call a user and stream a video and a speech file.
     Call(CallArgs),
-    /// Wait for a call, accept it and record what arrives.
+    /// Wait for a call, accept it and record what arrives. When the caller
+    /// moves the call into a group call, follow it there.
     Answer(AnswerArgs),
     /// Run a call between two users on an embedded server and report its quality.
     Demo(demo::DemoArgs),
@@ -243,11 +245,13 @@ async fn answer(args: AnswerArgs) -> anyhow::Result<()> {
     };
     let call = hearth_client::call::answer_call(session.signal, &incoming, options).await?;
     let mut end_watcher = call.end_watcher();
+    let mut moving = call.moving();
     let interrupted = tokio::select! {
         end = end_watcher.wait() => {
             println!("call ended: {end}");
             Some(end)
         }
+        Ok(_) = moving.wait_for(Option::is_some) => Some(CallEnd::RemoteHangUp),
         _ = tokio::signal::ctrl_c() => {
             println!("interrupted; hanging up");
             None
@@ -255,7 +259,17 @@ async fn answer(args: AnswerArgs) -> anyhow::Result<()> {
     };
     let stats = call.peer.stats();
     let first_frame = stats_first_frame(&call);
+    let moved = call.moving().borrow().is_some();
     match interrupted {
+        _ if moved => {
+            for (user, arrived) in moved::follow(call).await? {
+                println!(
+                    "from {user} through the group call: {} video frames, {:.1} s of audio",
+                    arrived.video_frames,
+                    arrived.audio_samples as f64 / 48_000.0
+                );
+            }
+        }
         Some(_) => call.peer.close().await,
         None => {
             call.hang_up().await?;

@@ -159,21 +159,25 @@ impl MovingCall {
     }
 }
 
-/// Waits until one of `remote_user`'s devices in the room delivered media.
+/// Waits until one of `remote_user`'s devices in the room delivered media,
+/// or is in the room with its microphone muted and its camera off, which
+/// sends nothing to wait for.
 async fn wait_for_media(
     delivered: &mut watch::Receiver<HashSet<String>>,
     roster: &mut watch::Receiver<room::Roster>,
     remote_user: &str,
 ) -> Result<()> {
     loop {
-        let remote_ids: Vec<String> = roster
+        let ready = roster
             .borrow()
             .participants
             .iter()
             .filter(|participant| participant.user == remote_user)
-            .map(|participant| participant.id.to_string())
-            .collect();
-        if remote_ids.iter().any(|id| delivered.borrow().contains(id)) {
+            .any(|participant| {
+                (participant.audio_muted && participant.video_off)
+                    || delivered.borrow().contains(&participant.id.to_string())
+            });
+        if ready {
             return Ok(());
         }
         tokio::select! {
