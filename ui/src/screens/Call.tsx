@@ -261,7 +261,7 @@ function AddPerson({ me, peer, onDone }: { me: string; peer: string; onDone: () 
         </label>
       )}
       <ErrorNote error={error} />
-      <button type="button" data-testid="call-add-confirm" disabled={busy || !choice} onClick={add}>
+      <button type="button" class="primary" data-testid="call-add-confirm" disabled={busy || !choice} onClick={add}>
         {t("call.addPersonConfirm")}
       </button>
     </div>
