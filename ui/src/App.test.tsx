@@ -232,7 +232,9 @@ describe("calls", () => {
     const choices = Array.from(picker.options).map((option) => option.value);
     expect(choices).toEqual(["bob", "carol"]);
     picker.value = "carol";
-    await act(() => picker.dispatchEvent(new Event("change", { bubbles: true })));
+    await act(() => {
+      picker.dispatchEvent(new Event("change", { bubbles: true }));
+    });
     await click("call-add-confirm");
 
     await waitFor(() => byTestId("group-call")?.dataset.callState === "inRoom");
