@@ -33,7 +33,7 @@ use crate::views::{CallState, EndReason, Quality, RoomCallView, RoomMemberView};
 const MIX_CHUNK_SAMPLES: usize = 960;
 const MIX_INTERVAL: Duration = Duration::from_millis(20);
 
-/// The microphone and camera switches when the room view starts.
+/// Settings of the microphone and camera switches when the room view starts.
 pub(crate) struct ControlsAtStart {
     /// Whether this is a video call.
     pub video: bool,
@@ -157,6 +157,7 @@ impl Actor {
             .ok()
             .and_then(|conversation| conversation.name)
             .unwrap_or_else(|| peer.clone());
+
         let (options, remote) = room_options(video);
         let mut moving = match call.join_moved_room(options).await {
             Ok(moving) => moving,
@@ -169,6 +170,7 @@ impl Actor {
                 return;
             }
         };
+
         forward_video(
             &mut media,
             &self.video,
@@ -192,6 +194,7 @@ impl Actor {
                 return;
             }
         };
+
         self.video.clear(VideoStream::Remote);
         let end = self.in_room(&mut call, &mut media, &title, controls).await;
         *lock(&self.call_level) = None;

@@ -8,7 +8,7 @@ use hearth_client::room::RoomOptions;
 use hearth_media::{RemoteSinks, SendMedia, StreamSinks};
 use tokio::sync::mpsc;
 
-/// What arrived through the group call from one participant.
+/// Counts of the media that arrived through the group call from one participant.
 #[derive(Debug, Default)]
 pub struct Arrived {
     pub video_frames: usize,
@@ -22,8 +22,8 @@ pub async fn follow(call: ActiveCall) -> anyhow::Result<HashMap<String, Arrived>
     let (video_tx, mut video_rx) = mpsc::channel(512);
     let (audio_tx, mut audio_rx) = mpsc::channel(2048);
     let options = RoomOptions {
-        // `answer` sends nothing: the audio section only lets the offer
-        // carry a media section, and the roster says it is muted.
+        // `answer` sends nothing. The audio section gives the offer a media
+        // section, and the roster marks this device as muted.
         send: SendMedia {
             video: false,
             audio: true,

@@ -27,7 +27,7 @@ use crate::signal::SignalConnection;
 pub const RING_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long both sides wait for ICE and DTLS once the call was accepted.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
-/// How long the server may take to answer `move_call`.
+/// How long the server may take to respond to `move_call`.
 const MOVE_ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Settings of one side of a call: the peer connection, the media it sends
@@ -85,7 +85,7 @@ pub struct ActiveCall {
     pub(crate) moves: MoveState,
 }
 
-/// What the signalling task learns about a move into a group call.
+/// State of a move into a group call, kept up to date by the signalling task.
 #[derive(Clone)]
 pub(crate) struct MoveState {
     /// The conversation the call moves into, once the server agreed.
@@ -103,7 +103,7 @@ pub(crate) enum Command {
     HangUp,
     /// Sends a frame about the call.
     Send(ClientMessage),
-    /// Sends `move_call` and reports the server's answer.
+    /// Sends `move_call` and reports the server's response.
     Move {
         conversation_id: ConversationId,
         answer: oneshot::Sender<Result<()>>,
@@ -144,7 +144,7 @@ impl ActiveCall {
     /// Asks the server to move this call into the group call of
     /// `conversation_id`, of which both participants must be members, so that
     /// more people can join it. Returns once the server agreed; the other
-    /// participant then sees the conversation in [`ActiveCall::moving`]. Both
+    /// participant then finds the conversation in [`ActiveCall::moving`]. Both
     /// go on with [`ActiveCall::join_moved_room`].
     pub async fn move_to_room(&self, conversation_id: ConversationId) -> Result<()> {
         let (answer, answered) = oneshot::channel();
@@ -463,7 +463,7 @@ struct MoveTracker {
     moving: watch::Sender<Option<ConversationId>>,
     peer_switched: watch::Sender<bool>,
     room_signal: Arc<Mutex<Option<SignalConnection>>>,
-    /// Where the answer to this side's `move_call` goes.
+    /// Where the server's response to this side's `move_call` goes.
     answer: Option<oneshot::Sender<Result<()>>>,
 }
 

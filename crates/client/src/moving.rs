@@ -1,7 +1,7 @@
 //! A one-to-one call that moves into a conversation's group call without
 //! losing media.
 //!
-//! One participant asks with [`ActiveCall::move_to_room`]; both see the
+//! One participant requests the move with [`ActiveCall::move_to_room`]; both see the
 //! conversation in [`ActiveCall::moving`]. Each then joins the room with
 //! [`ActiveCall::join_moved_room`] while the call's own peer-to-peer media
 //! keeps playing, starts sending into the room, and calls
@@ -83,12 +83,12 @@ impl ActiveCall {
 }
 
 impl MovingCall {
-    /// The group call; start sending on its peer.
+    /// Returns the group call, on whose peer this side starts sending.
     pub fn room(&mut self) -> &mut RoomCall {
         &mut self.room
     }
 
-    /// The peer-to-peer call, whose media still plays.
+    /// Returns the peer-to-peer call, whose media still plays.
     pub fn call(&self) -> &ActiveCall {
         &self.call
     }

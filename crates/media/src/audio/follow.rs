@@ -222,8 +222,8 @@ struct Follower {
     open_microphone: Option<OpenMicrophone>,
     open_speaker: Option<OpenSpeaker>,
     controls: Option<LiveControls>,
-    /// Where the microphone's frames go: the feed of `take_frames` and those
-    /// of `add_feed`, while their receivers live.
+    /// Destinations of the microphone's frames: the feed of `take_frames` and
+    /// those of `add_feed`, while their receivers live.
     feeds: Vec<mpsc::Sender<Vec<f32>>>,
     level: InputLevel,
     current: watch::Sender<CurrentDevices>,

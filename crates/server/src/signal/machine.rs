@@ -37,8 +37,8 @@
 //!   forwarded to the other participant.
 //! - `move_call` from either participant in `Active` names a conversation of
 //!   which both are members, and sends `call_moving` to both. The call goes
-//!   on while both join that conversation's group call; `call_switched` from
-//!   either, once the room carries the other's media, is forwarded to the
+//!   on while both join that conversation's group call. Once the room carries
+//!   the other's media, each sends `call_switched`, which is forwarded to the
 //!   other, and the participant that switches last hangs up. A conversation of
 //!   which the other participant is no member fails with `not_member`, a second
 //!   `move_call` with `invalid_state`.

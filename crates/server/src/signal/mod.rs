@@ -28,9 +28,9 @@ use machine::{CallState, ConnId, Directory};
 /// the socket is dropped.
 const CLOSE_GRACE: Duration = Duration::from_secs(5);
 
-/// What the state machine needs from the database for one frame, looked up
-/// before it runs: whether the user an `invite` names exists, and the
-/// members of the conversation a `move_call` names.
+/// Database facts about one frame, looked up before the state machine runs:
+/// whether the user an `invite` names exists, and the members of the
+/// conversation a `move_call` names.
 #[derive(Default)]
 struct KnownUser {
     name: String,
