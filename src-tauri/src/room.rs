@@ -110,14 +110,7 @@ impl Actor {
         };
         let _ = done.send(Ok(()));
 
-        forward_video(
-            &mut media,
-            &self.video,
-            remote.video,
-            StreamKey::Participant,
-        );
-        forward_video(&mut media, &self.video, remote.screen, StreamKey::Screen);
-        forward_audio(&mut media, remote.audio);
+        self.play_remote(&mut media, remote);
         if let Err(err) = media.start(&mut call.peer).await {
             tracing::warn!(error = %err, "cannot start sending media to the group call");
             media.warning = Some(err);
@@ -171,14 +164,7 @@ impl Actor {
             }
         };
 
-        forward_video(
-            &mut media,
-            &self.video,
-            remote.video,
-            StreamKey::Participant,
-        );
-        forward_video(&mut media, &self.video, remote.screen, StreamKey::Screen);
-        forward_audio(&mut media, remote.audio);
+        self.play_remote(&mut media, remote);
         if let Err(err) = media.start(&mut moving.room().peer).await {
             tracing::warn!(error = %err, "cannot start sending media to the group call");
             media.warning = Some(err);
@@ -201,6 +187,14 @@ impl Actor {
         media.stop();
         let (reason, detail) = close_room(call, end).await;
         self.end(&title, reason, detail).await;
+    }
+
+    /// Shows the other participants' cameras and shares, and plays their
+    /// audio.
+    fn play_remote(&self, media: &mut MediaSession, remote: RemoteMedia) {
+        forward_video(media, &self.video, remote.video, StreamKey::Participant);
+        forward_video(media, &self.video, remote.screen, StreamKey::Screen);
+        forward_audio(media, remote.audio);
     }
 
     /// Follows the roster and the user's commands until the call ends.
