@@ -39,9 +39,8 @@ VPX_LIB_DIR="$CARGO_TARGET_DIR/no-libvpx-for-windows" VPX_VERSION="$(pkg-config 
   cargo check --locked --workspace --target x86_64-pc-windows-gnu
 # The CLI tests run the server binary as a separate process, so every test
 # and binary is built before any test runs. `cargo test --no-run` builds the
-# binaries with the features of the tests; a `cargo build --bins` would
-# resolve the features without the dev-dependencies and compile most crates
-# a second time.
+# binaries with the features of the tests. A `cargo build --bins` resolves
+# the features without the dev-dependencies, so most crates compiled twice.
 cargo test --locked --workspace --no-run "${app_features[@]}"
 
 # The app's end-to-end tests run a hard link to the app binary in

@@ -463,7 +463,7 @@ struct MoveTracker {
     moving: watch::Sender<Option<ConversationId>>,
     peer_switched: watch::Sender<bool>,
     room_signal: Arc<Mutex<Option<SignalConnection>>>,
-    /// Where the server's response to this side's `move_call` goes.
+    /// Sender of the server's response to this side's `move_call`.
     answer: Option<oneshot::Sender<Result<()>>>,
 }
 

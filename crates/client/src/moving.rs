@@ -6,7 +6,7 @@
 //! [`ActiveCall::join_moved_room`] while the call's own peer-to-peer media
 //! keeps playing, starts sending into the room, and calls
 //! [`MovingCall::finish`]. That waits until the room has carried the other
-//! participant's media for [`SWITCH_SETTLE`], tells the other side, and ends
+//! participant's media for [`SWITCH_SETTLE`], sends `call_switched`, and ends
 //! the peer-to-peer call only once both sides receive each other through the
 //! room: whichever side switches last hangs up. A player that plays both
 //! paths stops playing the call's own media after
@@ -86,11 +86,6 @@ impl MovingCall {
     /// Returns the group call, on whose peer this side starts sending.
     pub fn room(&mut self) -> &mut RoomCall {
         &mut self.room
-    }
-
-    /// Returns the peer-to-peer call, whose media still plays.
-    pub fn call(&self) -> &ActiveCall {
-        &self.call
     }
 
     /// Waits until the room has carried the other participant's media for

@@ -59,8 +59,8 @@ impl Arrivals {
         self.audio.get(source).map_or(0, Vec::len)
     }
 
-    /// The longest time without audio from the other side, over the
-    /// one-to-one call and then the room's stream `room_source`.
+    /// Returns the largest gap in the other side's audio, over the one-to-one
+    /// call and then the room's stream `room_source`.
     fn longest_audio_gap(&self, room_source: &str) -> Duration {
         let mut times: Vec<Instant> = ["p2p", room_source]
             .iter()
@@ -304,7 +304,7 @@ async fn call_moves_to_room_without_losing_media() {
     let clips = Arc::new(Clips::load());
     let call_seconds = (BEFORE_MOVE + Duration::from_secs(30)).as_secs_f64();
 
-    // Bob answers, follows the move when alice makes it, and stays.
+    // Bob accepts the call, follows alice's move, and stays in the room.
     let bob_signal = bob.call_signal().unwrap();
     let bob_clips = clips.clone();
     let (bob_moved, _) = oneshot::channel();
